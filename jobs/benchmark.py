@@ -1,0 +1,42 @@
+"""``mnistdist benchmark``: the book's GridSearchCV against mnistdist's search, same data and folds."""
+
+from __future__ import annotations
+
+import argparse
+
+from jobs import common
+from mnistdist.benchmark import format_table, run_benchmark
+from mnistdist.cluster import describe, package_versions
+from mnistdist.outputs import write_json
+
+NAME = "benchmark"
+RESULTS = ("benchmark.json",)  # what this job refuses to overwrite
+HELP = "time scikit-learn's GridSearchCV against mnistdist's distributed search"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    common.add_common_arguments(parser, default_out="bench-results")
+    common.add_grid_arguments(parser)
+    parser.add_argument("--no-book", action="store_true", help="skip the (slow) scikit-learn reference run")
+
+
+def job(args: argparse.Namespace) -> int:
+    out = common.out_dir(args, RESULTS)
+    with common.cluster(args) as client:
+        dataset = common.load(args, client)
+        report = run_benchmark(dataset.X_train, dataset.y_train, common.grid_from_args(args), args.cv, book=not args.no_book)
+        report["cluster"] = describe(client)
+    report["versions"] = package_versions()
+    report["data"] = dataset.summary()
+    print(format_table(report))
+    write_json(out / "benchmark.json", report)
+    print(f"benchmark: {out / 'benchmark.json'}")
+    return 0 if report.get("scores_agree", True) else 1
+
+
+def main(argv=None) -> int:
+    return common.standalone(NAME, HELP, add_arguments, job, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""``mnistdist tour``: the rest of the classification chapter, with its cross-validations on the cluster.
+
+A 5-detector, the precision/recall trade-off, ROC curves, multiclass
+strategies, error analysis, multilabel and multioutput classification. Writes
+``tour.json`` and the figures, and adds a section to the folder's
+``report.html`` (beside the main job's, when both run into one folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import time
+
+from jobs import common
+from mnistdist.cluster import describe, package_versions
+from mnistdist.figures import FigureRef, save
+from mnistdist.outputs import write_json
+from mnistdist.report import write_report
+from mnistdist.tour import CAPTIONS, TourConfig, run_tour
+
+NAME = "tour"
+RESULTS = ("tour.json",)  # what this job refuses to overwrite
+HELP = "the rest of the chapter: 5-detector, precision/recall, ROC, multiclass, errors, multilabel, denoising"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    common.add_common_arguments(parser, default_out="results")
+    group = parser.add_argument_group("scaling the heavy parts down")
+    group.add_argument("--svc-size", metavar="N", type=common.positive_int, default=2000, help="training images for the SVC steps (default: 2000, as the book)")
+    group.add_argument("--forest-trees", metavar="N", type=common.positive_int, default=100, help="trees per random forest (default: 100)")
+    group.add_argument("--denoise-test-size", metavar="N", type=common.positive_int, default=None, help="test images cleaned for the error measure (default: all)")
+
+
+def job(args: argparse.Namespace) -> int:
+    out = common.out_dir(args, RESULTS)
+    config = TourConfig(svc_size=args.svc_size, forest_trees=args.forest_trees, denoise_test_size=args.denoise_test_size)
+    t0 = time.perf_counter()
+    with common.cluster(args) as client:
+        dataset = common.load(args, client)
+        X, X_test = dataset.X_train.compute(), dataset.X_test.compute()
+        numbers, figures = run_tour(X, dataset.y_train, X_test, config)
+        cluster_info = describe(client)
+    refs = {}
+    for filename, fig in figures.items():
+        save(fig, out / filename)
+        title, caption = CAPTIONS[filename]
+        refs[filename] = dataclasses.asdict(FigureRef(filename, title, caption))
+    numbers["seconds"]["total"] = round(time.perf_counter() - t0, 3)
+    numbers.update(
+        data=dataset.summary(),
+        config=dataclasses.asdict(config),
+        versions=package_versions(),
+        cluster=cluster_info,
+        figures=refs,
+        generated=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
+    write_json(out / "tour.json", numbers)
+    report = write_report(out)
+    for key in ("never5_cv_accuracy", "sgd5_cv_accuracy", "sgd5_precision", "sgd5_recall", "sgd5_roc_auc", "forest5_roc_auc", "multilabel_f1_macro", "sgd_scaled_cv_accuracy"):
+        print(f"{key}: {numbers[key]}")
+    print(f"tour: {out / 'tour.json'}, {report} (total {numbers['seconds']['total']:.0f} s)")
+    return 0
+
+
+def main(argv=None) -> int:
+    return common.standalone(NAME, HELP, add_arguments, job, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,267 @@
+"""Connecting to a Dask cluster, or starting an embedded one, and computing on it.
+
+``connect()`` follows Dask's conventions: an explicit address, else
+``DASK_SCHEDULER_ADDRESS`` (dask.config's ``scheduler-address``), else a
+``LocalCluster`` of one single-threaded worker process per core with its
+dashboard on port 8787 (or a free port when 8787 is taken).
+
+On a cluster that was started elsewhere, :func:`prepare` checks that the
+client, scheduler and workers run the same versions of the packages that
+matter, and ships mnistdist's own code to workers that do not have it.
+TLS certificates come from ``MNISTDIST_TLS_CA_FILE``, ``MNISTDIST_TLS_CERT``
+and ``MNISTDIST_TLS_KEY`` (the same variables the cluster scripts read), or
+from Dask's own ``distributed.comm.tls`` settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pathlib
+import tempfile
+import threading
+import zipfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
+
+import dask
+import dask.config
+from dask.utils import parse_timedelta
+from distributed import Client, LocalCluster, as_completed, get_client, progress
+from distributed.comm.core import CommClosedError
+from distributed.security import Security
+
+from . import config
+from .errors import ClusterError
+
+log = logging.getLogger(__name__)
+
+#: The packages whose versions a run records.
+PACKAGES = ("mnistdist", "dask", "distributed", "dask-ml", "scikit-learn", "numpy", "scipy", "matplotlib", "bokeh")
+#: Those that must agree between the client and every process of the cluster:
+#: tasks are pickled by one and run by the other.
+MUST_AGREE = ("python", "dask", "distributed", "dask-ml", "scikit-learn", "numpy", "scipy")
+TLS_ENV = ("MNISTDIST_TLS_CA_FILE", "MNISTDIST_TLS_CERT", "MNISTDIST_TLS_KEY")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and of the packages a run depends on, in this process."""
+    return _probe()()["versions"]
+
+
+def _probe():
+    """A function that reports versions and whether mnistdist imports, in whatever process runs it.
+
+    It is made here as a closure so that it is pickled by value: it runs on
+    workers that do not have mnistdist.
+    """
+    packages = PACKAGES
+
+    def probe(dask_worker=None, dask_scheduler=None):
+        import importlib.util
+        import platform
+        from importlib.metadata import PackageNotFoundError, version
+
+        out = {"python": platform.python_version()}
+        for name in packages:
+            try:
+                out[name] = version(name)
+            except PackageNotFoundError:
+                out[name] = "not installed"
+        try:
+            importable = importlib.util.find_spec("mnistdist") is not None
+        except (ImportError, ValueError):
+            importable = False
+        return {"versions": out, "mnistdist_importable": importable}
+
+    return probe
+
+
+def _mismatches(mine: dict[str, str], remote: dict[str, dict[str, str]]) -> list[str]:
+    """The packages of ``MUST_AGREE`` whose versions elsewhere differ from ``mine``, as phrases."""
+    problems = []
+    for name in MUST_AGREE:
+        differing = {where: v[name] for where, v in remote.items() if v.get(name) != mine[name]}
+        if differing:
+            found = ", ".join(f"{where} {v}" for where, v in sorted(differing.items()))
+            problems.append(f"{name} (client {mine[name]}; {found})")
+    return problems
+
+
+def ship_code(client: Client) -> None:
+    """Send mnistdist's own code to the scheduler and every worker, present and future.
+
+    The package goes as a zip through ``Client.upload_file``, which also
+    reaches workers that join later.
+    """
+    package = pathlib.Path(__file__).resolve().parent
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = pathlib.Path(tmp) / "mnistdist.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(package.rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    zf.write(path, pathlib.Path("mnistdist") / path.relative_to(package))
+        client.upload_file(str(archive))
+
+
+def prepare(client: Client) -> list[str]:
+    """Make a cluster started elsewhere ready for mnistdist; return what was done, as lines.
+
+    One probe of the scheduler and every worker tells both the package
+    versions (which must agree: :class:`ClusterError` lists those that do
+    not) and whether mnistdist imports there (where not, its code is shipped).
+    """
+    probe = _probe()
+    workers = client.run(probe)
+    remote = {"scheduler": client.run_on_scheduler(probe), **workers}
+    problems = _mismatches(package_versions(), {where: report["versions"] for where, report in remote.items()})
+    if problems:
+        raise ClusterError("package versions differ between the client and the cluster: " + "; ".join(problems))
+    missing = [addr for addr, report in workers.items() if not report["mnistdist_importable"]]
+    if not missing:
+        return []
+    ship_code(client)
+    log.info("shipped mnistdist to %d workers that did not have it", len(missing))
+    return [f"shipped mnistdist's code to {len(missing)} workers that do not have it installed"]
+
+
+def tls_security() -> Security | None:
+    """A TLS ``Security`` from the ``MNISTDIST_TLS_*`` variables, or None when they are unset."""
+    values = [os.environ.get(name) for name in TLS_ENV]
+    if not any(values):
+        return None
+    if not all(values):
+        raise ClusterError(f"TLS needs all of {', '.join(TLS_ENV)}; set: {', '.join(n for n, v in zip(TLS_ENV, values) if v)}")
+    for name, value in zip(TLS_ENV, values):
+        if not pathlib.Path(value).is_file():
+            raise ClusterError(f"{name}={value}: file not found")
+    ca, cert, key = values
+    return Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key, require_encryption=True)
+
+
+def scheduler_address(address: str | None = None) -> str | None:
+    """The scheduler to use: ``address``, else ``DASK_SCHEDULER_ADDRESS``, else None (embedded)."""
+    return address or dask.config.get("scheduler-address", None) or None
+
+
+@contextlib.contextmanager
+def connect(
+    address: str | None = None,
+    *,
+    n_workers: int | None = None,
+    threads_per_worker: int = 1,
+    memory_limit: str | None = "auto",
+    dashboard_address: str = ":8787",
+    timeout: str | float | None = None,
+) -> Iterator[Client]:
+    """A ``Client`` on the given scheduler, or on a new ``LocalCluster``; closed on exit.
+
+    The neighbour search is BLAS-bound, so the embedded cluster uses one
+    single-threaded worker process per core. A remote scheduler that does
+    not answer within ``timeout`` (default ``mnistdist.connect-timeout``)
+    raises :class:`ClusterError`; so does one that refuses the connection
+    (a TLS scheduler asked over plain TCP, for example).
+    """
+    address = scheduler_address(address)
+    if address:
+        seconds = parse_timedelta(timeout if timeout is not None else config.get("connect-timeout"))
+        try:
+            client = Client(address, timeout=seconds, set_as_default=True, security=tls_security())
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"could not reach the Dask scheduler at {address} within {seconds:g} s ({exc.__class__.__name__})") from None
+        with client:
+            yield client
+        return
+    n_workers = n_workers or os.cpu_count() or 1
+    with LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=threads_per_worker,
+        processes=True,
+        memory_limit=memory_limit,
+        dashboard_address=dashboard_address,
+    ) as cluster, Client(cluster, set_as_default=True) as client:
+        yield client
+
+
+def describe(client: Client) -> dict:
+    """The scheduler address, dashboard link and workers of a client's cluster."""
+    info = client.scheduler_info(n_workers=-1)
+    workers = [
+        {"address": addr, "threads": w.get("nthreads"), "memory_limit": w.get("memory_limit"), "name": str(w.get("name"))}
+        for addr, w in sorted(info.get("workers", {}).items())
+    ]
+    return {"scheduler": client.scheduler.address, "dashboard": client.dashboard_link, "workers": workers}
+
+
+def compute_each(items: dict[str, tuple], *, label: str, on_done: Callable[[str, tuple], None] | None = None) -> dict[str, tuple]:
+    """Compute named groups of collections, handing each group to ``on_done`` as it finishes.
+
+    On a distributed client every group runs at once as futures, and a
+    group's results are passed on the moment its last future completes (so
+    the caller can save them before the rest is done). If anything fails or
+    the user presses Ctrl-C, every future still running is cancelled; a lost
+    scheduler raises :class:`ClusterError`. With ``mnistdist.progress`` on, a
+    progress bar follows them all.
+    """
+    log.info("%s: computing %d groups", label, len(items))
+    try:
+        client = get_client()
+    except ValueError:
+        client = None
+    results: dict[str, tuple] = {}
+    if client is None:
+        for name, collections in items.items():
+            results[name] = dask.compute(*collections)
+            if on_done is not None:
+                on_done(name, results[name])
+        return results
+
+    groups = {name: client.compute(list(collections)) for name, collections in items.items()}
+    owner = {id(f): name for name, futures in groups.items() for f in futures}
+    remaining = {name: len(futures) for name, futures in groups.items()}
+    everything = [f for futures in groups.values() for f in futures]
+    bar = None
+    if config.get("progress") and everything:
+        print(f"{label}:", flush=True)
+        bar = threading.Thread(target=progress, args=everything, kwargs={"notebook": False}, daemon=True)
+        bar.start()
+    try:
+        for future in as_completed(everything):
+            name = owner[id(future)]
+            remaining[name] -= 1
+            if remaining[name] == 0:
+                results[name] = tuple(f.result() for f in groups[name])
+                if on_done is not None:
+                    on_done(name, results[name])
+    except BaseException as exc:
+        if client.status == "running":
+            with contextlib.suppress(Exception):
+                client.cancel(everything)
+        if isinstance(exc, (CancelledError, CommClosedError)) or (isinstance(exc, OSError) and client.status != "running"):
+            raise ClusterError(f"lost the connection to the Dask scheduler at {client.scheduler.address} ({type(exc).__name__})") from None
+        raise
+    finally:
+        if bar is not None:
+            bar.join(timeout=2)
+            print(flush=True)
+    return results
+
+
+def compute(*collections, label: str = "compute") -> tuple:
+    """``dask.compute`` on the current client, with a progress bar when ``mnistdist.progress`` is on."""
+    return compute_each({label: collections}, label=label)[label]
+
+
+def _peak_memory_probe():
+    def probe(dask_worker=None):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+    return probe
+
+
+def peak_memory(client: Client) -> dict[str, int]:
+    """Each worker process's peak resident memory so far, in bytes, by address."""
+    return client.run(_peak_memory_probe())

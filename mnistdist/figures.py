@@ -1,0 +1,205 @@
+"""The figures of the report, drawn with matplotlib (Agg: no display needed).
+
+Each function takes plain arrays and returns a ``Figure``; :func:`save`
+writes it as a PNG atomically. Image functions take flat rows and the image
+side, so 28x28 MNIST and 8x8 digits draw alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .augment import FOUR_SHIFTS, image_side, shift_images  # noqa: E402
+from .evaluate import error_matrix  # noqa: E402
+from .outputs import write_bytes  # noqa: E402
+
+
+@dataclasses.dataclass(frozen=True)
+class FigureRef:
+    """A figure file in the output folder and what it shows."""
+
+    filename: str
+    title: str
+    caption: str = ""
+
+
+def save(fig: Figure, path: str | os.PathLike) -> None:
+    """Write ``fig`` as a PNG at ``path`` (atomically) and release it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    write_bytes(path, buf.getvalue())
+
+
+def _tile(images: np.ndarray, n_cols: int, n_rows: int | None = None) -> np.ndarray:
+    """Flat square images laid out in a grid with 1-pixel gutters, blank-padded."""
+    side = image_side(images.shape[1])
+    n_rows = n_rows or max(1, -(-len(images) // n_cols))
+    cell = side + 1
+    canvas = np.zeros((n_rows * cell + 1, n_cols * cell + 1))
+    for i, img in enumerate(images[: n_rows * n_cols]):
+        r, c = divmod(i, n_cols)
+        canvas[1 + r * cell : 1 + r * cell + side, 1 + c * cell : 1 + c * cell + side] = img.reshape(side, side)
+    return canvas
+
+
+def digits_grid(images: np.ndarray, labels: np.ndarray | None = None, *, n_cols: int = 10, title: str = "") -> Figure:
+    """A grid of digits, each titled with its label when labels are given."""
+    images = np.asarray(images)
+    n_rows = max(1, -(-len(images) // n_cols))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * 0.9, n_rows * 1.0), squeeze=False)
+    side = image_side(images.shape[1])
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i < len(images):
+            ax.imshow(images[i].reshape(side, side), cmap="binary", interpolation="nearest")
+            if labels is not None:
+                ax.set_title(str(labels[i]), fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def shifts_figure(image: np.ndarray) -> Figure:
+    """One digit and its four one-pixel shifts, as the augmentation makes them."""
+    image = np.asarray(image).reshape(1, -1)
+    side = image_side(image.shape[1])
+    panels = [("original", image[0])] + [(name, shift_images(image, dx, dy)[0]) for name, (dx, dy) in FOUR_SHIFTS.items()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.4))
+    for ax, (name, img) in zip(axes, panels):
+        ax.imshow(img.reshape(side, side), cmap="binary", interpolation="nearest")
+        ax.set_title(name)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
+
+
+def search_heatmap(params: list[dict], mean: np.ndarray, std: np.ndarray, *, prefix: str = "") -> Figure:
+    """Mean (colour, first line) and spread (second line) of CV accuracy over weights x n_neighbors."""
+    ks = sorted({p[prefix + "n_neighbors"] for p in params})
+    ws = sorted({p[prefix + "weights"] for p in params})
+    grid = np.full((len(ws), len(ks)), np.nan)
+    spread = np.full_like(grid, np.nan)
+    for p, m, s in zip(params, mean, std):
+        i, j = ws.index(p[prefix + "weights"]), ks.index(p[prefix + "n_neighbors"])
+        if np.isnan(grid[i, j]) or m > grid[i, j]:  # other grid dimensions: show the best
+            grid[i, j], spread[i, j] = m, s
+    fig, ax = plt.subplots(figsize=(1.6 * len(ks) + 2.5, 1.1 * len(ws) + 1.5))
+    im = ax.imshow(grid, cmap="viridis", aspect="auto")
+    for i in range(len(ws)):
+        for j in range(len(ks)):
+            if not np.isnan(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:.4f}\n± {spread[i, j]:.4f}", ha="center", va="center", color="white" if grid[i, j] < np.nanmean(grid) else "black", fontsize=9)
+    ax.set_xticks(range(len(ks)), [str(k) for k in ks])
+    ax.set_yticks(range(len(ws)), ws)
+    ax.set_xlabel("n_neighbors")
+    ax.set_ylabel("weights")
+    ax.set_title("Mean CV accuracy ± std over folds")
+    fig.colorbar(im, ax=ax)
+    return fig
+
+
+def confusion_figure(cm: np.ndarray, classes, *, title: str = "Confusion matrix") -> Figure:
+    """The confusion matrix with its counts (rows: true class, columns: predicted)."""
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    im = ax.imshow(cm, cmap="Blues")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color="white" if cm[i, j] > cm.max() / 2 else "black")
+    _class_axes(ax, classes)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax)
+    return fig
+
+
+def error_figure(cm: np.ndarray, classes) -> Figure:
+    """The row-normalised error matrix, diagonal zeroed (the book's error-analysis plot)."""
+    errors = error_matrix(cm)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    im = ax.imshow(errors, cmap="gray")
+    _class_axes(ax, classes)
+    ax.set_title("Errors: share of each true class, diagonal zeroed")
+    fig.colorbar(im, ax=ax, format=lambda v, _: f"{v:.1%}")
+    return fig
+
+
+def confused_pair_figure(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, a, b, *, per_panel: int = 25) -> Figure:
+    """The book's 2x2 grid: true a / true b (rows) classified as a / as b (columns)."""
+    fig, axes = plt.subplots(2, 2, figsize=(8, 8))
+    n_cols = int(np.ceil(np.sqrt(per_panel)))
+    for r, true in enumerate((a, b)):
+        for c, pred in enumerate((a, b)):
+            sel = images[(y_true == true) & (y_pred == pred)][:per_panel]
+            ax = axes[r, c]
+            ax.set_axis_off()
+            if len(sel):
+                ax.imshow(_tile(sel, n_cols, n_cols), cmap="binary", interpolation="nearest", vmin=0, vmax=images.max() or 1)
+            ax.set_title(f"true {true}, predicted {pred} ({int(np.sum((y_true == true) & (y_pred == pred)))})")
+    return fig
+
+
+def precision_recall_figure(precision: np.ndarray, recall: np.ndarray, classes) -> Figure:
+    """Per-class precision and recall as side-by-side bars."""
+    x = np.arange(len(classes))
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    ax.bar(x - 0.2, precision, width=0.4, label="precision")
+    ax.bar(x + 0.2, recall, width=0.4, label="recall")
+    low = min(float(np.min(precision)), float(np.min(recall)))
+    ax.set_ylim(max(0.0, low - 0.05), 1.0)
+    ax.set_xticks(x, [str(c) for c in classes])
+    ax.set_xlabel("class")
+    ax.set_title("Per-class precision and recall on the test set")
+    ax.legend(loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def _class_axes(ax, classes) -> None:
+    ticks = range(len(classes))
+    ax.set_xticks(ticks, [str(c) for c in classes])
+    ax.set_yticks(ticks, [str(c) for c in classes])
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+
+
+def write_report_figures(
+    out_dir: str | os.PathLike,
+    *,
+    X_train_sample: np.ndarray,
+    y_train_sample: np.ndarray,
+    search_params: list[dict],
+    search_mean: np.ndarray,
+    search_std: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    y_pred: np.ndarray,
+    evaluation: dict,
+) -> dict[str, FigureRef]:
+    """Draw and save every figure of the report; return them by key."""
+    out = pathlib.Path(out_dir)
+    classes = evaluation["classes"]
+    cm = np.asarray(evaluation["confusion_matrix"])
+    a, b = evaluation["most_confused_pair"]
+    refs = {
+        "samples": (digits_grid(X_train_sample[:40], y_train_sample[:40]), FigureRef("digits.png", "Training digits", "The first 40 training images with their labels.")),
+        "shifts": (shifts_figure(X_train_sample[0]), FigureRef("shifts.png", "Shift augmentation", "A training image and its four one-pixel shifted copies, as added to the augmented training set.")),
+        "search": (search_heatmap(search_params, search_mean, search_std), FigureRef("search_heatmap.png", "Grid search", "Mean cross-validation accuracy of each candidate, with its standard deviation over the folds.")),
+        "confusion": (confusion_figure(cm, classes), FigureRef("confusion_matrix.png", "Confusion matrix", "Test predictions of the augmented model: rows are true classes, columns predicted ones.")),
+        "errors": (error_figure(cm, classes), FigureRef("error_matrix.png", "Where the errors go", "Each row divided by the class's size, with the diagonal zeroed: bright cells are frequent confusions.")),
+        "pair": (confused_pair_figure(X_test, y_test, y_pred, a, b), FigureRef("confused_pair.png", f"{a}s and {b}s", f"The most confused pair: true {a} (top) and true {b} (bottom), classified as {a} (left) and as {b} (right).")),
+        "precision_recall": (precision_recall_figure(np.asarray(evaluation["precision"]), np.asarray(evaluation["recall"]), classes), FigureRef("precision_recall.png", "Precision and recall per class", "On the test set, for the augmented model.")),
+    }
+    for fig, ref in refs.values():
+        save(fig, out / ref.filename)
+    return {key: ref for key, (_, ref) in refs.items()}

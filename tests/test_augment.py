@@ -1,0 +1,77 @@
+import dask
+import numpy as np
+import pytest
+import scipy.ndimage
+
+from mnistdist.augment import FOUR_SHIFTS, augment_shifts, image_side, shift_image, shift_images
+from mnistdist.errors import OptionError
+
+SHIFTS = [(dx, dy) for dx in (-3, -1, 0, 1, 2) for dy in (-2, -1, 0, 1)]
+
+
+@pytest.mark.parametrize("side", [5, 8, 28])
+@pytest.mark.parametrize("dx, dy", SHIFTS)
+def test_shift_image_equals_scipy_for_integer_shifts(side, dx, dy):
+    rng = np.random.default_rng(side)
+    image = rng.integers(0, 256, size=side * side).astype(np.float64)
+    expected = scipy.ndimage.shift(image.reshape(side, side), [dy, dx], cval=0, mode="constant")
+    np.testing.assert_allclose(shift_image(image, dx, dy), expected.ravel(), atol=1e-9)
+    # uint8 (the datasets' dtype): exactly equal, dtype kept.
+    u8 = image.astype(np.uint8)
+    out = shift_image(u8.reshape(side, side), dx, dy)
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, scipy.ndimage.shift(u8.reshape(side, side), [dy, dx], cval=0, mode="constant").ravel())
+
+
+def test_shift_direction():
+    image = np.zeros((5, 5), dtype=np.uint8)
+    image[2, 2] = 9
+    assert shift_image(image, 1, 0).reshape(5, 5)[2, 3] == 9  # right
+    assert shift_image(image, 0, -1).reshape(5, 5)[1, 2] == 9  # up
+    assert not shift_image(image, 5, 0).any()  # moved out entirely
+
+
+def test_non_integer_shift_falls_back_to_scipy():
+    image = np.arange(64, dtype=np.float64)
+    expected = scipy.ndimage.shift(image.reshape(8, 8), [0.5, -0.25], cval=0, mode="constant")
+    np.testing.assert_allclose(shift_image(image, -0.25, 0.5), expected.ravel())
+
+
+def test_vectorised_block_equals_one_by_one():
+    rng = np.random.default_rng(0)
+    block = rng.integers(0, 256, size=(30, 100), dtype=np.uint8)
+    for dx, dy in SHIFTS:
+        expected = np.stack([shift_image(img, dx, dy) for img in block])
+        np.testing.assert_array_equal(shift_images(block, dx, dy), expected)
+
+
+def test_non_square_images_are_refused():
+    with pytest.raises(OptionError, match="not a square image"):
+        shift_images(np.zeros((2, 30)), 1, 0)
+    with pytest.raises(OptionError, match="not a square image"):
+        image_side(783)
+    with pytest.raises(ValueError, match="integer shifts"):
+        shift_images(np.zeros((2, 9)), 0.5, 0)
+
+
+def test_augment_shifts_is_lazy_named_and_right(digits):
+    X, y = digits.X_train[:100], digits.y_train[:100]
+    X_aug, y_aug = augment_shifts(X, y)
+    assert X_aug.shape == (500, 64) and X_aug.dtype == np.uint8
+    np.testing.assert_array_equal(y_aug, np.tile(y, 5))
+    names = {key[0] for key in dict(X_aug.__dask_graph__())}
+    for direction in FOUR_SHIFTS:
+        assert any(n.startswith(f"shift-augment-{direction}-") for n in names)
+    X_np, aug = X.compute(scheduler="sync"), X_aug.compute(scheduler="sync")
+    np.testing.assert_array_equal(aug[:100], X_np)
+    for i, (dx, dy) in enumerate(FOUR_SHIFTS.values(), start=1):
+        np.testing.assert_array_equal(aug[100 * i : 100 * (i + 1)], shift_images(X_np, dx, dy))
+
+
+def test_augment_runs_on_the_cluster(client, digits):
+    X_aug, _ = augment_shifts(digits.X_train, digits.y_train)
+    with dask.config.set(scheduler=client):
+        total = int(X_aug.sum(dtype=np.int64).compute())
+    assert X_aug.shape[0] == 5 * 1437
+    # Shifts lose only pixels pushed over the border: the sum can only shrink.
+    assert 0 < total <= 5 * int(digits.X_train.sum(dtype=np.int64).compute(scheduler="sync"))

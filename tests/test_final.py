@@ -1,0 +1,41 @@
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+
+from mnistdist.augment import augment_shifts
+from mnistdist.final import fit_predict
+from mnistdist.knn import KNNClassifier
+
+
+def test_cluster_predictions_equal_the_saved_model(client, digits, digits_arrays):
+    X, y, Q, y_test = digits_arrays
+    final = fit_predict(KNNClassifier(n_neighbors=4, weights="distance"), digits.X_train, y, digits.X_test, name="plain")
+    np.testing.assert_array_equal(final.model.predict(Q), final.y_pred)
+    ref = KNeighborsClassifier(n_neighbors=4, weights="distance").fit(X, y).predict(Q)
+    assert np.mean(final.y_pred == ref) >= 0.99  # equal but for exact distance ties
+    assert final.accuracy(y_test) > 0.95 and final.n_train == len(y)
+    np.testing.assert_allclose(final.proba.sum(axis=1), 1.0)
+
+
+def test_augmented_model_on_five_times_the_rows(client, digits, digits_arrays):
+    _, y, Q, y_test = digits_arrays
+    X_aug, y_aug = augment_shifts(digits.X_train, y)
+    final = fit_predict(KNNClassifier(n_neighbors=4, weights="distance"), X_aug, y_aug, digits.X_test, name="augmented")
+    assert final.n_train == 5 * len(y) and final.model._fit_X.shape == (5 * len(y), 64)
+    np.testing.assert_array_equal(final.model.predict(Q), final.y_pred)
+
+
+def test_without_keeping_the_model(client, digits):
+    final = fit_predict(KNNClassifier(n_neighbors=3), digits.X_train, digits.y_train, digits.X_test, keep_model=False)
+    assert final.model is None and len(final.y_pred) == 360
+
+
+def test_pipeline_model(client, digits, digits_arrays):
+    X, y, Q, _ = digits_arrays
+    pipe = Pipeline([("pca", PCA(n_components=20, random_state=0)), ("knn", KNNClassifier(n_neighbors=3))])
+    final = fit_predict(pipe, digits.X_train, y, digits.X_test, name="pca")
+    assert isinstance(final.model, Pipeline)
+    np.testing.assert_array_equal(final.model.predict(Q), final.y_pred)
+    ref = Pipeline([("pca", PCA(n_components=20, random_state=0)), ("knn", KNeighborsClassifier(n_neighbors=3))]).fit(X, y)
+    assert np.mean(ref.predict(Q) == final.y_pred) >= 0.99

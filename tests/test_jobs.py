@@ -1,0 +1,155 @@
+"""The jobs as a user runs them: real processes, real files, exit codes and one-line errors."""
+
+import csv
+import json
+import socket
+
+import joblib
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, mnistdist
+from mnistdist.data import MNIST_FILES, read_idx
+
+FIGURES = ("digits.png", "shifts.png", "search_heatmap.png", "confusion_matrix.png", "error_matrix.png", "confused_pair.png", "precision_recall.png")
+
+
+@pytest.fixture(scope="module")
+def report_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    proc = mnistdist("report", "--dataset", "digits", "--out", out, "--workers", "2", "--quiet")
+    return out, proc
+
+
+def test_report_job_writes_every_output(report_run, digits_arrays):
+    out, proc = report_run
+    assert proc.returncode == 0, proc.stderr
+    assert "dashboard: http" in proc.stdout and "augmented: test accuracy" in proc.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_accuracy_plain"] > 0.95 and metrics["test_accuracy_augmented"] > 0.95
+    assert metrics["best_params"] == {"n_neighbors": 4, "weights": "distance"}
+    assert metrics["data"]["n_train"] == 1437 and metrics["data"]["n_train_augmented"] == 5 * 1437
+    assert {"load", "search_neighbours", "final_plain", "final_augmented", "total"} <= set(metrics["seconds"])
+    assert metrics["versions"]["dask-ml"] and len(metrics["cluster"]["workers"]) == 2
+    assert metrics["search"]["n_neighbour_searches"] == 5 and len(metrics["search"]["params"]) == 6
+    for name in (*FIGURES, "report.html", "dask-report.html", "cv_results.csv", "predictions.csv", "model.joblib"):
+        assert (out / name).stat().st_size > 0, name
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_saved_model_predicts_like_the_cluster(report_run, digits_arrays):
+    out, _ = report_run
+    _, _, Q, y_test = digits_arrays
+    with open(out / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["true"]) for r in rows] == list(y_test)
+    model = joblib.load(out / "model.joblib")
+    np.testing.assert_array_equal(model.predict(Q), [int(r["augmented"]) for r in rows])
+    assert model.get_params()["n_neighbors"] == 4
+
+
+def test_rerun_refuses_to_overwrite(report_run):
+    out, _ = report_run
+    before = (out / "metrics.json").read_text()
+    proc = mnistdist("report", "--dataset", "digits", "--out", out)
+    assert_one_line_error(proc, 1, "pass --resume to finish an interrupted run or --overwrite to replace them")
+    assert (out / "metrics.json").read_text() == before
+
+
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (["--cv", "1"], "cv must be at least 2"),
+        (["--n-neighbors", "0"], "not a positive integer"),
+        (["--n-neighbors", "-3"], "not a positive integer"),
+        (["--n-neighbors"], "expected at least one argument"),
+        (["--weights", "closest"], "invalid choice"),
+        (["--dataset", "fashion"], "invalid choice"),
+        (["--train-size", "x"], "not an integer"),
+        (["--bogus"], "unrecognized arguments"),
+    ],
+)
+def test_invalid_options_exit_2_with_one_line(tmp_path, args, text):
+    proc = mnistdist("report", "--dataset", "digits", "--out", tmp_path, *args, timeout=60)
+    assert_one_line_error(proc, 2, text)
+
+
+def test_grid_that_cannot_work_exits_2(tmp_path, cluster):
+    proc = mnistdist("search", "--dataset", "digits", "--train-size", "200", "--n-neighbors", "170", "--out", tmp_path, "--scheduler", cluster.scheduler_address)
+    assert_one_line_error(proc, 2, "larger than the smallest training fold")
+
+
+def test_bad_data_exits_1_naming_the_file(tmp_path, idx_folder, cluster):
+    folder, _ = idx_folder
+    proc = mnistdist("search", "--data", tmp_path / "missing", "--out", tmp_path / "o1", "--scheduler", cluster.scheduler_address)
+    assert_one_line_error(proc, 1, "data folder not found")
+    labels = folder / (MNIST_FILES["train_labels"] + ".gz")
+    labels.write_bytes(labels.read_bytes()[:-8])
+    proc = mnistdist("search", "--data", folder, "--out", tmp_path / "o2", "--scheduler", cluster.scheduler_address)
+    assert_one_line_error(proc, 1, "train-labels-idx1-ubyte.gz")
+
+
+def test_non_square_images_are_refused_before_any_work(tmp_path, cluster):
+    from conftest import make_idx_folder
+
+    folder = tmp_path / "wide"
+    make_idx_folder(folder, side=28)
+    rng = np.random.default_rng(0)
+    from mnistdist.data import write_idx
+
+    for split, n in (("train", 60), ("test", 20)):
+        (folder / (MNIST_FILES[f"{split}_images"] + ".gz")).unlink()
+        write_idx(folder / (MNIST_FILES[f"{split}_images"] + ".gz"), rng.integers(0, 256, size=(n, 27, 28), dtype=np.uint8))
+    proc = mnistdist("report", "--data", folder, "--out", tmp_path / "out", "--scheduler", cluster.scheduler_address)
+    assert_one_line_error(proc, 2, "cannot shift images of 756 pixels: not a square image")
+    assert not (tmp_path / "out" / "journal.sqlite").exists()
+
+
+def test_overwrite_and_resume_exclude_each_other(tmp_path):
+    proc = mnistdist("search", "--dataset", "digits", "--out", tmp_path, "--overwrite", "--resume", timeout=60)
+    assert_one_line_error(proc, 1, "--overwrite and --resume exclude each other")
+
+
+def test_unreachable_scheduler_exits_1_quickly(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = mnistdist("search", "--dataset", "digits", "--out", tmp_path, "--scheduler", f"tcp://127.0.0.1:{port}", env={"DASK_MNISTDIST__CONNECT_TIMEOUT": "2s"}, timeout=60)
+    assert_one_line_error(proc, 1, "could not reach the Dask scheduler")
+
+
+def test_search_job_on_a_running_cluster(tmp_path, cluster):
+    proc = mnistdist("search", "--dataset", "digits", "--n-neighbors", "1", "3", "--weights", "uniform", "--cv", "3", "--out", tmp_path, "--scheduler", cluster.scheduler_address)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "search.json").read_text())
+    assert summary["n_candidates"] == 2 and summary["n_splits"] == 3
+    assert summary["cluster"]["scheduler"] == cluster.scheduler_address
+    assert (tmp_path / "cv_results.csv").exists()
+
+
+def test_augment_job_writes_readable_idx(tmp_path, cluster):
+    proc = mnistdist("augment", "--dataset", "digits", "--train-size", "100", "--out", tmp_path, "--scheduler", cluster.scheduler_address)
+    assert proc.returncode == 0, proc.stderr
+    images = read_idx(tmp_path / "train-images-augmented-idx3-ubyte")
+    labels = read_idx(tmp_path / "train-labels-augmented-idx1-ubyte")
+    assert images.shape == (500, 8, 8) and labels.shape == (500,)
+    assert json.loads((tmp_path / "augment.json").read_text())["rows"] == 500
+
+
+def test_benchmark_job_compares_with_sklearn(tmp_path, cluster):
+    proc = mnistdist("benchmark", "--dataset", "digits", "--train-size", "600", "--cv", "3", "--out", tmp_path, "--scheduler", cluster.scheduler_address)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "benchmark.json").read_text())
+    assert report["scores_agree"] and report["scores_max_abs_diff"] <= 1e-3
+    assert [r["method"] for r in report["rows"]][0].startswith("book: scikit-learn")
+    assert "speed-up of mnistdist" in proc.stdout
+
+
+@pytest.mark.parametrize("job", ["report", "search", "augment", "benchmark"])
+def test_help_documents_the_options(job):
+    proc = mnistdist(job, "--help", timeout=60)
+    assert proc.returncode == 0
+    for option in ("--data", "--dataset", "--train-size", "--out", "--scheduler"):
+        assert option in proc.stdout
+    if job in ("report", "search", "benchmark"):
+        assert "--n-neighbors" in proc.stdout and "--weights" in proc.stdout and "--cv" in proc.stdout

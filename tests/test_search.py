@@ -1,0 +1,109 @@
+import csv
+
+import numpy as np
+import pytest
+from distributed import get_task_stream
+from sklearn.decomposition import PCA
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from mnistdist.errors import OptionError
+from mnistdist.search import DEFAULT_GRID, neighbour_search
+
+
+def _split_scores(cv_results, n_splits):
+    return np.array([cv_results[f"split{f}_test_score"] for f in range(n_splits)]).T
+
+
+def test_scores_equal_sklearn_grid_search(client, digits, digits_arrays):
+    X, y, _, _ = digits_arrays
+    ours = neighbour_search(digits.X_train, y)
+    ref = GridSearchCV(KNeighborsClassifier(), DEFAULT_GRID, cv=5).fit(X, y)
+    assert ours.cv_results["params"] == ref.cv_results_["params"]
+    np.testing.assert_allclose(_split_scores(ours.cv_results, 5), _split_scores(ref.cv_results_, 5), atol=1e-3)
+    np.testing.assert_allclose(ours.cv_results["mean_test_score"], ref.cv_results_["mean_test_score"], atol=1e-3)
+    np.testing.assert_array_equal(ours.cv_results["rank_test_score"], ref.cv_results_["rank_test_score"])
+    assert ours.best_params == ref.best_params_ and ours.best_score == pytest.approx(ref.best_score_, abs=1e-3)
+    assert ours.n_neighbour_searches == 5
+
+
+def _neighbour_tasks(client, **kwargs):
+    with get_task_stream(client) as stream:
+        result = neighbour_search(**kwargs)
+    names = [t["key"][0] if isinstance(t["key"], tuple) else t["key"] for t in stream.data]
+    return result, sum(n.startswith("neighbours-fold-") for n in names)
+
+
+def test_candidates_share_one_neighbour_search_per_fold(client, digits):
+    """Six candidates run exactly the neighbour tasks of one (counted by the scheduler)."""
+    X, y = digits.X_train, digits.y_train
+    six, n_six = _neighbour_tasks(client, X=X, y=y, param_grid=DEFAULT_GRID, cv=4)
+    one, n_one = _neighbour_tasks(client, X=X, y=y, param_grid={"n_neighbors": [5], "weights": ["uniform"]}, cv=4)
+    assert n_six == n_one > 0
+    assert len(six.cv_results["params"]) == 6 and six.n_neighbour_searches == one.n_neighbour_searches == 4
+
+
+def test_folds_are_sklearns_and_cv_objects_work(client, digits, digits_arrays):
+    X, y, _, _ = digits_arrays
+    cv = KFold(3, shuffle=True, random_state=0)
+    ours = neighbour_search(digits.X_train, y, cv=cv, param_grid={"n_neighbors": [1, 2], "weights": ["uniform"]})
+    ref = GridSearchCV(KNeighborsClassifier(), {"n_neighbors": [1, 2], "weights": ["uniform"]}, cv=cv).fit(X, y)
+    np.testing.assert_allclose(ours.cv_results["mean_test_score"], ref.cv_results_["mean_test_score"], atol=1e-3)
+    for (a_train, a_test), (b_train, b_test) in zip(ours.folds, cv.split(X, y)):
+        np.testing.assert_array_equal(a_test, b_test)
+
+
+def test_pipeline_with_preprocessing_in_the_grid(client, digits, digits_arrays):
+    X, y, _, _ = digits_arrays
+    pipe = Pipeline([("scale", StandardScaler()), ("pca", PCA(random_state=0)), ("knn", KNeighborsClassifier())])
+    grid = {"pca__n_components": [8, 16], "knn__n_neighbors": [1, 3], "knn__weights": ["uniform", "distance"]}
+    ours = neighbour_search(digits.X_train, y, estimator=pipe, param_grid=grid, cv=3)
+    ref = GridSearchCV(pipe, grid, cv=3).fit(X, y)
+    assert ours.cv_results["params"] == ref.cv_results_["params"]
+    np.testing.assert_allclose(ours.cv_results["mean_test_score"], ref.cv_results_["mean_test_score"], atol=1e-3)
+    assert ours.n_neighbour_searches == 2 * 3  # one per PCA setting and fold
+    assert ours.best_params == ref.best_params_
+
+
+def test_unsorted_user_folds(client, digits, digits_arrays):
+    """Folds given as a list, validation rows in any order, score as scikit-learn scores them."""
+    X, y, _, _ = digits_arrays
+    rng = np.random.default_rng(0)
+    folds = [(train, rng.permutation(test)) for train, test in KFold(3, shuffle=True, random_state=1).split(X)]
+    grid = {"n_neighbors": [1, 3], "weights": ["distance"]}
+    ours = neighbour_search(digits.X_train, y, cv=folds, param_grid=grid)
+    ref = GridSearchCV(KNeighborsClassifier(), grid, cv=folds).fit(X, y)
+    np.testing.assert_allclose(_split_scores(ours.cv_results, 3), _split_scores(ref.cv_results_, 3), atol=1e-3)
+
+
+def test_cv_results_csv(tmp_path, client, digits):
+    result = neighbour_search(digits.X_train[:300], digits.y_train[:300], cv=3)
+    result.write_csv(tmp_path / "cv_results.csv")
+    with open(tmp_path / "cv_results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6
+    assert {"params", "param_n_neighbors", "param_weights", "mean_test_score", "std_test_score", "rank_test_score", "split2_test_score"} <= set(rows[0])
+    assert [float(r["mean_test_score"]) for r in rows] == pytest.approx(list(result.cv_results["mean_test_score"]))
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"param_grid": {}}, "grid is empty"),
+        ({"param_grid": {"n_neighbors": [], "weights": ["uniform"]}}, "non-empty list"),
+        ({"param_grid": {"n_neighbors": [-1]}}, "positive integer"),
+        ({"param_grid": {"weights": ["closest"]}}, "weights must be one of"),
+        ({"param_grid": {"leaf": [3]}}, "has no parameter 'leaf'"),
+        ({"cv": 1}, "cv must be at least 2"),
+        ({"cv": 200}, "more folds than the"),
+        ({"param_grid": {"n_neighbors": [2000]}}, "larger than the smallest training fold"),
+        ({"estimator": StandardScaler()}, "last step must be a k-nearest-neighbours classifier"),
+        ({"estimator": KNeighborsClassifier(metric="manhattan")}, "Euclidean"),
+    ],
+)
+def test_bad_options_raise_option_error(digits, kwargs, message):
+    with pytest.raises(OptionError, match=message):
+        neighbour_search(digits.X_train, digits.y_train, **kwargs)
