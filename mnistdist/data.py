@@ -406,7 +406,7 @@ def _scatter_rows(client, X: da.Array, name: str) -> da.Array:
     local = X.compute(scheduler="sync")
     bounds = np.cumsum((0,) + X.chunks[0])
     parts = [local[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    futures = client.scatter(parts, hash=True)
+    futures = client.scatter(parts, hash=False)  # unique keys: a hashed key shared with an earlier scatter is dropped when that one is released
     blocks = [da.from_delayed(f, shape=p.shape, dtype=p.dtype, name=f"{name}-{i}-{f.key}") for i, (f, p) in enumerate(zip(futures, parts))]
     return da.concatenate(blocks, axis=0)
 

@@ -19,6 +19,7 @@ import logging
 import time
 
 import dask
+from dask.base import tokenize
 import joblib
 import matplotlib.pyplot as plt
 import numpy as np
@@ -106,7 +107,10 @@ def _on_workers(obj):
     """``obj`` scattered to the cluster once (a Future), or as is without one.
 
     Tasks then take the future as an argument: the data travels once,
-    never inside the task graph.
+    never inside the task graph. ``hash=False``: a content-hashed key is
+    shared with earlier scatters of the same data, and the release of an
+    earlier call's futures can race with this one and drop the data
+    ("lost dependencies").
     """
     try:
         from distributed import get_client
@@ -114,7 +118,7 @@ def _on_workers(obj):
         client = get_client()
     except (ImportError, ValueError):
         return obj
-    return client.scatter(obj, hash=True)
+    return client.scatter(obj, hash=False)
 
 
 def _fit_score_fold(estimator, X, y, train, test) -> float:
@@ -126,7 +130,7 @@ def manual_cross_validation(estimator, X: np.ndarray, y: np.ndarray, n_splits: i
     """The book's hand-written ``StratifiedKFold`` + ``clone`` loop, one Dask task per fold."""
     X_task, y_task = _on_workers(X), _on_workers(y)
     tasks = [
-        dask.delayed(_fit_score_fold, pure=True)(estimator, X_task, y_task, train, test, dask_key_name=f"{name}-fold-{f}")
+        dask.delayed(_fit_score_fold, pure=True)(estimator, X_task, y_task, train, test, dask_key_name=f"{name}-fold-{f}-{tokenize(X_task, y_task)}")
         for f, (train, test) in enumerate(StratifiedKFold(n_splits=n_splits).split(X, y))
     ]
     return list(dask.compute(*tasks))
@@ -312,12 +316,11 @@ def part_denoise(X: np.ndarray, X_test: np.ndarray, config: TourConfig) -> tuple
     n_test = len(X_test) if config.denoise_test_size is None else min(config.denoise_test_size, len(X_test))
     noisy_task, clean_task = _on_workers(X_noisy.astype(np.float32)), _on_workers(X)
     step = 2000
-    blocks = [
-        dask.delayed(_denoise_block, pure=True)(
-            noisy_task, clean_task, _on_workers(X_test_noisy[a : min(a + step, n_test)].astype(np.float32)), dask_key_name=f"denoise-block-{a // step}"
-        )
-        for a in range(0, n_test, step)
-    ]
+    blocks = []
+    for a in range(0, n_test, step):
+        query = _on_workers(X_test_noisy[a : min(a + step, n_test)].astype(np.float32))
+        key = f"denoise-block-{a // step}-{tokenize(noisy_task, clean_task, query)}"
+        blocks.append(dask.delayed(_denoise_block, pure=True)(noisy_task, clean_task, query, dask_key_name=key))
     cleaned = np.concatenate(dask.compute(*blocks)) if blocks else np.empty((0, X.shape[1]))
     truth = X_test[:n_test].astype(np.float64)
     numbers = {

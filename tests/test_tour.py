@@ -30,7 +30,8 @@ def test_detector_on_the_cluster(client, data):
     with get_task_stream(client) as stream:
         numbers, _, scores = tour.part_detector(X, y)
     keys = {str(t["key"]) for t in stream.data}
-    assert {f"sgd5-manual-cv-fold-{f}" for f in range(3)} <= keys  # the hand-written loop ran as named tasks
+    manual = {k.rsplit("-", 1)[0] for k in keys if k.startswith("sgd5-manual-cv-fold-")}
+    assert manual == {f"sgd5-manual-cv-fold-{f}" for f in range(3)}  # the hand-written loop ran as named tasks
     assert len(keys) > 3  # and the cross-validations ran there too (joblib's Dask backend)
     # The hand-written loop is cross_val_score's folds and estimator: the same numbers.
     np.testing.assert_allclose(numbers["sgd5_manual_cv_accuracy"], numbers["sgd5_cv_accuracy"])
