@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import pathlib
 import sys
@@ -19,6 +20,8 @@ from mnistdist.journal import FILENAME as JOURNAL
 from mnistdist.journal import Journal
 from mnistdist.knn import WEIGHTS
 from mnistdist.outputs import atomic_path, prepare_out_dir
+from mnistdist.presets import PRESETS, Preset, get_preset
+from mnistdist.search import DEFAULT_GRID
 
 PROG = "mnistdist"
 
@@ -62,17 +65,33 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_out: str) -
     group.add_argument("-v", "--verbose", action="store_true", help="log the library's steps")
 
 
-def add_grid_arguments(parser: argparse.ArgumentParser) -> None:
-    """The search grid: ``--n-neighbors 3 4 5 --weights uniform distance --cv 5``."""
+def add_grid_arguments(parser: argparse.ArgumentParser, *, presets: bool = True) -> None:
+    """The search: ``--preset book|best``, and for the book's grid ``--n-neighbors 3 4 5 --weights uniform distance``; ``--cv 5``."""
     group = parser.add_argument_group("grid search")
-    group.add_argument("--n-neighbors", metavar="K", type=positive_int, nargs="+", default=[3, 4, 5], help="values of n_neighbors to try (default: 3 4 5)")
-    group.add_argument("--weights", choices=WEIGHTS, nargs="+", default=list(WEIGHTS), help="values of weights to try (default: uniform distance)")
+    if presets:
+        group.add_argument(
+            "--preset",
+            choices=list(PRESETS),
+            default="book",
+            help="book: the chapter's KNN grid; best: deskewing x augmentation x PCA x KNN (default: book)",
+        )
+    group.add_argument("--n-neighbors", metavar="K", type=positive_int, nargs="+", default=None, help="book preset: values of n_neighbors to try (default: 3 4 5)")
+    group.add_argument("--weights", choices=WEIGHTS, nargs="+", default=None, help="book preset: values of weights to try (default: uniform distance)")
     group.add_argument("--cv", metavar="FOLDS", type=folds, default=5, help="cross-validation folds, at least 2 (default: 5)")
 
 
-def grid_from_args(args: argparse.Namespace) -> dict:
-    """The parameter grid the options ask for, duplicates dropped, order kept."""
-    return {"n_neighbors": list(dict.fromkeys(args.n_neighbors)), "weights": list(dict.fromkeys(args.weights))}
+def preset_from_args(args: argparse.Namespace, n_features: int = 784) -> Preset:
+    """The estimator and grid the options ask for (duplicates in the book's grid dropped, order kept)."""
+    preset = get_preset(getattr(args, "preset", "book"), n_features)
+    if preset.name != "book":
+        if args.n_neighbors is not None or args.weights is not None:
+            raise OptionError(f"--n-neighbors and --weights set the book's grid; --preset {preset.name} has a grid of its own")
+        return preset
+    grid = {
+        "n_neighbors": list(dict.fromkeys(args.n_neighbors or DEFAULT_GRID["n_neighbors"])),
+        "weights": list(dict.fromkeys(args.weights or DEFAULT_GRID["weights"])),
+    }
+    return dataclasses.replace(preset, param_grid=grid)
 
 
 def load(args: argparse.Namespace, client=None) -> Dataset:

@@ -12,7 +12,7 @@ from mnistdist.search import neighbour_search
 
 NAME = "search"
 RESULTS = ("search.json", "cv_results.csv", JOURNAL)  # what this job refuses to overwrite
-HELP = "cross-validated grid search of weights x n_neighbors on the cluster"
+HELP = "cross-validated grid search on the cluster (the book's KNN grid, or --preset best)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,10 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def job(args: argparse.Namespace) -> int:
+    common.preset_from_args(args)  # conflicting options are refused before any work
     out = common.out_dir(args, RESULTS)
     with common.cluster(args) as client, common.journal(out) as journal:
         dataset = common.load(args, client)
-        result = neighbour_search(dataset.X_train, dataset.y_train, param_grid=common.grid_from_args(args), cv=args.cv, journal=journal)
+        preset = common.preset_from_args(args, dataset.X_train.shape[1])
+        result = neighbour_search(dataset.X_train, dataset.y_train, estimator=preset.estimator, param_grid=preset.param_grid, cv=args.cv, journal=journal)
         info = describe(client)
         info["peak_memory_bytes"] = peak_memory(client)
     result.write_csv(out / "cv_results.csv")

@@ -1,8 +1,13 @@
-"""Shift augmentation: the training set plus copies moved one pixel each way.
+"""Augmentation: the training set plus copies of it, shifted or rotated.
 
 For integer shifts, moving pixels is slicing with zero fill: exactly what
 ``scipy.ndimage.shift(image, [dy, dx], cval=0, mode="constant")`` computes
 (the book's way), without its spline filter, and for a whole block at once.
+
+:data:`AUGMENTATIONS` names the choices a grid can make (the book's four
+one-pixel shifts, eight-way shifts, two-pixel shifts, small rotations), and
+:class:`Augment` puts one in a pipeline: the search and the final fit add its
+copies to the training rows only, never to the rows being predicted.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import dask.array as da
 import numpy as np
 import scipy.ndimage
 from dask.base import tokenize
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import validate_data
 
 from .errors import OptionError
 
@@ -21,13 +28,26 @@ log = logging.getLogger(__name__)
 
 #: The book's four one-pixel shifts as (dx, dy), in the book's order.
 FOUR_SHIFTS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "down": (0, 1), "up": (0, -1)}
+_DIAGONALS = {"down-left": (-1, 1), "down-right": (1, 1), "up-left": (-1, -1), "up-right": (1, -1)}
+#: Rotation copies, in degrees (positive: anticlockwise).
+ROTATIONS = (-8.0, 8.0)
+
+#: The augmentation choices: name -> copies, each ``(copy name, ("shift", dx, dy) or ("rotate", degrees))``.
+AUGMENTATIONS: dict[str, tuple[tuple[str, tuple], ...]] = {
+    "none": (),
+    "shift4": tuple((d, ("shift", dx, dy)) for d, (dx, dy) in FOUR_SHIFTS.items()),
+    "shift8": tuple((d, ("shift", dx, dy)) for d, (dx, dy) in {**FOUR_SHIFTS, **_DIAGONALS}.items()),
+    "shift2": tuple((f"{d}2", ("shift", 2 * dx, 2 * dy)) for d, (dx, dy) in FOUR_SHIFTS.items()),
+    "rotate": tuple((f"rotate{deg:+g}", ("rotate", deg)) for deg in ROTATIONS),
+}
+AUGMENTATIONS["shift8+rotate"] = AUGMENTATIONS["shift8"] + AUGMENTATIONS["rotate"]
 
 
-def image_side(n_features: int) -> int:
-    """The side of a square image of ``n_features`` pixels; non-square sizes are refused."""
+def image_side(n_features: int, what: str = "shift") -> int:
+    """The side of a square image of ``n_features`` pixels; non-square sizes are refused (to ``what`` them)."""
     side = math.isqrt(n_features)
     if side * side != n_features or side == 0:
-        raise OptionError(f"cannot shift images of {n_features} pixels: not a square image")
+        raise OptionError(f"cannot {what} images of {n_features} pixels: not a square image")
     return side
 
 
@@ -68,6 +88,80 @@ def shift_image(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
         return shift_images(image.reshape(1, -1), int(dx), int(dy))[0]
     moved = scipy.ndimage.shift(image.reshape(side, side), [dy, dx], cval=0, mode="constant")
     return moved.reshape(-1)
+
+
+def rotate_images(images: np.ndarray, degrees: float) -> np.ndarray:
+    """Rotate a block of flat square images about their centres (bilinear, zero fill), keeping the dtype."""
+    images = np.asarray(images)
+    side = image_side(images.shape[1])
+    square = images.reshape(-1, side, side).astype(np.float32)
+    turned = scipy.ndimage.rotate(square, degrees, axes=(2, 1), reshape=False, order=1, mode="constant", cval=0.0)
+    if np.issubdtype(images.dtype, np.integer):
+        turned = np.clip(np.rint(turned), np.iinfo(images.dtype).min, np.iinfo(images.dtype).max)
+    return turned.astype(images.dtype).reshape(images.shape)
+
+
+def check_augmentation(kind: str) -> tuple[tuple[str, tuple], ...]:
+    """The copies of augmentation ``kind``; an unknown name is an :class:`OptionError`."""
+    if not isinstance(kind, str) or kind not in AUGMENTATIONS:
+        raise OptionError(f"unknown augmentation {kind!r}: choose from {', '.join(AUGMENTATIONS)}")
+    return AUGMENTATIONS[kind]
+
+
+def make_copy(images: np.ndarray, how: tuple) -> np.ndarray:
+    """One augmented copy of a block of flat images: ``how`` is ``("shift", dx, dy)`` or ``("rotate", degrees)``."""
+    if how[0] == "shift":
+        return shift_images(images, how[1], how[2])
+    return rotate_images(images, how[1])
+
+
+def augmented_copies(X: da.Array, kind: str, *, name: str = "augment") -> list[da.Array]:
+    """The copies of ``X`` that augmentation ``kind`` adds, lazily, in :data:`AUGMENTATIONS` order.
+
+    Each copy is made chunk by chunk on the workers by tasks named
+    ``<name>-<copy>`` (``augment-left``, ``augment-rotate+8``, ...). The names
+    depend only on ``X`` and the copy, so every candidate and fold that
+    needs the same copies shares one set of tasks.
+    """
+    copies = check_augmentation(kind)
+    image_side(X.shape[1])
+    return [X.map_blocks(make_copy, how, dtype=X.dtype, name=f"{name}-{label}-{tokenize(X, how)}") for label, how in copies]
+
+
+class Augment(TransformerMixin, BaseEstimator):
+    """A pipeline step that marks where, and how, the training images are augmented.
+
+    ``kind`` is one of :data:`AUGMENTATIONS`. Its ``transform`` is the
+    identity: images being predicted (a validation fold, the test set) are
+    never augmented. mnistdist's search and final fit see this step and add
+    its copies of the *training* rows to the reference set after the steps
+    before it (so deskewed images are shifted, not shifted images deskewed),
+    then apply the steps after it to originals and copies alike; those later
+    steps are fitted on the original training rows.
+    """
+
+    def __init__(self, kind: str = "shift4"):
+        self.kind = kind
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, reset=True)
+        check_augmentation(self.kind)
+        image_side(X.shape[1], "augment")
+        return self
+
+    def transform(self, X):
+        return validate_data(self, X, reset=False)
+
+    def copies(self, X: np.ndarray) -> list[np.ndarray]:
+        """The augmented copies of a block of training images, in order."""
+        X = validate_data(self, X, reset=False)
+        image_side(X.shape[1], "augment")
+        return [make_copy(X, how) for _, how in check_augmentation(self.kind)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
 
 
 def augment_shifts(

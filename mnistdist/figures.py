@@ -23,6 +23,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from .augment import FOUR_SHIFTS, image_side, shift_images  # noqa: E402
 from .evaluate import error_matrix  # noqa: E402
 from .outputs import write_bytes  # noqa: E402
+from .transformers import Deskew  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +174,23 @@ def _class_axes(ax, classes) -> None:
     ax.set_ylabel("true class")
 
 
+def deskew_figure(images: np.ndarray) -> Figure:
+    """Digits before (top row) and after (bottom row) deskewing."""
+    images = np.asarray(images)
+    straight = Deskew().fit_transform(images)
+    fig = digits_grid(np.concatenate([images, straight]), n_cols=len(images))
+    fig.axes[0].set_title("original", fontsize=9, loc="left")
+    fig.axes[len(images)].set_title("deskewed", fontsize=9, loc="left")
+    return fig
+
+
+def wrong_digits_figure(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, *, limit: int = 40) -> Figure:
+    """The first ``limit`` test digits a model gets wrong, each titled ``true→predicted``."""
+    wrong = np.flatnonzero(np.asarray(y_true) != np.asarray(y_pred))[:limit]
+    labels = [f"{y_true[i]}→{y_pred[i]}" for i in wrong]
+    return digits_grid(np.asarray(images)[wrong] if len(wrong) else np.zeros((1, images.shape[1])), labels or None)
+
+
 def write_report_figures(
     out_dir: str | os.PathLike,
     *,
@@ -185,21 +203,38 @@ def write_report_figures(
     y_test: np.ndarray,
     y_pred: np.ndarray,
     evaluation: dict,
+    model: str = "augmented",
+    deskew: bool = False,
 ) -> dict[str, FigureRef]:
-    """Draw and save every figure of the report; return them by key."""
+    """Draw and save every figure of the report; return them by key.
+
+    ``model`` names the model whose test predictions ``y_pred`` are; with
+    ``deskew`` the report also shows what deskewing does to sample digits.
+    """
     out = pathlib.Path(out_dir)
     classes = evaluation["classes"]
     cm = np.asarray(evaluation["confusion_matrix"])
     a, b = evaluation["most_confused_pair"]
+    n_wrong = int(np.sum(np.asarray(y_test) != np.asarray(y_pred)))
     refs = {
         "samples": (digits_grid(X_train_sample[:40], y_train_sample[:40]), FigureRef("digits.png", "Training digits", "The first 40 training images with their labels.")),
         "shifts": (shifts_figure(X_train_sample[0]), FigureRef("shifts.png", "Shift augmentation", "A training image and its four one-pixel shifted copies, as added to the augmented training set.")),
-        "search": (search_heatmap(search_params, search_mean, search_std), FigureRef("search_heatmap.png", "Grid search", "Mean cross-validation accuracy of each candidate, with its standard deviation over the folds.")),
-        "confusion": (confusion_figure(cm, classes), FigureRef("confusion_matrix.png", "Confusion matrix", "Test predictions of the augmented model: rows are true classes, columns predicted ones.")),
+        "confusion": (confusion_figure(cm, classes), FigureRef("confusion_matrix.png", "Confusion matrix", f"Test predictions of the {model} model: rows are true classes, columns predicted ones.")),
         "errors": (error_figure(cm, classes), FigureRef("error_matrix.png", "Where the errors go", "Each row divided by the class's size, with the diagonal zeroed: bright cells are frequent confusions.")),
         "pair": (confused_pair_figure(X_test, y_test, y_pred, a, b), FigureRef("confused_pair.png", f"{a}s and {b}s", f"The most confused pair: true {a} (top) and true {b} (bottom), classified as {a} (left) and as {b} (right).")),
-        "precision_recall": (precision_recall_figure(np.asarray(evaluation["precision"]), np.asarray(evaluation["recall"]), classes), FigureRef("precision_recall.png", "Precision and recall per class", "On the test set, for the augmented model.")),
+        "wrong": (
+            wrong_digits_figure(X_test, y_test, y_pred),
+            FigureRef("wrong_digits.png", "Still wrong", f"The first {min(n_wrong, 40)} of the {n_wrong} test digits the {model} model gets wrong, titled true→predicted."),
+        ),
+        "precision_recall": (precision_recall_figure(np.asarray(evaluation["precision"]), np.asarray(evaluation["recall"]), classes), FigureRef("precision_recall.png", "Precision and recall per class", f"On the test set, for the {model} model.")),
     }
+    if all(set(p) <= {"n_neighbors", "weights"} for p in search_params):
+        refs["search"] = (search_heatmap(search_params, search_mean, search_std), FigureRef("search_heatmap.png", "Grid search", "Mean cross-validation accuracy of each candidate, with its standard deviation over the folds."))
+    if deskew:
+        refs["deskew"] = (
+            deskew_figure(X_train_sample[:12]),
+            FigureRef("deskew.png", "Deskewing", "Training digits (top) and the same digits deskewed (bottom): sheared upright and centred by their pixel moments."),
+        )
     for fig, ref in refs.values():
         save(fig, out / ref.filename)
     return {key: ref for key, (_, ref) in refs.items()}

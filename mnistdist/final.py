@@ -24,7 +24,7 @@ from .cluster import compute
 from .journal import Journal, compute_journaled
 from .knn import KNNClassifier, vote
 from .neighbors import kneighbors_dask
-from .preprocess import KNN_PARAMS, fit_preprocessing, split_pipeline, transform_blocks
+from .preprocess import KNN_PARAMS, fit_preprocessing, reference_blocks, split_pipeline, transform_blocks
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,9 @@ def fit_predict(
     """Refit ``estimator``'s parameters on ``X_train`` and predict ``X_test`` on the cluster.
 
     ``estimator`` is a KNN classifier or a pipeline ending in one; its
-    classifier's ``n_neighbors`` and ``weights`` are used. Neighbour tasks show
+    classifier's ``n_neighbors`` and ``weights`` are used. An
+    :class:`~mnistdist.augment.Augment` step adds its copies to the training
+    rows (never to the test rows). Neighbour tasks show
     in the dashboard as ``neighbours-<name>``. With ``keep_model`` the training
     set is gathered to build the returned scikit-learn model. With a
     ``journal``, the test set's neighbours are saved once found, and read
@@ -70,7 +72,9 @@ def fit_predict(
     fitted_prep = None
     if prep is not None:
         fitted_prep = fit_preprocessing(prep, X_train, y_train, name=f"fit-preprocessing-{name}")
-        X_train = transform_blocks(fitted_prep, X_train, name=f"preprocess-{name}-train")
+        n_versions = 1 + fitted_prep.copies_per_image
+        X_train = reference_blocks(fitted_prep, X_train, name=f"preprocess-{name}-train")
+        y_train = np.tile(y_train, n_versions)
         X_test = transform_blocks(fitted_prep, X_test, name=f"preprocess-{name}-test")
 
     if keep_model:

@@ -5,9 +5,16 @@ is a k-nearest-neighbours classifier. Everything before that step is
 "preprocessing": it is fitted once on the rows it may see (a training fold,
 or the whole training set) and then applied to every chunk of the images on
 the workers, so the neighbour search runs on the transformed features.
+
+An :class:`~mnistdist.augment.Augment` step splits the preprocessing in two:
+the steps *before* it make the images that are augmented, the steps *after*
+it are applied to originals and copies alike. Only the reference (training)
+rows get copies; rows being predicted go through the same steps without.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import dask
 import dask.array as da
@@ -15,17 +22,77 @@ import numpy as np
 from dask.base import tokenize
 from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
+from sklearn.utils import get_tags
 
+from .augment import Augment, augmented_copies, check_augmentation
 from .errors import OptionError
 
 KNN_PARAMS = ("n_neighbors", "weights")
 
 
-def split_pipeline(estimator: BaseEstimator) -> tuple[Pipeline | None, str, BaseEstimator]:
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """A pipeline's steps before its classifier, split at its :class:`Augment` step (if any)."""
+
+    before: Pipeline | None = None
+    augment: Augment | None = None
+    after: Pipeline | None = None
+
+    @classmethod
+    def from_steps(cls, steps: list[tuple[str, object]]) -> "Preprocessing | None":
+        """Split a pipeline's steps; ``None`` when there is nothing to do ("passthrough" steps dropped)."""
+        steps = [(n, s) for n, s in steps if s is not None and s != "passthrough"]
+        at = [i for i, (_, s) in enumerate(steps) if isinstance(s, Augment)]
+        if len(at) > 1:
+            raise OptionError("a pipeline may have one Augment step, not several")
+        if not steps:
+            return None
+        if not at:
+            return cls(before=Pipeline(steps))
+        i = at[0]
+        return cls(
+            before=Pipeline(steps[:i]) if steps[:i] else None,
+            augment=steps[i][1],
+            after=Pipeline(steps[i + 1 :]) if steps[i + 1 :] else None,
+        )
+
+    @property
+    def copies_per_image(self) -> int:
+        """How many augmented copies each training image adds."""
+        return 0 if self.augment is None else len(check_augmentation(self.augment.kind))
+
+    @property
+    def steps(self) -> list[tuple[str, object]]:
+        """The steps, in order, as a pipeline would hold them."""
+        parts = [*(self.before.steps if self.before else [])]
+        if self.augment is not None:
+            parts.append(("augment", self.augment))
+        return parts + [*(self.after.steps if self.after else [])]
+
+
+def stateless(pipeline: Pipeline | None) -> bool:
+    """Whether every step declares it needs no fit (scikit-learn's ``requires_fit`` tag)."""
+    return pipeline is not None and not any(get_tags(step).requires_fit for _, step in pipeline.steps)
+
+
+def apply_stateless_before(prep: Preprocessing | None, X: da.Array) -> tuple[Preprocessing | None, da.Array]:
+    """Apply ``prep``'s steps before augmentation to ``X`` now, if none of them learns from data.
+
+    Returns the steps still to fit (or None) and the lazily transformed ``X``:
+    then every fold shares the transformed images instead of redoing them.
+    """
+    if prep is None or not stateless(prep.before):
+        return prep, X
+    before = clone(prep.before).fit(np.zeros((1, X.shape[1]), dtype=X.dtype))
+    rest = Preprocessing(None, prep.augment, prep.after)
+    return (rest if rest.steps else None), _before(Preprocessing(before=before), X)
+
+
+def split_pipeline(estimator: BaseEstimator) -> tuple[Preprocessing | None, str, BaseEstimator]:
     """Split an estimator into ``(preprocessing or None, knn parameter prefix, knn step)``."""
     if isinstance(estimator, Pipeline):
         name, knn = estimator.steps[-1]
-        prep = Pipeline(estimator.steps[:-1]) if len(estimator.steps) > 1 else None
+        prep = Preprocessing.from_steps(estimator.steps[:-1])
         prefix = f"{name}__"
     else:
         prep, prefix, knn = None, "", estimator
@@ -34,31 +101,69 @@ def split_pipeline(estimator: BaseEstimator) -> tuple[Pipeline | None, str, Base
         raise OptionError(f"the last step must be a k-nearest-neighbours classifier with {' and '.join(KNN_PARAMS)}, got {type(knn).__name__}")
     if params.get("metric", "minkowski") not in ("minkowski", "euclidean") or params.get("p", 2) != 2:
         raise OptionError("the neighbour search is Euclidean: the classifier's metric must be euclidean (minkowski, p=2)")
+    if prep is not None and prep.augment is not None:
+        check_augmentation(prep.augment.kind)
     return prep, prefix, knn
 
 
-def _fit(prep: Pipeline, X: np.ndarray, y: np.ndarray | None) -> Pipeline:
-    return prep.fit(X, y)
+def _fit(prep: Preprocessing, X: np.ndarray, y: np.ndarray | None) -> Preprocessing:
+    before = augment = after = None
+    if prep.before is not None:
+        before = clone(prep.before).fit(X, y)
+        X = before.transform(X)
+    if prep.augment is not None:
+        augment = clone(prep.augment).fit(X)
+    if prep.after is not None:
+        # Fitted on the original rows: the copies add little the fit needs,
+        # and this keeps it one task of bounded memory.
+        after = clone(prep.after).fit(X, y)
+    return Preprocessing(before, augment, after)
 
 
-def fit_preprocessing(prep: Pipeline, X: da.Array, y: np.ndarray | None = None, *, name: str = "fit-preprocessing") -> Pipeline:
-    """Fit a clone of ``prep`` on the rows of ``X`` in one task on a worker; return it fitted."""
-    prep = clone(prep)
-    task = dask.delayed(_fit, pure=True)(prep, X, y, dask_key_name=f"{name}-{tokenize(prep, X, y)}")
-    return task.compute()
+def fit_task(prep: Preprocessing | Pipeline, X: da.Array, y: np.ndarray | None = None, *, name: str = "fit-preprocessing"):
+    """A lazy fit of ``prep`` on the rows of ``X``: one task on a worker, named ``name``."""
+    if isinstance(prep, Pipeline):
+        prep = Preprocessing.from_steps(prep.steps)
+    return dask.delayed(_fit, pure=True)(prep, X, y, dask_key_name=f"{name}-{tokenize(prep, X, y)}")
+
+
+def fit_preprocessing(prep: Preprocessing | Pipeline, X: da.Array, y: np.ndarray | None = None, *, name: str = "fit-preprocessing") -> Preprocessing:
+    """Fit ``prep`` on the rows of ``X`` in one task on a worker; return it fitted."""
+    return fit_task(prep, X, y, name=name).compute()
 
 
 def _transform(block: np.ndarray, prep: Pipeline) -> np.ndarray:
     return np.asarray(prep.transform(block))
 
 
-def transform_blocks(prep: Pipeline, X: da.Array, *, name: str = "preprocess") -> da.Array:
-    """Apply a fitted ``prep`` to every row chunk of ``X`` on the workers."""
+def _map(prep: Pipeline, X: da.Array, name: str) -> da.Array:
     probe = _transform(np.zeros((1, X.shape[1]), dtype=X.dtype), prep)
-    return X.map_blocks(
-        _transform,
-        prep,
-        chunks=(X.chunks[0], (probe.shape[1],)),
-        dtype=probe.dtype,
-        name=f"{name}-{tokenize(prep, X)}",
-    )
+    return X.map_blocks(_transform, prep, chunks=(X.chunks[0], (probe.shape[1],)), dtype=probe.dtype, name=f"{name}-{tokenize(prep, X)}")
+
+
+def _before(fitted: Preprocessing, X: da.Array) -> da.Array:
+    # Named by the steps alone (e.g. "deskew"), not by the fold: stateless
+    # steps fitted on different folds are the same tasks, computed once.
+    if fitted.before is None:
+        return X
+    return _map(fitted.before, X, "-".join(n for n, _ in fitted.before.steps))
+
+
+def transform_blocks(fitted: Preprocessing, X: da.Array, *, name: str = "preprocess") -> da.Array:
+    """Apply fitted preprocessing to every row chunk of ``X`` on the workers, without augmenting."""
+    if isinstance(fitted, Pipeline):
+        fitted = Preprocessing(before=fitted)
+    X = _before(fitted, X)
+    return X if fitted.after is None else _map(fitted.after, X, name)
+
+
+def reference_blocks(fitted: Preprocessing, X: da.Array, *, name: str = "preprocess") -> da.Array:
+    """The reference rows for a neighbour search: ``X`` preprocessed, followed by its augmented copies.
+
+    ``X``'s ``n`` rows come first, then ``n`` rows per copy, each copy in
+    ``X``'s row order: row ``j`` of the result is a version of image ``j % n``.
+    """
+    X = _before(fitted, X)
+    if fitted.augment is not None:
+        X = da.concatenate([X, *augmented_copies(X, fitted.augment.kind)], axis=0)
+    return X if fitted.after is None else _map(fitted.after, X, name)

@@ -28,6 +28,7 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 
+import dask
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
@@ -44,7 +45,7 @@ from .errors import OptionError
 from .journal import Journal, compute_journaled
 from .knn import KNNClassifier, check_knn_params
 from .neighbors import kneighbors_dask
-from .preprocess import KNN_PARAMS, fit_preprocessing, split_pipeline, transform_blocks
+from .preprocess import KNN_PARAMS, Preprocessing, apply_stateless_before, fit_task, reference_blocks, split_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -130,29 +131,43 @@ def _folds(cv, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def _neighbour_graph(n: int, k: int, folds, results) -> sp.csr_matrix:
-    """The (n, n) graph whose row i holds i's k neighbours from the training part of its fold."""
+    """The (n, n) graph whose row i holds i's k neighbours from the training part of its fold.
+
+    A neighbour that is an augmented copy (reference row ``j >= n``) stands
+    for its image ``j % n``: a row may then name one image twice, and
+    scikit-learn counts each as a neighbour, as it would the copies.
+    """
     data = np.empty((n, k))
     indices = np.empty((n, k), dtype=np.int64)
     for (_, test), (dist, ids) in zip(folds, results):
         rows = np.sort(test)  # the order _fold_neighbours queried them in
-        data[rows], indices[rows] = dist, ids
+        data[rows], indices[rows] = dist, ids % n
     # Rows are sorted by distance, as KNeighborsClassifier(metric="precomputed") wants.
     return sp.csr_matrix((data.ravel(), indices.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
 
 
-def _fold_neighbours(X: da.Array, y: np.ndarray, prep, folds, k: int, label: str) -> list:
-    """Lazy neighbours of every fold's validation rows among its training rows."""
+def _fold_neighbours(X: da.Array, y: np.ndarray, prep: Preprocessing | None, folds, k: int, label: str) -> list:
+    """Lazy neighbours of every fold's validation rows among its training rows (and their copies).
+
+    The reference of fold f is every image and every augmented copy of it,
+    with the validation images *and their copies* masked out: no version of
+    a validation image is ever a neighbour of one, and validation rows are
+    never augmented.
+    """
     query_rows = int(config.get("query-rows"))
+    n = X.shape[0]
+    fitted = [None] * len(folds)
+    if prep is not None:
+        tasks = [fit_task(prep, X[np.sort(train)], y[np.sort(train)], name=f"fit-preprocessing-fold-{f}") for f, (train, _) in enumerate(folds)]
+        fitted = dask.compute(*tasks)
     pairs = []
-    for f, (train, test) in enumerate(folds):
-        features = X
-        if prep is not None:
-            fitted = fit_preprocessing(prep, X[np.sort(train)], y[np.sort(train)], name=f"fit-preprocessing-fold-{f}")
-            features = transform_blocks(fitted, X, name=f"preprocess-fold-{f}")
-        keep = np.ones(X.shape[0], dtype=bool)
-        keep[test] = False
-        query = features[np.sort(test)].rechunk({0: query_rows})
-        pairs.append(kneighbors_dask(query, features, k, name=f"neighbours-fold-{f}{label}", ref_keep=keep))
+    for f, ((train, test), fit) in enumerate(zip(folds, fitted)):
+        reference = X if fit is None else reference_blocks(fit, X, name=f"preprocess-fold-{f}")
+        keep = np.zeros(n, dtype=bool)
+        keep[train] = True
+        keep = np.tile(keep, reference.shape[0] // n)
+        query = reference[:n][np.sort(test)].rechunk({0: query_rows})
+        pairs.append(kneighbors_dask(query, reference, k, name=f"neighbours-fold-{f}{label}", ref_keep=keep))
     return pairs
 
 
@@ -178,7 +193,7 @@ def neighbour_search(
     y = np.asarray(y)
     if X.ndim != 2 or X.shape[0] != len(y):
         raise OptionError(f"X has shape {X.shape} but there are {len(y)} labels")
-    prep, prefix, knn = split_pipeline(estimator)
+    _, prefix, knn = split_pipeline(estimator)
     candidates = _grid_candidates(estimator, param_grid)
     knn_names = {prefix + p: p for p in KNN_PARAMS}
     folds = _folds(cv, y)
@@ -203,17 +218,20 @@ def neighbour_search(
     split_scores = np.empty((len(candidates), len(folds)))
     seconds = {"neighbours": 0.0, "scoring": 0.0}
     n_loaded = 0
+    shared: dict[str, da.Array] = {}
     for g, members in enumerate(groups.values()):
         rest = {n: v for n, v in candidates[members[0]].items() if n not in knn_names}
-        group_prep = None
-        if prep is not None:
-            group_prep = clone(estimator).set_params(**rest)
-            group_prep = split_pipeline(group_prep)[0]
+        group_prep, X_group = apply_stateless_before(split_pipeline(clone(estimator).set_params(**rest))[0], X)
+        if X_group is not X:
+            # Deskewed (or otherwise) images, computed once and shared by the groups that use them.
+            if X_group.name not in shared:
+                shared[X_group.name] = X_group.persist()
+            X_group = shared[X_group.name]
         label = f"-group-{g}" if len(groups) > 1 else ""
         k = max(candidates[i].get(prefix + "n_neighbors", base_knn["n_neighbors"]) for i in members)
 
         t0 = time.perf_counter()
-        lazy = _fold_neighbours(X, y, group_prep, folds, k, label)
+        lazy = _fold_neighbours(X_group, y, group_prep, folds, k, label)
         results = compute_journaled(lazy, journal, label=f"neighbours of {len(folds)} folds{label}")
         n_loaded += sum(r.loaded for r in results)
         graph = _neighbour_graph(len(y), k, folds, [(r.dist, r.ids) for r in results])

@@ -2,15 +2,22 @@ import csv
 
 import numpy as np
 import pytest
+from dask.utils import key_split
 from distributed import get_task_stream
+from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from mnistdist.augment import Augment
 from mnistdist.errors import OptionError
-from mnistdist.search import DEFAULT_GRID, neighbour_search
+from mnistdist.knn import KNNClassifier
+from mnistdist.neighbors import compute_kneighbors
+from mnistdist.preprocess import Preprocessing
+from mnistdist.search import DEFAULT_GRID, _fold_neighbours, neighbour_search
+from mnistdist.transformers import Deskew
 
 
 def _split_scores(cv_results, n_splits):
@@ -107,3 +114,61 @@ def test_cv_results_csv(tmp_path, client, digits):
 def test_bad_options_raise_option_error(digits, kwargs, message):
     with pytest.raises(OptionError, match=message):
         neighbour_search(digits.X_train, digits.y_train, **kwargs)
+
+
+def _by_hand(pipe, X, y, folds, kind):
+    """The fold loop written out: fit on the training rows, add their copies, score the validation rows."""
+    scores = []
+    for train, test in folds:
+        model = clone(pipe).set_params(augment=None)
+        prep = Pipeline(model.steps[:-1]).fit(X[train], y[train])
+        train_rows = prep.transform(X[train])
+        copies = [prep.transform(c) for c in Augment(kind).fit(X[train]).copies(X[train])]
+        knn = clone(model.steps[-1][1]).fit(np.concatenate([train_rows, *copies]), np.tile(y[train], 1 + len(copies)))
+        scores.append(knn.score(prep.transform(X[test]), y[test]))
+    return np.array(scores)
+
+
+@pytest.mark.parametrize("kind", ["shift4", "rotate"])
+def test_augmented_search_equals_the_fold_loop_by_hand(client, digits, digits_arrays, kind):
+    X, y, _, _ = digits_arrays
+    pipe = Pipeline([("augment", Augment(kind)), ("pca", PCA(16, random_state=0)), ("knn", KNeighborsClassifier(n_neighbors=3, weights="distance"))])
+    ours = neighbour_search(digits.X_train, y, estimator=pipe, param_grid={"knn__n_neighbors": [3]}, cv=3)
+    folds = ours.folds
+    # PCA here is fitted on the original training rows, as mnistdist fits the steps after Augment.
+    expected = _by_hand(pipe, X, y, folds, kind)
+    np.testing.assert_allclose(_split_scores(ours.cv_results, 3)[0], expected, atol=1e-3)
+
+
+def test_copies_of_an_image_never_cross_a_split(client, digits):
+    """Every neighbour of a validation image is a version of a training image of its fold."""
+    n = 600
+    X, y = digits.X_train[:n], digits.y_train[:n]
+    folds = [(tr, te) for tr, te in KFold(3, shuffle=True, random_state=0).split(np.zeros(n))]
+    prep = Preprocessing(augment=Augment("shift8+rotate").fit(np.zeros((1, 64))))
+    for (train, test), (dist, ids) in zip(folds, compute_kneighbors(*_fold_neighbours(X, y, prep, folds, 30, ""))):
+        assert ids.max() >= n  # copies are there...
+        source = ids % n
+        assert np.isin(source, train).all()  # ...but only of the fold's training images
+        assert not np.isin(source, test).any()
+        # A validation image's own copies are the nearest thing to it; they must not be found.
+        assert (dist > 0).all()
+
+
+def test_augmented_grid_shares_deskewing(client, digits):
+    """Deskewing runs once for all folds and groups; candidates differing in KNN params share each group's search."""
+    pipe = Pipeline([("deskew", Deskew()), ("augment", Augment("none")), ("pca", PCA(16, random_state=0)), ("knn", KNNClassifier())])
+    grid = {"augment__kind": ["none", "shift4"], "knn__n_neighbors": [3, 5], "knn__weights": ["uniform", "distance"]}
+    X = digits.X_train
+    with get_task_stream(client) as stream:
+        result = neighbour_search(X, digits.y_train, estimator=pipe, param_grid=grid, cv=3)
+    prefixes = [key_split(t["key"]) for t in stream.data]
+    deskew = [t["key"] for t in stream.data if "deskew" in key_split(t["key"])]
+    # One deskewed array (Dask may fuse a chunk's load into its deskew task and alias it),
+    # every chunk of it computed once: not once per fold or per group.
+    assert len({key[0].rsplit("-", 1)[1] for key in deskew}) == 1
+    assert sorted({key[1] for key in deskew}) == list(range(X.numblocks[0]))
+    assert len(deskew) == len(set(deskew)) <= 2 * X.numblocks[0]
+    # The copies are made on the workers, chunk by chunk, inside each fold's preprocessing.
+    assert {f"augment-{d}" for d in ("left", "right", "up", "down")} <= {p.split("-concatenate")[0] for p in prefixes}
+    assert result.n_neighbour_searches == 2 * 3 and len(result.cv_results["params"]) == 8
