@@ -228,8 +228,12 @@ def write_report_figures(
         ),
         "precision_recall": (precision_recall_figure(np.asarray(evaluation["precision"]), np.asarray(evaluation["recall"]), classes), FigureRef("precision_recall.png", "Precision and recall per class", f"On the test set, for the {model} model.")),
     }
-    if all(set(p) <= {"n_neighbors", "weights"} for p in search_params):
-        refs["search"] = (search_heatmap(search_params, search_mean, search_std), FigureRef("search_heatmap.png", "Grid search", "Mean cross-validation accuracy of each candidate, with its standard deviation over the folds."))
+    prefixes = {k[: -len("n_neighbors")] for p in search_params for k in p if k.endswith("n_neighbors")}
+    if len(prefixes) == 1 and all(len(p) > 0 for p in search_params):
+        refs["search"] = (
+            search_heatmap(search_params, search_mean, search_std, prefix=prefixes.pop()),
+            FigureRef("search_heatmap.png", "Grid search", "Mean cross-validation accuracy over weights x n_neighbors (the best candidate of each cell where the grid has more dimensions), with its standard deviation over the folds."),
+        )
     if deskew:
         refs["deskew"] = (
             deskew_figure(X_train_sample[:12]),

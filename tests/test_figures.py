@@ -33,11 +33,36 @@ def test_every_report_figure_is_a_real_png(tmp_path, digits_arrays, predictions)
         y_pred=y_pred,
         evaluation=evaluate(y_test, y_pred),
     )
-    assert set(refs) == {"samples", "shifts", "search", "confusion", "errors", "pair", "precision_recall"}
+    assert set(refs) == {"samples", "shifts", "search", "confusion", "errors", "pair", "precision_recall", "wrong"}
     for ref in refs.values():
         data = (tmp_path / ref.filename).read_bytes()
         assert data.startswith(PNG) and len(data) > 5000, ref.filename
     assert not list(tmp_path.glob(".*"))
+
+
+def test_deskew_and_wrong_digit_figures(tmp_path, digits_arrays, predictions):
+    X, y, _, _ = digits_arrays
+    Q, y_test, y_pred = predictions
+    refs = figures.write_report_figures(
+        tmp_path,
+        X_train_sample=X[:40],
+        y_train_sample=y[:40],
+        search_params=[{"augment__kind": "none", "knn__n_neighbors": 4, "knn__weights": "distance"}],
+        search_mean=np.array([0.98]),
+        search_std=np.array([0.01]),
+        X_test=Q,
+        y_test=y_test,
+        y_pred=y_pred,
+        evaluation=evaluate(y_test, y_pred),
+        model="chosen",
+        deskew=True,
+    )
+    assert {"deskew", "wrong", "search"} <= set(refs) and "30 test digits the chosen model" in refs["wrong"].caption
+    fig = figures.wrong_digits_figure(Q, y_test, y_pred)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    wrong = np.flatnonzero(y_test != y_pred)
+    assert titles == [f"{y_test[i]}→{y_pred[i]}" for i in wrong]
+    assert len(figures.deskew_figure(X[:6]).axes) == 12  # six originals over six deskewed
 
 
 def test_tile_leaves_gutters():

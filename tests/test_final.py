@@ -3,9 +3,10 @@ from sklearn.decomposition import PCA
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
-from mnistdist.augment import augment_shifts
+from mnistdist.augment import Augment, augment_shifts
 from mnistdist.final import fit_predict
 from mnistdist.knn import KNNClassifier
+from mnistdist.transformers import Deskew
 
 
 def test_cluster_predictions_equal_the_saved_model(client, digits, digits_arrays):
@@ -39,3 +40,17 @@ def test_pipeline_model(client, digits, digits_arrays):
     np.testing.assert_array_equal(final.model.predict(Q), final.y_pred)
     ref = Pipeline([("pca", PCA(n_components=20, random_state=0)), ("knn", KNeighborsClassifier(n_neighbors=3))]).fit(X, y)
     assert np.mean(ref.predict(Q) == final.y_pred) >= 0.99
+
+
+def test_augmented_pipeline_adds_copies_to_training_rows_only(client, digits, digits_arrays):
+    X, y, Q, y_test = digits_arrays
+    pipe = Pipeline([("deskew", Deskew()), ("augment", Augment("shift8")), ("pca", PCA(20, random_state=0)), ("knn", KNNClassifier(n_neighbors=3, weights="distance"))])
+    final = fit_predict(pipe, digits.X_train, y, digits.X_test, name="best")
+    assert final.n_train == 9 * len(y) and len(final.y_pred) == len(Q)
+    np.testing.assert_array_equal(final.model.predict(Q), final.y_pred)  # the saved pipeline is the cluster's model
+    # By hand: deskew, PCA fitted on the originals, copies of the training images only.
+    straight = Deskew().fit_transform(X)
+    pca = PCA(20, random_state=0).fit(straight)
+    rows = np.concatenate([pca.transform(straight), *(pca.transform(c) for c in Augment("shift8").fit(straight).copies(straight))])
+    ref = KNeighborsClassifier(n_neighbors=3, weights="distance").fit(rows, np.tile(y, 9)).predict(pca.transform(Deskew().fit_transform(Q)))
+    assert np.mean(ref == final.y_pred) >= 0.99

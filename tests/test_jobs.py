@@ -11,7 +11,7 @@ import pytest
 from conftest import assert_one_line_error, mnistdist
 from mnistdist.data import MNIST_FILES, read_idx
 
-FIGURES = ("digits.png", "shifts.png", "search_heatmap.png", "confusion_matrix.png", "error_matrix.png", "confused_pair.png", "precision_recall.png")
+FIGURES = ("digits.png", "shifts.png", "search_heatmap.png", "confusion_matrix.png", "error_matrix.png", "confused_pair.png", "precision_recall.png", "wrong_digits.png")
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,36 @@ def test_report_job_writes_every_output(report_run, digits_arrays):
     for name in (*FIGURES, "report.html", "dask-report.html", "cv_results.csv", "predictions.csv", "model.joblib"):
         assert (out / name).stat().st_size > 0, name
     assert not list(out.glob(".*.tmp"))
+
+
+@pytest.fixture(scope="module")
+def best_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("best")
+    proc = mnistdist("report", "--preset", "best", "--dataset", "digits", "--cv", "3", "--out", out, "--workers", "2", "--quiet")
+    return out, proc
+
+
+def test_best_preset_report(best_run, digits_arrays):
+    out, proc = best_run
+    assert proc.returncode == 0, proc.stderr
+    assert "chosen: test accuracy" in proc.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["preset"] == "best" and metrics["book_params"] == {"n_neighbors": 4, "weights": "distance"}
+    search = metrics["search"]
+    best = max(range(len(search["params"])), key=lambda i: (search["mean_test_score"][i], -i))
+    assert metrics["best_params"] == search["params"][best]  # chosen by cross-validation, nothing else
+    groups = 6 + 2 + 1 + 1  # augmentations; PCA sizes below 64 pixels; deskew left out; normalize left out
+    assert len(search["params"]) == 3 * groups and search["n_neighbour_searches"] == 3 * groups  # 3 KNN candidates, 3 folds
+    assert metrics["test_accuracy_chosen"] > 0.9 and metrics["chosen"]["steps"][-1].startswith("knn: KNNClassifier")
+    _, _, Q, y_test = digits_arrays
+    with open(out / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    chosen = np.array([int(r["chosen"]) for r in rows])
+    assert metrics["test_accuracy_chosen"] == pytest.approx(np.mean(chosen == y_test))
+    np.testing.assert_array_equal(joblib.load(out / "model.joblib").predict(Q), chosen)  # the saved pipeline is the chosen model
+    html = (out / "report.html").read_text()
+    assert "Beyond the book" in html and "wrong_digits.png" in html
+    assert ("deskew.png" in html) == ("deskew" in " ".join(metrics["chosen"]["steps"]))
 
 
 def test_saved_model_predicts_like_the_cluster(report_run, digits_arrays):
@@ -67,6 +97,8 @@ def test_rerun_refuses_to_overwrite(report_run):
         (["--dataset", "fashion"], "invalid choice"),
         (["--train-size", "x"], "not an integer"),
         (["--bogus"], "unrecognized arguments"),
+        (["--preset", "fastest"], "invalid choice"),
+        (["--preset", "best", "--n-neighbors", "3"], "--preset best has a grid of its own"),
     ],
 )
 def test_invalid_options_exit_2_with_one_line(tmp_path, args, text):
