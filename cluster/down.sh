@@ -11,7 +11,10 @@ done
 for f in "${pidfiles[@]}"; do
     pid="$(cat "$f")"
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$pid" 2>/dev/null || true
+    if kill -KILL "$pid" 2>/dev/null; then
+        # SIGKILL is delivered asynchronously: return only once the process is gone.
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
     rm -f "$f"
 done
 echo "down.sh: stopped ${#pidfiles[@]} processes"

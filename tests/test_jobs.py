@@ -53,7 +53,7 @@ def test_best_preset_report(best_run, digits_arrays):
     search = metrics["search"]
     best = max(range(len(search["params"])), key=lambda i: (search["mean_test_score"][i], -i))
     assert metrics["best_params"] == search["params"][best]  # chosen by cross-validation, nothing else
-    groups = 6 + 2 + 1 + 1  # augmentations; PCA sizes below 64 pixels; deskew left out; normalize left out
+    groups = 6 + 2 + 2 + 1 + 1  # augmentations; PCA sizes below 64 pixels; two blurs; deskew left out; normalize left out
     assert len(search["params"]) == 3 * groups and search["n_neighbour_searches"] == 3 * groups  # 3 KNN candidates, 3 folds
     assert metrics["test_accuracy_chosen"] > 0.9 and metrics["chosen"]["steps"][-1].startswith("knn: KNNClassifier")
     _, _, Q, y_test = digits_arrays

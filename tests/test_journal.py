@@ -34,7 +34,8 @@ def reference(tmp_path_factory):
 
 @pytest.fixture
 def slow_cluster(start_cluster, tmp_path):
-    return start_cluster(2, worker_env=sitecustomize(tmp_path / "slow", SLOW_TASKS))
+    # 1 s per neighbour task: the last eight folds take seconds, time enough to interrupt the job between them.
+    return start_cluster(2, worker_env={**sitecustomize(tmp_path / "slow", SLOW_TASKS), "MNISTDIST_TEST_TASK_DELAY": "1.0"})
 
 
 def _start_search(out, cluster):
