@@ -17,6 +17,12 @@ runs in two stages:
 
 Scores therefore equal scikit-learn's ``GridSearchCV`` on the same folds,
 while a grid of six candidates costs barely more than one.
+
+A pipeline with an :class:`~mnistdist.augment.Augment` step searches each
+fold's validation rows among the training rows *and their copies*; the
+copies of validation rows are masked out with the rows themselves, so no
+version of an image is ever on both sides of a split. A copy found as a
+neighbour stands for its image in the graph.
 """
 
 from __future__ import annotations
