@@ -119,9 +119,9 @@ def augmented_copies(X: da.Array, kind: str, *, name: str = "augment") -> list[d
     """The copies of ``X`` that augmentation ``kind`` adds, lazily, in :data:`AUGMENTATIONS` order.
 
     Each copy is made chunk by chunk on the workers by tasks named
-    ``<name>-<copy>`` (``augment-left``, ``augment-rotate+8``, ...). The names
-    depend only on ``X`` and the copy, so every candidate and fold that
-    needs the same copies shares one set of tasks.
+    ``<name>-<copy>`` (``augment-left``, ``augment-rotate+8``, ...), never
+    on the client. Dask may fuse a copy into the task that consumes it (a
+    fold's PCA): a cheap copy made again beats holding every copy in memory.
     """
     copies = check_augmentation(kind)
     image_side(X.shape[1])

@@ -40,7 +40,11 @@ def slow_cluster(start_cluster, tmp_path):
 
 def _start_search(out, cluster):
     args = [sys.executable, "-m", "jobs", "search", "--dataset", "digits", "--cv", str(CV), "--out", str(out), "--scheduler", cluster.address, "--quiet"]
-    return subprocess.Popen(args, env=process_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A test run started in the background (`cmd &`) ignores SIGINT, and children inherit that:
+    # give the job SIGINT's default, as it has in a terminal, so Ctrl-C can be tested.
+    return subprocess.Popen(
+        args, env=process_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+    )
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
