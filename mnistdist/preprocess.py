@@ -151,8 +151,6 @@ def _before(fitted: Preprocessing, X: da.Array) -> da.Array:
 
 def transform_blocks(fitted: Preprocessing, X: da.Array, *, name: str = "preprocess") -> da.Array:
     """Apply fitted preprocessing to every row chunk of ``X`` on the workers, without augmenting."""
-    if isinstance(fitted, Pipeline):
-        fitted = Preprocessing(before=fitted)
     X = _before(fitted, X)
     return X if fitted.after is None else _map(fitted.after, X, name)
 

@@ -7,8 +7,8 @@ preprocessing x augmentation x KNN parameters for a pipeline
 
 where the augmentation is applied to training folds only (see
 :class:`~mnistdist.augment.Augment`), the Normalizer makes the Euclidean
-search a cosine one, and PCA makes every neighbour search some fifteen times
-cheaper than on the 784 pixels. Its grid is a list of sub-grids, so that the
+search a cosine one, and PCA shrinks every neighbour search's distance
+product from 785 columns to 51. Its grid is a list of sub-grids, so that the
 costly augmentations are tried at one PCA size while the cheap
 no-augmentation setting also tries other sizes and each step left out.
 """
