@@ -25,7 +25,9 @@ def job(args: argparse.Namespace) -> int:
     out = common.out_dir(args, RESULTS)
     with common.cluster(args) as client:
         dataset = common.load(args, client)
-        image_side(dataset.X_train.shape[1])  # shifting needs square images: refuse others before any work
+        image_side(
+            dataset.X_train.shape[1]
+        )  # shifting needs square images: refuse others before any work
         t = time.perf_counter()
         X_aug, y_aug = augment_shifts(dataset.X_train, dataset.y_train)
         (images,) = compute(X_aug, label=f"shift-augment {dataset.X_train.shape[0]} images")
@@ -36,9 +38,17 @@ def job(args: argparse.Namespace) -> int:
     save(shifts_figure(images[0]), out / "shifts.png")
     write_json(
         out / "augment.json",
-        {"data": dataset.summary(), "rows": int(images.shape[0]), "shifts": FOUR_SHIFTS, "order": ["original", *FOUR_SHIFTS], "seconds": round(seconds, 3)},
+        {
+            "data": dataset.summary(),
+            "rows": int(images.shape[0]),
+            "shifts": FOUR_SHIFTS,
+            "order": ["original", *FOUR_SHIFTS],
+            "seconds": round(seconds, 3),
+        },
     )
-    print(f"augment: {images.shape[0]} images ({images.nbytes / 2**20:.0f} MiB) in {seconds:.1f} s -> {out}")
+    print(
+        f"augment: {images.shape[0]} images ({images.nbytes / 2**20:.0f} MiB) in {seconds:.1f} s -> {out}"
+    )
     return 0
 
 

@@ -17,14 +17,22 @@ HELP = "time scikit-learn's GridSearchCV against mnistdist's distributed search"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_common_arguments(parser, default_out="bench-results")
     common.add_grid_arguments(parser, presets=False)
-    parser.add_argument("--no-book", action="store_true", help="skip the (slow) scikit-learn reference run")
+    parser.add_argument(
+        "--no-book", action="store_true", help="skip the (slow) scikit-learn reference run"
+    )
 
 
 def job(args: argparse.Namespace) -> int:
     out = common.out_dir(args, RESULTS)
     with common.cluster(args) as client:
         dataset = common.load(args, client)
-        report = run_benchmark(dataset.X_train, dataset.y_train, common.preset_from_args(args).param_grid, args.cv, book=not args.no_book)
+        report = run_benchmark(
+            dataset.X_train,
+            dataset.y_train,
+            common.preset_from_args(args).param_grid,
+            args.cv,
+            book=not args.no_book,
+        )
         report["cluster"] = describe(client)
     report["versions"] = package_versions()
     report["data"] = dataset.summary()

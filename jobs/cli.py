@@ -15,9 +15,13 @@ def build_parser() -> common.Parser:
         description="Hands-On ML's MNIST classification chapter as jobs on a Dask cluster.",
         epilog="Run 'mnistdist JOB --help' for a job's options.",
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="JOB", required=True, parser_class=common.Parser)
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="JOB", required=True, parser_class=common.Parser
+    )
     for job in JOBS:
-        sub = subparsers.add_parser(job.NAME, help=job.HELP, description=job.__doc__.strip().splitlines()[0])
+        sub = subparsers.add_parser(
+            job.NAME, help=job.HELP, description=job.__doc__.strip().splitlines()[0]
+        )
         job.add_arguments(sub)
         sub.set_defaults(job=job.job)
     return parser

@@ -14,7 +14,14 @@ import dask.config
 from distributed import performance_report
 
 from mnistdist.cluster import connect, describe, prepare, scheduler_address
-from mnistdist.data import DATA_ENV, DATASETS, Dataset, load_dataset, scatter_dataset, unreadable_files
+from mnistdist.data import (
+    DATA_ENV,
+    DATASETS,
+    Dataset,
+    load_dataset,
+    scatter_dataset,
+    unreadable_files,
+)
 from mnistdist.errors import MnistDistError, OptionError, OutputError
 from mnistdist.journal import FILENAME as JOURNAL
 from mnistdist.journal import Journal
@@ -53,14 +60,49 @@ def folds(text: str) -> int:
 def add_common_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> None:
     """The options every job takes."""
     group = parser.add_argument_group("data and cluster")
-    group.add_argument("--dataset", choices=DATASETS, default="mnist", help="mnist (IDX folder or OpenML) or scikit-learn's bundled 8x8 digits (default: mnist)")
-    group.add_argument("--data", metavar="DIR", default=None, help=f"folder of the four MNIST IDX files, .gz or raw (default: ${DATA_ENV}, else download from OpenML)")
-    group.add_argument("--train-size", metavar="N", type=positive_int, default=None, help="use only the first N training images (default: all)")
-    group.add_argument("--out", metavar="DIR", default=default_out, help=f"output folder (default: {default_out})")
-    group.add_argument("--overwrite", action="store_true", help="replace results already in the output folder")
-    group.add_argument("--resume", action="store_true", help="finish an interrupted run in the same output folder, reusing its finished work")
-    group.add_argument("--scheduler", metavar="ADDRESS", default=None, help="Dask scheduler, e.g. tcp://host:8786 (default: $DASK_SCHEDULER_ADDRESS, else an embedded LocalCluster)")
-    group.add_argument("--workers", metavar="N", type=positive_int, default=None, help="worker processes of the embedded LocalCluster (default: one per core)")
+    group.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="mnist",
+        help="mnist (IDX folder or OpenML) or scikit-learn's bundled 8x8 digits (default: mnist)",
+    )
+    group.add_argument(
+        "--data",
+        metavar="DIR",
+        default=None,
+        help=f"folder of the four MNIST IDX files, .gz or raw (default: ${DATA_ENV}, else download from OpenML)",
+    )
+    group.add_argument(
+        "--train-size",
+        metavar="N",
+        type=positive_int,
+        default=None,
+        help="use only the first N training images (default: all)",
+    )
+    group.add_argument(
+        "--out", metavar="DIR", default=default_out, help=f"output folder (default: {default_out})"
+    )
+    group.add_argument(
+        "--overwrite", action="store_true", help="replace results already in the output folder"
+    )
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish an interrupted run in the same output folder, reusing its finished work",
+    )
+    group.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="Dask scheduler, e.g. tcp://host:8786 (default: $DASK_SCHEDULER_ADDRESS, else an embedded LocalCluster)",
+    )
+    group.add_argument(
+        "--workers",
+        metavar="N",
+        type=positive_int,
+        default=None,
+        help="worker processes of the embedded LocalCluster (default: one per core)",
+    )
     group.add_argument("--quiet", action="store_true", help="no progress bars")
     group.add_argument("-v", "--verbose", action="store_true", help="log the library's steps")
 
@@ -75,9 +117,28 @@ def add_grid_arguments(parser: argparse.ArgumentParser, *, presets: bool = True)
             default="book",
             help="book: the chapter's KNN grid; best: deskewing x augmentation x PCA x KNN (default: book)",
         )
-    group.add_argument("--n-neighbors", metavar="K", type=positive_int, nargs="+", default=None, help="book preset: values of n_neighbors to try (default: 3 4 5)")
-    group.add_argument("--weights", choices=WEIGHTS, nargs="+", default=None, help="book preset: values of weights to try (default: uniform distance)")
-    group.add_argument("--cv", metavar="FOLDS", type=folds, default=5, help="cross-validation folds, at least 2 (default: 5)")
+    group.add_argument(
+        "--n-neighbors",
+        metavar="K",
+        type=positive_int,
+        nargs="+",
+        default=None,
+        help="book preset: values of n_neighbors to try (default: 3 4 5)",
+    )
+    group.add_argument(
+        "--weights",
+        choices=WEIGHTS,
+        nargs="+",
+        default=None,
+        help="book preset: values of weights to try (default: uniform distance)",
+    )
+    group.add_argument(
+        "--cv",
+        metavar="FOLDS",
+        type=folds,
+        default=5,
+        help="cross-validation folds, at least 2 (default: 5)",
+    )
 
 
 def preset_from_args(args: argparse.Namespace, n_features: int = 784) -> Preset:
@@ -85,7 +146,9 @@ def preset_from_args(args: argparse.Namespace, n_features: int = 784) -> Preset:
     preset = get_preset(getattr(args, "preset", "book"), n_features)
     if preset.name != "book":
         if args.n_neighbors is not None or args.weights is not None:
-            raise OptionError(f"--n-neighbors and --weights set the book's grid; --preset {preset.name} has a grid of its own")
+            raise OptionError(
+                f"--n-neighbors and --weights set the book's grid; --preset {preset.name} has a grid of its own"
+            )
         return preset
     grid = {
         "n_neighbors": list(dict.fromkeys(args.n_neighbors or DEFAULT_GRID["n_neighbors"])),
@@ -103,19 +166,26 @@ def load(args: argparse.Namespace, client=None) -> Dataset:
     """
     dataset = load_dataset(args.dataset, data_dir=args.data, train_size=args.train_size)
     if client is not None and (unreadable := unreadable_files(dataset, client)):
-        print(f"data: {len(unreadable)} workers cannot read {', '.join(sorted({p for ps in unreadable.values() for p in ps}))}; sending the images from the client once")
+        print(
+            f"data: {len(unreadable)} workers cannot read {', '.join(sorted({p for ps in unreadable.values() for p in ps}))}; sending the images from the client once"
+        )
         dataset = scatter_dataset(dataset, client)
     if client is not None:
         dataset = dataset.persist()  # read the files once, whatever the phases that follow
     info = dataset.summary()
-    print(f"data: {info['dataset']} from {info['source']}: {info['n_train']} train, {info['n_test']} test images of {info['image_shape'][0]}x{info['image_shape'][1]}")
+    print(
+        f"data: {info['dataset']} from {info['source']}: {info['n_train']} train, {info['n_test']} test images of {info['image_shape'][0]}x{info['image_shape'][1]}"
+    )
     return dataset
 
 
 @contextlib.contextmanager
 def cluster(args: argparse.Namespace) -> Iterator:
     """Connect as the options say, print the dashboard link, and turn progress bars on."""
-    with connect(args.scheduler, n_workers=args.workers) as client, dask.config.set({"mnistdist.progress": not args.quiet}):
+    with (
+        connect(args.scheduler, n_workers=args.workers) as client,
+        dask.config.set({"mnistdist.progress": not args.quiet}),
+    ):
         info = describe(client)
         print(f"cluster: {info['scheduler']} with {len(info['workers'])} workers")
         print(f"dashboard: {info['dashboard']}")
@@ -136,7 +206,9 @@ def journal(out) -> Iterator[Journal]:
     with Journal(out / JOURNAL) as j:
         yield j
         if j.loaded:
-            print(f"resume: {j.loaded} finished neighbour searches read from {out / JOURNAL}, not recomputed")
+            print(
+                f"resume: {j.loaded} finished neighbour searches read from {out / JOURNAL}, not recomputed"
+            )
 
 
 @contextlib.contextmanager
@@ -156,7 +228,10 @@ def performance_report_file(path: pathlib.Path) -> Iterator[None]:
 
 def run(job: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a job: typed errors become one line and their exit code, Ctrl-C exits 130."""
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     if not args.verbose:
         # The client logs every reconnection attempt with a traceback; the
         # job says what went wrong in one line instead.
@@ -170,7 +245,10 @@ def run(job: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> i
         print(f"{PROG} {args.command}: error: {exc}{_resume_hint(args)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print(f"{PROG} {args.command}: interrupted{_resume_hint(args) or '; nothing was finished'}", file=sys.stderr)
+        print(
+            f"{PROG} {args.command}: interrupted{_resume_hint(args) or '; nothing was finished'}",
+            file=sys.stderr,
+        )
         return 130
 
 
@@ -182,7 +260,9 @@ def _resume_hint(args: argparse.Namespace) -> str:
     return f"; finished work is saved in {path}: rerun with --resume to finish"
 
 
-def standalone(name: str, description: str, add_arguments, job, argv: Sequence[str] | None = None) -> int:
+def standalone(
+    name: str, description: str, add_arguments, job, argv: Sequence[str] | None = None
+) -> int:
     """Entry point for running one job module directly (``python -m jobs.<name>``)."""
     parser = Parser(prog=f"{PROG} {name}", description=description)
     add_arguments(parser)

@@ -19,12 +19,12 @@ import joblib
 from sklearn.base import clone
 
 from jobs import common
-from mnistdist.journal import FILENAME as JOURNAL
 from mnistdist.augment import augment_shifts, image_side
 from mnistdist.cluster import describe, package_versions, peak_memory
 from mnistdist.evaluate import evaluate
 from mnistdist.figures import write_report_figures
 from mnistdist.final import fit_predict
+from mnistdist.journal import FILENAME as JOURNAL
 from mnistdist.knn import KNNClassifier
 from mnistdist.outputs import atomic_path, write_json, write_text
 from mnistdist.presets import BOOK_BEST
@@ -53,12 +53,21 @@ def job(args: argparse.Namespace) -> int:
     ):
         t = time.perf_counter()
         dataset = common.load(args, client)
-        image_side(dataset.X_train.shape[1])  # shifting needs square images: refuse others before any work
+        image_side(
+            dataset.X_train.shape[1]
+        )  # shifting needs square images: refuse others before any work
         seconds["load"] = time.perf_counter() - t
 
         preset = common.preset_from_args(args, dataset.X_train.shape[1])
         print(f"search ({preset.name}): {preset.description}, {args.cv} folds")
-        result = neighbour_search(dataset.X_train, dataset.y_train, estimator=preset.estimator, param_grid=preset.param_grid, cv=args.cv, journal=journal)
+        result = neighbour_search(
+            dataset.X_train,
+            dataset.y_train,
+            estimator=preset.estimator,
+            param_grid=preset.param_grid,
+            cv=args.cv,
+            journal=journal,
+        )
         result.write_csv(out / "cv_results.csv")
         seconds["search_neighbours"] = result.seconds["neighbours"]
         seconds["search_scoring"] = result.seconds["scoring"]
@@ -67,21 +76,53 @@ def job(args: argparse.Namespace) -> int:
         # The book's two models: the searched KNN (book preset), or the book's own choice for comparison.
         book = preset.name == "book"
         book_knn = KNNClassifier(**(result.best_params if book else BOOK_BEST))
-        plain = fit_predict(book_knn, dataset.X_train, dataset.y_train, dataset.X_test, name="plain", keep_model=False, journal=journal)
+        plain = fit_predict(
+            book_knn,
+            dataset.X_train,
+            dataset.y_train,
+            dataset.X_test,
+            name="plain",
+            keep_model=False,
+            journal=journal,
+        )
         seconds["final_plain"] = plain.seconds
-        print(f"plain: test accuracy {plain.accuracy(dataset.y_test):.4f} ({plain.n_train} training images)")
+        print(
+            f"plain: test accuracy {plain.accuracy(dataset.y_test):.4f} ({plain.n_train} training images)"
+        )
 
         X_aug, y_aug = augment_shifts(dataset.X_train, dataset.y_train)
-        augmented = fit_predict(book_knn, X_aug, y_aug, dataset.X_test, name="augmented", keep_model=book, journal=journal)
+        augmented = fit_predict(
+            book_knn,
+            X_aug,
+            y_aug,
+            dataset.X_test,
+            name="augmented",
+            keep_model=book,
+            journal=journal,
+        )
         seconds["final_augmented"] = augmented.seconds
-        print(f"augmented: test accuracy {augmented.accuracy(dataset.y_test):.4f} ({augmented.n_train} training images)")
+        print(
+            f"augmented: test accuracy {augmented.accuracy(dataset.y_test):.4f} ({augmented.n_train} training images)"
+        )
 
         final, final_name = augmented, "augmented"
         if not book:
             estimator = clone(preset.estimator).set_params(**result.best_params)
-            final, final_name = fit_predict(estimator, dataset.X_train, dataset.y_train, dataset.X_test, name="chosen", journal=journal), "chosen"
+            final, final_name = (
+                fit_predict(
+                    estimator,
+                    dataset.X_train,
+                    dataset.y_train,
+                    dataset.X_test,
+                    name="chosen",
+                    journal=journal,
+                ),
+                "chosen",
+            )
             seconds["final_chosen"] = final.seconds
-            print(f"chosen: test accuracy {final.accuracy(dataset.y_test):.4f} ({final.n_train} training rows)")
+            print(
+                f"chosen: test accuracy {final.accuracy(dataset.y_test):.4f} ({final.n_train} training rows)"
+            )
 
         X_test = dataset.X_test.compute()
         X_sample = dataset.X_train[:40].compute()
@@ -107,8 +148,12 @@ def job(args: argparse.Namespace) -> int:
     with atomic_path(out / "model.joblib") as tmp:
         joblib.dump(final.model, tmp)
     header = "index,true,plain,augmented" + (",chosen" if not book else "")
-    columns = [dataset.y_test, plain.y_pred, augmented.y_pred] + ([final.y_pred] if not book else [])
-    rows = [header] + [",".join(map(str, (i, *values))) for i, values in enumerate(zip(*columns))]
+    columns = [dataset.y_test, plain.y_pred, augmented.y_pred] + (
+        [final.y_pred] if not book else []
+    )
+    rows = [header] + [
+        ",".join(map(str, (i, *values))) for i, values in enumerate(zip(*columns, strict=False))
+    ]
     write_text(out / "predictions.csv", "\n".join(rows) + "\n")
     seconds["outputs"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t_start
@@ -127,13 +172,16 @@ def job(args: argparse.Namespace) -> int:
         "data": data,
         "versions": package_versions(),
         "cluster": cluster_info,
-        "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "figures": {key: dataclasses.asdict(ref) for key, ref in figures.items()},
     }
     if not book:
         metrics["book_params"] = BOOK_BEST
         metrics["test_accuracy_chosen"] = final.accuracy(dataset.y_test)
-        metrics["chosen"] = {"steps": [f"{name}: {step!r}" for name, step in final.model.steps], "n_train": final.n_train}
+        metrics["chosen"] = {
+            "steps": [f"{name}: {step!r}" for name, step in final.model.steps],
+            "n_train": final.n_train,
+        }
     write_json(out / "metrics.json", metrics)
     write_report(out)
     print(f"report: {out / 'report.html'} (total {seconds['total']:.0f} s)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from jobs import common
-from mnistdist.journal import FILENAME as JOURNAL
 from mnistdist.cluster import describe, peak_memory
+from mnistdist.journal import FILENAME as JOURNAL
 from mnistdist.outputs import write_json
 from mnistdist.search import neighbour_search
 
@@ -26,12 +26,26 @@ def job(args: argparse.Namespace) -> int:
     with common.cluster(args) as client, common.journal(out) as journal:
         dataset = common.load(args, client)
         preset = common.preset_from_args(args, dataset.X_train.shape[1])
-        result = neighbour_search(dataset.X_train, dataset.y_train, estimator=preset.estimator, param_grid=preset.param_grid, cv=args.cv, journal=journal)
+        result = neighbour_search(
+            dataset.X_train,
+            dataset.y_train,
+            estimator=preset.estimator,
+            param_grid=preset.param_grid,
+            cv=args.cv,
+            journal=journal,
+        )
         info = describe(client)
         info["peak_memory_bytes"] = peak_memory(client)
     result.write_csv(out / "cv_results.csv")
-    write_json(out / "search.json", {**result.summary(), "data": dataset.summary(), "cluster": info})
-    for params, mean, std in zip(result.cv_results["params"], result.cv_results["mean_test_score"], result.cv_results["std_test_score"]):
+    write_json(
+        out / "search.json", {**result.summary(), "data": dataset.summary(), "cluster": info}
+    )
+    for params, mean, std in zip(
+        result.cv_results["params"],
+        result.cv_results["mean_test_score"],
+        result.cv_results["std_test_score"],
+        strict=False,
+    ):
         mark = "*" if params == result.best_params else " "
         print(f"{mark} {params}: {mean:.4f} ± {std:.4f}")
     print(f"search: best {result.best_params} ({result.best_score:.4f}); {out / 'cv_results.csv'}")

@@ -28,14 +28,36 @@ HELP = "the rest of the chapter: 5-detector, precision/recall, ROC, multiclass, 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_common_arguments(parser, default_out="results")
     group = parser.add_argument_group("scaling the heavy parts down")
-    group.add_argument("--svc-size", metavar="N", type=common.positive_int, default=2000, help="training images for the SVC steps (default: 2000, as the book)")
-    group.add_argument("--forest-trees", metavar="N", type=common.positive_int, default=100, help="trees per random forest (default: 100)")
-    group.add_argument("--denoise-test-size", metavar="N", type=common.positive_int, default=None, help="test images cleaned for the error measure (default: all)")
+    group.add_argument(
+        "--svc-size",
+        metavar="N",
+        type=common.positive_int,
+        default=2000,
+        help="training images for the SVC steps (default: 2000, as the book)",
+    )
+    group.add_argument(
+        "--forest-trees",
+        metavar="N",
+        type=common.positive_int,
+        default=100,
+        help="trees per random forest (default: 100)",
+    )
+    group.add_argument(
+        "--denoise-test-size",
+        metavar="N",
+        type=common.positive_int,
+        default=None,
+        help="test images cleaned for the error measure (default: all)",
+    )
 
 
 def job(args: argparse.Namespace) -> int:
     out = common.out_dir(args, RESULTS)
-    config = TourConfig(svc_size=args.svc_size, forest_trees=args.forest_trees, denoise_test_size=args.denoise_test_size)
+    config = TourConfig(
+        svc_size=args.svc_size,
+        forest_trees=args.forest_trees,
+        denoise_test_size=args.denoise_test_size,
+    )
     t0 = time.perf_counter()
     with common.cluster(args) as client:
         dataset = common.load(args, client)
@@ -54,11 +76,20 @@ def job(args: argparse.Namespace) -> int:
         versions=package_versions(),
         cluster=cluster_info,
         figures=refs,
-        generated=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        generated=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     )
     write_json(out / "tour.json", numbers)
     report = write_report(out)
-    for key in ("never5_cv_accuracy", "sgd5_cv_accuracy", "sgd5_precision", "sgd5_recall", "sgd5_roc_auc", "forest5_roc_auc", "multilabel_f1_macro", "sgd_scaled_cv_accuracy"):
+    for key in (
+        "never5_cv_accuracy",
+        "sgd5_cv_accuracy",
+        "sgd5_precision",
+        "sgd5_recall",
+        "sgd5_roc_auc",
+        "forest5_roc_auc",
+        "multilabel_f1_macro",
+        "sgd_scaled_cv_accuracy",
+    ):
         print(f"{key}: {numbers[key]}")
     print(f"tour: {out / 'tour.json'}, {report} (total {numbers['seconds']['total']:.0f} s)")
     return 0

@@ -27,7 +27,12 @@ from .errors import OptionError
 log = logging.getLogger(__name__)
 
 #: The book's four one-pixel shifts as (dx, dy), in the book's order.
-FOUR_SHIFTS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "down": (0, 1), "up": (0, -1)}
+FOUR_SHIFTS: dict[str, tuple[int, int]] = {
+    "left": (-1, 0),
+    "right": (1, 0),
+    "down": (0, 1),
+    "up": (0, -1),
+}
 _DIAGONALS = {"down-left": (-1, 1), "down-right": (1, 1), "up-left": (-1, -1), "up-right": (1, -1)}
 #: Rotation copies, in degrees (positive: anticlockwise).
 ROTATIONS = (-8.0, 8.0)
@@ -36,7 +41,9 @@ ROTATIONS = (-8.0, 8.0)
 AUGMENTATIONS: dict[str, tuple[tuple[str, tuple], ...]] = {
     "none": (),
     "shift4": tuple((d, ("shift", dx, dy)) for d, (dx, dy) in FOUR_SHIFTS.items()),
-    "shift8": tuple((d, ("shift", dx, dy)) for d, (dx, dy) in {**FOUR_SHIFTS, **_DIAGONALS}.items()),
+    "shift8": tuple(
+        (d, ("shift", dx, dy)) for d, (dx, dy) in {**FOUR_SHIFTS, **_DIAGONALS}.items()
+    ),
     "shift2": tuple((f"{d}2", ("shift", 2 * dx, 2 * dy)) for d, (dx, dy) in FOUR_SHIFTS.items()),
     "rotate": tuple((f"rotate{deg:+g}", ("rotate", deg)) for deg in ROTATIONS),
 }
@@ -95,7 +102,9 @@ def rotate_images(images: np.ndarray, degrees: float) -> np.ndarray:
     images = np.asarray(images)
     side = image_side(images.shape[1])
     square = images.reshape(-1, side, side).astype(np.float32)
-    turned = scipy.ndimage.rotate(square, degrees, axes=(2, 1), reshape=False, order=1, mode="constant", cval=0.0)
+    turned = scipy.ndimage.rotate(
+        square, degrees, axes=(2, 1), reshape=False, order=1, mode="constant", cval=0.0
+    )
     if np.issubdtype(images.dtype, np.integer):
         turned = np.clip(np.rint(turned), np.iinfo(images.dtype).min, np.iinfo(images.dtype).max)
     return turned.astype(images.dtype).reshape(images.shape)
@@ -125,7 +134,10 @@ def augmented_copies(X: da.Array, kind: str, *, name: str = "augment") -> list[d
     """
     copies = check_augmentation(kind)
     image_side(X.shape[1])
-    return [X.map_blocks(make_copy, how, dtype=X.dtype, name=f"{name}-{label}-{tokenize(X, how)}") for label, how in copies]
+    return [
+        X.map_blocks(make_copy, how, dtype=X.dtype, name=f"{name}-{label}-{tokenize(X, how)}")
+        for label, how in copies
+    ]
 
 
 class Augment(TransformerMixin, BaseEstimator):
@@ -183,5 +195,10 @@ def augment_shifts(
         name = f"shift-augment-{direction}-{tokenize(X, dx, dy)}"
         copies.append(X.map_blocks(shift_images, dx, dy, dtype=X.dtype, name=name))
     y_aug = np.tile(np.asarray(y), len(copies))
-    log.info("augmented %d images with %d shifts: %d rows", X.shape[0], len(shifts), X.shape[0] * len(copies))
+    log.info(
+        "augmented %d images with %d shifts: %d rows",
+        X.shape[0],
+        len(shifts),
+        X.shape[0] * len(copies),
+    )
     return da.concatenate(copies, axis=0), y_aug

@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 def book_search(X: np.ndarray, y: np.ndarray, param_grid: dict, folds) -> tuple[dict, float]:
     """scikit-learn's GridSearchCV on one machine, all cores; returns (cv_results_, seconds)."""
     t = time.perf_counter()
-    search = GridSearchCV(KNeighborsClassifier(), param_grid, cv=folds, n_jobs=-1, refit=False).fit(X, y)
+    search = GridSearchCV(KNeighborsClassifier(), param_grid, cv=folds, n_jobs=-1, refit=False).fit(
+        X, y
+    )
     return search.cv_results_, time.perf_counter() - t
 
 
@@ -39,11 +41,17 @@ def run_benchmark(X: da.Array, y: np.ndarray, param_grid: dict, cv=5, *, book: b
     folds = _folds(cv, y)
     rows = []
 
-    single = {"n_neighbors": [max(param_grid["n_neighbors"])], "weights": [param_grid["weights"][0]]}
+    single = {
+        "n_neighbors": [max(param_grid["n_neighbors"])],
+        "weights": [param_grid["weights"][0]],
+    }
     ours = neighbour_search(X, y, param_grid=param_grid, cv=folds)
     ours_1 = neighbour_search(X, y, param_grid=single, cv=folds)
     n_cand = len(ours.cv_results["params"])
-    for label, res in ((f"mnistdist, {n_cand} candidates", ours), ("mnistdist, 1 candidate", ours_1)):
+    for label, res in (
+        (f"mnistdist, {n_cand} candidates", ours),
+        ("mnistdist, 1 candidate", ours_1),
+    ):
         rows.append(
             {
                 "method": label,
@@ -55,7 +63,7 @@ def run_benchmark(X: da.Array, y: np.ndarray, param_grid: dict, cv=5, *, book: b
             }
         )
     report = {
-        "n_train": int(len(y)),
+        "n_train": len(y),
         "n_splits": len(folds),
         "param_grid": param_grid,
         "rows": rows,
@@ -66,10 +74,20 @@ def run_benchmark(X: da.Array, y: np.ndarray, param_grid: dict, cv=5, *, book: b
         log.info("book's GridSearchCV on %s", X_np.shape)
         cv_book, seconds = book_search(X_np, y, param_grid, folds)
         best = int(np.argmin(cv_book["rank_test_score"]))
-        rows.insert(0, {"method": "book: scikit-learn GridSearchCV(n_jobs=-1)", "seconds": seconds, "best_params": cv_book["params"][best], "best_score": float(cv_book["mean_test_score"][best])})
+        rows.insert(
+            0,
+            {
+                "method": "book: scikit-learn GridSearchCV(n_jobs=-1)",
+                "seconds": seconds,
+                "best_params": cv_book["params"][best],
+                "best_score": float(cv_book["mean_test_score"][best]),
+            },
+        )
         diff = np.abs(_scores(cv_book, len(folds)) - _scores(ours.cv_results, len(folds)))
         report["scores_max_abs_diff"] = float(diff.max())
-        report["scores_agree"] = bool(diff.max() <= 1e-3 and cv_book["params"][best] == ours.best_params)
+        report["scores_agree"] = bool(
+            diff.max() <= 1e-3 and cv_book["params"][best] == ours.best_params
+        )
         report["speedup"] = seconds / rows[1]["seconds"]
     return report
 
@@ -80,9 +98,15 @@ def format_table(report: dict) -> str:
     lines = [f"{'method':<46} {'seconds':>9} {'vs first':>9}  best params (mean CV accuracy)"]
     for row in report["rows"]:
         params = ", ".join(f"{k}={v}" for k, v in sorted(row["best_params"].items()))
-        lines.append(f"{row['method']:<46} {row['seconds']:>9.1f} {base / row['seconds']:>8.2f}x  {params} ({row['best_score']:.4f})")
+        lines.append(
+            f"{row['method']:<46} {row['seconds']:>9.1f} {base / row['seconds']:>8.2f}x  {params} ({row['best_score']:.4f})"
+        )
     if "speedup" in report:
         lines.append(f"speed-up of mnistdist over the book's way: {report['speedup']:.1f}x")
-        lines.append(f"CV scores agree (max |diff| {report['scores_max_abs_diff']:.2g}): {'yes' if report['scores_agree'] else 'NO'}")
-    lines.append(f"cost of the full grid over a single candidate: {report['candidate_cost_ratio']:.2f}x")
+        lines.append(
+            f"CV scores agree (max |diff| {report['scores_max_abs_diff']:.2g}): {'yes' if report['scores_agree'] else 'NO'}"
+        )
+    lines.append(
+        f"cost of the full grid over a single candidate: {report['candidate_cost_ratio']:.2f}x"
+    )
     return "\n".join(lines)

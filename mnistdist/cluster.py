@@ -38,7 +38,17 @@ from .errors import ClusterError
 log = logging.getLogger(__name__)
 
 #: The packages whose versions a run records.
-PACKAGES = ("mnistdist", "dask", "distributed", "dask-ml", "scikit-learn", "numpy", "scipy", "matplotlib", "bokeh")
+PACKAGES = (
+    "mnistdist",
+    "dask",
+    "distributed",
+    "dask-ml",
+    "scikit-learn",
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "bokeh",
+)
 #: Those that must agree between the client and every process of the cluster:
 #: tasks are pickled by one and run by the other.
 MUST_AGREE = ("python", "dask", "distributed", "dask-ml", "scikit-learn", "numpy", "scipy")
@@ -115,9 +125,13 @@ def prepare(client: Client) -> list[str]:
     probe = _probe()
     workers = client.run(probe)
     remote = {"scheduler": client.run_on_scheduler(probe), **workers}
-    problems = _mismatches(package_versions(), {where: report["versions"] for where, report in remote.items()})
+    problems = _mismatches(
+        package_versions(), {where: report["versions"] for where, report in remote.items()}
+    )
     if problems:
-        raise ClusterError("package versions differ between the client and the cluster: " + "; ".join(problems))
+        raise ClusterError(
+            "package versions differ between the client and the cluster: " + "; ".join(problems)
+        )
     missing = [addr for addr, report in workers.items() if not report["mnistdist_importable"]]
     if not missing:
         return []
@@ -132,12 +146,16 @@ def tls_security() -> Security | None:
     if not any(values):
         return None
     if not all(values):
-        raise ClusterError(f"TLS needs all of {', '.join(TLS_ENV)}; set: {', '.join(n for n, v in zip(TLS_ENV, values) if v)}")
-    for name, value in zip(TLS_ENV, values):
+        raise ClusterError(
+            f"TLS needs all of {', '.join(TLS_ENV)}; set: {', '.join(n for n, v in zip(TLS_ENV, values, strict=False) if v)}"
+        )
+    for name, value in zip(TLS_ENV, values, strict=False):
         if not pathlib.Path(value).is_file():
             raise ClusterError(f"{name}={value}: file not found")
     ca, cert, key = values
-    return Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key, require_encryption=True)
+    return Security(
+        tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key, require_encryption=True
+    )
 
 
 def scheduler_address(address: str | None = None) -> str | None:
@@ -169,18 +187,23 @@ def connect(
         try:
             client = Client(address, timeout=seconds, set_as_default=True, security=tls_security())
         except (OSError, TimeoutError) as exc:
-            raise ClusterError(f"could not reach the Dask scheduler at {address} within {seconds:g} s ({exc.__class__.__name__})") from None
+            raise ClusterError(
+                f"could not reach the Dask scheduler at {address} within {seconds:g} s ({exc.__class__.__name__})"
+            ) from None
         with client:
             yield client
         return
     n_workers = n_workers or os.cpu_count() or 1
-    with LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=threads_per_worker,
-        processes=True,
-        memory_limit=memory_limit,
-        dashboard_address=dashboard_address,
-    ) as cluster, Client(cluster, set_as_default=True) as client:
+    with (
+        LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            memory_limit=memory_limit,
+            dashboard_address=dashboard_address,
+        ) as cluster,
+        Client(cluster, set_as_default=True) as client,
+    ):
         yield client
 
 
@@ -188,13 +211,24 @@ def describe(client: Client) -> dict:
     """The scheduler address, dashboard link and workers of a client's cluster."""
     info = client.scheduler_info(n_workers=-1)
     workers = [
-        {"address": addr, "threads": w.get("nthreads"), "memory_limit": w.get("memory_limit"), "name": str(w.get("name"))}
+        {
+            "address": addr,
+            "threads": w.get("nthreads"),
+            "memory_limit": w.get("memory_limit"),
+            "name": str(w.get("name")),
+        }
         for addr, w in sorted(info.get("workers", {}).items())
     ]
-    return {"scheduler": client.scheduler.address, "dashboard": client.dashboard_link, "workers": workers}
+    return {
+        "scheduler": client.scheduler.address,
+        "dashboard": client.dashboard_link,
+        "workers": workers,
+    }
 
 
-def compute_each(items: dict[str, tuple], *, label: str, on_done: Callable[[str, tuple], None] | None = None) -> dict[str, tuple]:
+def compute_each(
+    items: dict[str, tuple], *, label: str, on_done: Callable[[str, tuple], None] | None = None
+) -> dict[str, tuple]:
     """Compute named groups of collections, handing each group to ``on_done`` as it finishes.
 
     On a distributed client every group runs at once as futures, and a
@@ -224,7 +258,9 @@ def compute_each(items: dict[str, tuple], *, label: str, on_done: Callable[[str,
     bar = None
     if config.get("progress") and everything:
         print(f"{label}:", flush=True)
-        bar = threading.Thread(target=progress, args=everything, kwargs={"notebook": False}, daemon=True)
+        bar = threading.Thread(
+            target=progress, args=everything, kwargs={"notebook": False}, daemon=True
+        )
         bar.start()
     try:
         for future in as_completed(everything):
@@ -238,8 +274,12 @@ def compute_each(items: dict[str, tuple], *, label: str, on_done: Callable[[str,
         if client.status == "running":
             with contextlib.suppress(Exception):
                 client.cancel(everything)
-        if isinstance(exc, (CancelledError, CommClosedError)) or (isinstance(exc, OSError) and client.status != "running"):
-            raise ClusterError(f"lost the connection to the Dask scheduler at {client.scheduler.address} ({type(exc).__name__})") from None
+        if isinstance(exc, (CancelledError, CommClosedError)) or (
+            isinstance(exc, OSError) and client.status != "running"
+        ):
+            raise ClusterError(
+                f"lost the connection to the Dask scheduler at {client.scheduler.address} ({type(exc).__name__})"
+            ) from None
         raise
     finally:
         if bar is not None:

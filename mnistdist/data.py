@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import itertools
 import logging
 import os
 import pathlib
@@ -132,9 +133,13 @@ def read_idx_header(path: str | os.PathLike) -> IDXHeader:
     with _open(path) as f:
         head = _read_exact(f, 4, path, "header")
         if head[0] != 0 or head[1] != 0:
-            raise DataError(f"{path}: bad magic number 0x{head.hex()} (an IDX file starts with two zero bytes)")
+            raise DataError(
+                f"{path}: bad magic number 0x{head.hex()} (an IDX file starts with two zero bytes)"
+            )
         if head[2] not in IDX_DTYPES:
-            raise DataError(f"{path}: bad magic number 0x{head.hex()} (unknown IDX type byte 0x{head[2]:02x})")
+            raise DataError(
+                f"{path}: bad magic number 0x{head.hex()} (unknown IDX type byte 0x{head[2]:02x})"
+            )
         ndim = head[3]
         if ndim == 0:
             raise DataError(f"{path}: bad magic number 0x{head.hex()} (zero dimensions)")
@@ -144,7 +149,9 @@ def read_idx_header(path: str | os.PathLike) -> IDXHeader:
         actual = _data_length(f, path)
     if actual != expected:
         dims = " x ".join(map(str, shape))
-        raise DataError(f"{path}: dimensions {dims} need {expected} data bytes, the file has {actual}")
+        raise DataError(
+            f"{path}: dimensions {dims} need {expected} data bytes, the file has {actual}"
+        )
     return IDXHeader(path, int.from_bytes(head, "big"), dtype, tuple(shape), 4 + 4 * ndim)
 
 
@@ -194,14 +201,18 @@ class Dataset:
     #: the data does not come from files, or was sent to the workers).
     files: tuple[tuple[str, int], ...] = ()
 
-    def head(self, n_train: int) -> "Dataset":
+    def head(self, n_train: int) -> Dataset:
         """The same dataset with only its first ``n_train`` training images."""
         available = len(self.y_train)
         if not 1 <= n_train <= available:
-            raise OptionError(f"--train-size must be between 1 and {available} for {self.name}, got {n_train}")
-        return dataclasses.replace(self, X_train=self.X_train[:n_train], y_train=self.y_train[:n_train])
+            raise OptionError(
+                f"--train-size must be between 1 and {available} for {self.name}, got {n_train}"
+            )
+        return dataclasses.replace(
+            self, X_train=self.X_train[:n_train], y_train=self.y_train[:n_train]
+        )
 
-    def persist(self) -> "Dataset":
+    def persist(self) -> Dataset:
         """The same dataset with its images kept in the workers' memory once read.
 
         Every later phase then reuses the chunks instead of reading the files
@@ -216,8 +227,8 @@ class Dataset:
             "dataset": self.name,
             "source": self.source,
             "image_shape": list(self.image_shape),
-            "n_train": int(len(self.y_train)),
-            "n_test": int(len(self.y_test)),
+            "n_train": len(self.y_train),
+            "n_test": len(self.y_test),
             "train_chunks": len(self.X_train.chunks[0]),
         }
 
@@ -229,7 +240,9 @@ def _row_chunks(n: int, chunk_rows: int | None) -> tuple[int, ...]:
     return tuple(min(chunk_rows, n - s) for s in range(0, n, chunk_rows))
 
 
-def _lazy_rows(name: str, n: int, n_features: int, chunk_rows: int | None, reader, *args, identity=None) -> da.Array:
+def _lazy_rows(
+    name: str, n: int, n_features: int, chunk_rows: int | None, reader, *args, identity=None
+) -> da.Array:
     """A Dask array of ``n`` rows whose every chunk is ``reader(*args, start, stop)`` run on a worker.
 
     ``identity`` (a file's size and modification time, say) joins the name's
@@ -258,15 +271,21 @@ def _find_idx_file(folder: pathlib.Path, base: str) -> pathlib.Path:
 
 def _check_images(header: IDXHeader) -> tuple[int, int]:
     if header.magic != IMAGES_MAGIC or len(header.shape) != 3:
-        raise DataError(f"{header.path}: magic number 0x{header.magic:08x} is not an images file's (0x{IMAGES_MAGIC:08x})")
+        raise DataError(
+            f"{header.path}: magic number 0x{header.magic:08x} is not an images file's (0x{IMAGES_MAGIC:08x})"
+        )
     return header.shape[1], header.shape[2]
 
 
 def _check_labels(header: IDXHeader, n_images: int, images: pathlib.Path) -> np.ndarray:
     if header.magic != LABELS_MAGIC or len(header.shape) != 1:
-        raise DataError(f"{header.path}: magic number 0x{header.magic:08x} is not a labels file's (0x{LABELS_MAGIC:08x})")
+        raise DataError(
+            f"{header.path}: magic number 0x{header.magic:08x} is not a labels file's (0x{LABELS_MAGIC:08x})"
+        )
     if header.shape[0] != n_images:
-        raise DataError(f"{header.path}: {header.shape[0]} labels for the {n_images} images in {images.name}")
+        raise DataError(
+            f"{header.path}: {header.shape[0]} labels for the {n_images} images in {images.name}"
+        )
     labels = read_idx_rows(header)
     if labels.size and labels.max() > 9:
         bad = int(np.argmax(labels > 9))
@@ -286,14 +305,35 @@ def load_mnist_idx(data_dir: str | os.PathLike, *, chunk_rows: int | None = None
         stat = images.path.stat()
         files.append((str(images.path), stat.st_size))
         shapes[split] = _check_images(images)
-        labels = _check_labels(read_idx_header(_find_idx_file(folder, MNIST_FILES[f"{split}_labels"])), images.shape[0], images.path)
+        labels = _check_labels(
+            read_idx_header(_find_idx_file(folder, MNIST_FILES[f"{split}_labels"])),
+            images.shape[0],
+            images.path,
+        )
         n_features = shapes[split][0] * shapes[split][1]
-        X = _lazy_rows(f"load-mnist-{split}-images", images.shape[0], n_features, chunk_rows, _flat_rows, images, identity=(stat.st_size, stat.st_mtime_ns))
+        X = _lazy_rows(
+            f"load-mnist-{split}-images",
+            images.shape[0],
+            n_features,
+            chunk_rows,
+            _flat_rows,
+            images,
+            identity=(stat.st_size, stat.st_mtime_ns),
+        )
         parts[split] = (X, labels)
     if shapes["train"] != shapes["test"]:
-        raise DataError(f"{folder}: train images are {shapes['train']}, test images {shapes['test']}")
-    log.info("MNIST from %s: %d train, %d test images", folder, len(parts["train"][1]), len(parts["test"][1]))
-    return Dataset("mnist", *parts["train"], *parts["test"], shapes["train"], f"idx:{folder}", tuple(files))
+        raise DataError(
+            f"{folder}: train images are {shapes['train']}, test images {shapes['test']}"
+        )
+    log.info(
+        "MNIST from %s: %d train, %d test images",
+        folder,
+        len(parts["train"][1]),
+        len(parts["test"][1]),
+    )
+    return Dataset(
+        "mnist", *parts["train"], *parts["test"], shapes["train"], f"idx:{folder}", tuple(files)
+    )
 
 
 def _cache_dir(cache_dir: str | os.PathLike | None) -> pathlib.Path:
@@ -302,7 +342,9 @@ def _cache_dir(cache_dir: str | os.PathLike | None) -> pathlib.Path:
     return pathlib.Path(cache_dir).expanduser()
 
 
-def load_mnist_openml(cache_dir: str | os.PathLike | None = None, *, chunk_rows: int | None = None) -> Dataset:
+def load_mnist_openml(
+    cache_dir: str | os.PathLike | None = None, *, chunk_rows: int | None = None
+) -> Dataset:
     """MNIST from OpenML's ``mnist_784`` (the book's way), cached as IDX files.
 
     The download is cached by scikit-learn under ``cache_dir`` (default
@@ -316,7 +358,9 @@ def load_mnist_openml(cache_dir: str | os.PathLike | None = None, *, chunk_rows:
 
         log.info("fetching mnist_784 from OpenML into %s", cache)
         try:
-            X, y = fetch_openml("mnist_784", version=1, as_frame=False, return_X_y=True, data_home=str(cache))
+            X, y = fetch_openml(
+                "mnist_784", version=1, as_frame=False, return_X_y=True, data_home=str(cache)
+            )
         except Exception as exc:  # network errors come in many types
             raise DataError(
                 f"could not fetch mnist_784 from OpenML ({type(exc).__name__}: {exc}); "
@@ -331,7 +375,10 @@ def load_mnist_openml(cache_dir: str | os.PathLike | None = None, *, chunk_rows:
         write_idx(idx_dir / MNIST_FILES["train_labels"], labels[:60000])
         write_idx(idx_dir / MNIST_FILES["test_images"], images[60000:])
         write_idx(idx_dir / MNIST_FILES["test_labels"], labels[60000:])
-    return dataclasses.replace(load_mnist_idx(idx_dir, chunk_rows=chunk_rows), source=f"openml:mnist_784 (cached in {idx_dir})")
+    return dataclasses.replace(
+        load_mnist_idx(idx_dir, chunk_rows=chunk_rows),
+        source=f"openml:mnist_784 (cached in {idx_dir})",
+    )
 
 
 def _digits_rows(start: int, stop: int) -> np.ndarray:
@@ -348,7 +395,15 @@ def load_digits_dataset(*, chunk_rows: int | None = None) -> Dataset:
     n_train = len(y) - DIGITS_TEST_SIZE
     chunk_rows = chunk_rows or 512  # few rows: chunk finer than MNIST so tests see several chunks
     X_all = _lazy_rows("load-digits-images", len(y), 64, chunk_rows, _digits_rows)
-    return Dataset("digits", X_all[:n_train], y[:n_train], X_all[n_train:], y[n_train:], (8, 8), "sklearn:load_digits")
+    return Dataset(
+        "digits",
+        X_all[:n_train],
+        y[:n_train],
+        X_all[n_train:],
+        y[n_train:],
+        (8, 8),
+        "sklearn:load_digits",
+    )
 
 
 def load_dataset(
@@ -368,11 +423,17 @@ def load_dataset(
         raise OptionError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if name == "digits":
         if data_dir is not None:
-            raise OptionError("--data applies to --dataset mnist only; digits are bundled with scikit-learn")
+            raise OptionError(
+                "--data applies to --dataset mnist only; digits are bundled with scikit-learn"
+            )
         dataset = load_digits_dataset(chunk_rows=chunk_rows)
     else:
         data_dir = data_dir or os.environ.get(DATA_ENV) or None
-        dataset = load_mnist_idx(data_dir, chunk_rows=chunk_rows) if data_dir else load_mnist_openml(chunk_rows=chunk_rows)
+        dataset = (
+            load_mnist_idx(data_dir, chunk_rows=chunk_rows)
+            if data_dir
+            else load_mnist_openml(chunk_rows=chunk_rows)
+        )
     return dataset if train_size is None else dataset.head(train_size)
 
 
@@ -405,9 +466,14 @@ def _scatter_rows(client, X: da.Array, name: str) -> da.Array:
     """``X`` read here and sent to the workers once, chunk by chunk, as a Dask array of the futures."""
     local = X.compute(scheduler="sync")
     bounds = np.cumsum((0,) + X.chunks[0])
-    parts = [local[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-    futures = client.scatter(parts, hash=False)  # unique keys: a hashed key shared with an earlier scatter is dropped when that one is released
-    blocks = [da.from_delayed(f, shape=p.shape, dtype=p.dtype, name=f"{name}-{i}-{f.key}") for i, (f, p) in enumerate(zip(futures, parts))]
+    parts = [local[a:b] for a, b in itertools.pairwise(bounds)]
+    futures = client.scatter(
+        parts, hash=False
+    )  # unique keys: a hashed key shared with an earlier scatter is dropped when that one is released
+    blocks = [
+        da.from_delayed(f, shape=p.shape, dtype=p.dtype, name=f"{name}-{i}-{f.key}")
+        for i, (f, p) in enumerate(zip(futures, parts, strict=False))
+    ]
     return da.concatenate(blocks, axis=0)
 
 

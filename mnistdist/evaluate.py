@@ -25,9 +25,13 @@ def most_confused_pair(cm: np.ndarray) -> tuple[int, int]:
 def evaluate(y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray | None = None) -> dict:
     """Accuracy, confusion matrix, per-class precision/recall and the most confused pair."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    classes = np.unique(np.concatenate([y_true, y_pred])) if classes is None else np.asarray(classes)
+    classes = (
+        np.unique(np.concatenate([y_true, y_pred])) if classes is None else np.asarray(classes)
+    )
     cm = confusion_matrix(y_true, y_pred, labels=classes)
-    precision, recall, _, support = precision_recall_fscore_support(y_true, y_pred, labels=classes, zero_division=0)
+    precision, recall, _, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=classes, zero_division=0
+    )
     a, b = most_confused_pair(cm)
     return {
         "accuracy": float(np.mean(y_true == y_pred)),

@@ -16,14 +16,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
-from .augment import FOUR_SHIFTS, image_side, shift_images  # noqa: E402
-from .evaluate import error_matrix  # noqa: E402
-from .outputs import write_bytes  # noqa: E402
-from .transformers import Deskew  # noqa: E402
+from .augment import FOUR_SHIFTS, image_side, shift_images
+from .evaluate import error_matrix
+from .outputs import write_bytes
+from .transformers import Deskew
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,11 +51,15 @@ def _tile(images: np.ndarray, n_cols: int, n_rows: int | None = None) -> np.ndar
     canvas = np.zeros((n_rows * cell + 1, n_cols * cell + 1))
     for i, img in enumerate(images[: n_rows * n_cols]):
         r, c = divmod(i, n_cols)
-        canvas[1 + r * cell : 1 + r * cell + side, 1 + c * cell : 1 + c * cell + side] = img.reshape(side, side)
+        canvas[1 + r * cell : 1 + r * cell + side, 1 + c * cell : 1 + c * cell + side] = (
+            img.reshape(side, side)
+        )
     return canvas
 
 
-def digits_grid(images: np.ndarray, labels: np.ndarray | None = None, *, n_cols: int = 10, title: str = "") -> Figure:
+def digits_grid(
+    images: np.ndarray, labels: np.ndarray | None = None, *, n_cols: int = 10, title: str = ""
+) -> Figure:
     """A grid of digits, each titled with its label when labels are given."""
     images = np.asarray(images)
     n_rows = max(1, -(-len(images) // n_cols))
@@ -76,9 +80,11 @@ def shifts_figure(image: np.ndarray) -> Figure:
     """One digit and its four one-pixel shifts, as the augmentation makes them."""
     image = np.asarray(image).reshape(1, -1)
     side = image_side(image.shape[1])
-    panels = [("original", image[0])] + [(name, shift_images(image, dx, dy)[0]) for name, (dx, dy) in FOUR_SHIFTS.items()]
+    panels = [("original", image[0])] + [
+        (name, shift_images(image, dx, dy)[0]) for name, (dx, dy) in FOUR_SHIFTS.items()
+    ]
     fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.4))
-    for ax, (name, img) in zip(axes, panels):
+    for ax, (name, img) in zip(axes, panels, strict=False):
         ax.imshow(img.reshape(side, side), cmap="binary", interpolation="nearest")
         ax.set_title(name)
         ax.set_xticks([])
@@ -86,13 +92,15 @@ def shifts_figure(image: np.ndarray) -> Figure:
     return fig
 
 
-def search_heatmap(params: list[dict], mean: np.ndarray, std: np.ndarray, *, prefix: str = "") -> Figure:
+def search_heatmap(
+    params: list[dict], mean: np.ndarray, std: np.ndarray, *, prefix: str = ""
+) -> Figure:
     """Mean (colour, first line) and spread (second line) of CV accuracy over weights x n_neighbors."""
     ks = sorted({p[prefix + "n_neighbors"] for p in params})
     ws = sorted({p[prefix + "weights"] for p in params})
     grid = np.full((len(ws), len(ks)), np.nan)
     spread = np.full_like(grid, np.nan)
-    for p, m, s in zip(params, mean, std):
+    for p, m, s in zip(params, mean, std, strict=False):
         i, j = ws.index(p[prefix + "weights"]), ks.index(p[prefix + "n_neighbors"])
         if np.isnan(grid[i, j]) or m > grid[i, j]:  # other grid dimensions: show the best
             grid[i, j], spread[i, j] = m, s
@@ -101,7 +109,15 @@ def search_heatmap(params: list[dict], mean: np.ndarray, std: np.ndarray, *, pre
     for i in range(len(ws)):
         for j in range(len(ks)):
             if not np.isnan(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.4f}\n± {spread[i, j]:.4f}", ha="center", va="center", color="white" if grid[i, j] < np.nanmean(grid) else "black", fontsize=9)
+                ax.text(
+                    j,
+                    i,
+                    f"{grid[i, j]:.4f}\n± {spread[i, j]:.4f}",
+                    ha="center",
+                    va="center",
+                    color="white" if grid[i, j] < np.nanmean(grid) else "black",
+                    fontsize=9,
+                )
     ax.set_xticks(range(len(ks)), [str(k) for k in ks])
     ax.set_yticks(range(len(ws)), ws)
     ax.set_xlabel("n_neighbors")
@@ -117,7 +133,15 @@ def confusion_figure(cm: np.ndarray, classes, *, title: str = "Confusion matrix"
     im = ax.imshow(cm, cmap="Blues")
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color="white" if cm[i, j] > cm.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if cm[i, j] > cm.max() / 2 else "black",
+            )
     _class_axes(ax, classes)
     ax.set_title(title)
     fig.colorbar(im, ax=ax)
@@ -135,7 +159,9 @@ def error_figure(cm: np.ndarray, classes) -> Figure:
     return fig
 
 
-def confused_pair_figure(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, a, b, *, per_panel: int = 25) -> Figure:
+def confused_pair_figure(
+    images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, a, b, *, per_panel: int = 25
+) -> Figure:
     """The book's 2x2 grid: true a / true b (rows) classified as a / as b (columns)."""
     fig, axes = plt.subplots(2, 2, figsize=(8, 8))
     n_cols = int(np.ceil(np.sqrt(per_panel)))
@@ -145,8 +171,16 @@ def confused_pair_figure(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndar
             ax = axes[r, c]
             ax.set_axis_off()
             if len(sel):
-                ax.imshow(_tile(sel, n_cols, n_cols), cmap="binary", interpolation="nearest", vmin=0, vmax=images.max() or 1)
-            ax.set_title(f"true {true}, predicted {pred} ({int(np.sum((y_true == true) & (y_pred == pred)))})")
+                ax.imshow(
+                    _tile(sel, n_cols, n_cols),
+                    cmap="binary",
+                    interpolation="nearest",
+                    vmin=0,
+                    vmax=images.max() or 1,
+                )
+            ax.set_title(
+                f"true {true}, predicted {pred} ({int(np.sum((y_true == true) & (y_pred == pred)))})"
+            )
     return fig
 
 
@@ -184,11 +218,15 @@ def deskew_figure(images: np.ndarray) -> Figure:
     return fig
 
 
-def wrong_digits_figure(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, *, limit: int = 40) -> Figure:
+def wrong_digits_figure(
+    images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, *, limit: int = 40
+) -> Figure:
     """The first ``limit`` test digits a model gets wrong, each titled ``true→predicted``."""
     wrong = np.flatnonzero(np.asarray(y_true) != np.asarray(y_pred))[:limit]
     labels = [f"{y_true[i]}→{y_pred[i]}" for i in wrong]
-    return digits_grid(np.asarray(images)[wrong] if len(wrong) else np.zeros((1, images.shape[1])), labels or None)
+    return digits_grid(
+        np.asarray(images)[wrong] if len(wrong) else np.zeros((1, images.shape[1])), labels or None
+    )
 
 
 def write_report_figures(
@@ -217,27 +255,83 @@ def write_report_figures(
     a, b = evaluation["most_confused_pair"]
     n_wrong = int(np.sum(np.asarray(y_test) != np.asarray(y_pred)))
     refs = {
-        "samples": (digits_grid(X_train_sample[:40], y_train_sample[:40]), FigureRef("digits.png", "Training digits", "The first 40 training images with their labels.")),
-        "shifts": (shifts_figure(X_train_sample[0]), FigureRef("shifts.png", "Shift augmentation", "A training image and its four one-pixel shifted copies, as added to the augmented training set.")),
-        "confusion": (confusion_figure(cm, classes), FigureRef("confusion_matrix.png", "Confusion matrix", f"Test predictions of the {model} model: rows are true classes, columns predicted ones.")),
-        "errors": (error_figure(cm, classes), FigureRef("error_matrix.png", "Where the errors go", "Each row divided by the class's size, with the diagonal zeroed: bright cells are frequent confusions.")),
-        "pair": (confused_pair_figure(X_test, y_test, y_pred, a, b), FigureRef("confused_pair.png", f"{a}s and {b}s", f"The most confused pair: true {a} (top) and true {b} (bottom), classified as {a} (left) and as {b} (right).")),
+        "samples": (
+            digits_grid(X_train_sample[:40], y_train_sample[:40]),
+            FigureRef(
+                "digits.png", "Training digits", "The first 40 training images with their labels."
+            ),
+        ),
+        "shifts": (
+            shifts_figure(X_train_sample[0]),
+            FigureRef(
+                "shifts.png",
+                "Shift augmentation",
+                "A training image and its four one-pixel shifted copies, as added to the augmented training set.",
+            ),
+        ),
+        "confusion": (
+            confusion_figure(cm, classes),
+            FigureRef(
+                "confusion_matrix.png",
+                "Confusion matrix",
+                f"Test predictions of the {model} model: rows are true classes, columns predicted ones.",
+            ),
+        ),
+        "errors": (
+            error_figure(cm, classes),
+            FigureRef(
+                "error_matrix.png",
+                "Where the errors go",
+                "Each row divided by the class's size, with the diagonal zeroed: bright cells are frequent confusions.",
+            ),
+        ),
+        "pair": (
+            confused_pair_figure(X_test, y_test, y_pred, a, b),
+            FigureRef(
+                "confused_pair.png",
+                f"{a}s and {b}s",
+                f"The most confused pair: true {a} (top) and true {b} (bottom), classified as {a} (left) and as {b} (right).",
+            ),
+        ),
         "wrong": (
             wrong_digits_figure(X_test, y_test, y_pred),
-            FigureRef("wrong_digits.png", "Still wrong", f"The first {min(n_wrong, 40)} of the {n_wrong} test digits the {model} model gets wrong, titled true→predicted."),
+            FigureRef(
+                "wrong_digits.png",
+                "Still wrong",
+                f"The first {min(n_wrong, 40)} of the {n_wrong} test digits the {model} model gets wrong, titled true→predicted.",
+            ),
         ),
-        "precision_recall": (precision_recall_figure(np.asarray(evaluation["precision"]), np.asarray(evaluation["recall"]), classes), FigureRef("precision_recall.png", "Precision and recall per class", f"On the test set, for the {model} model.")),
+        "precision_recall": (
+            precision_recall_figure(
+                np.asarray(evaluation["precision"]), np.asarray(evaluation["recall"]), classes
+            ),
+            FigureRef(
+                "precision_recall.png",
+                "Precision and recall per class",
+                f"On the test set, for the {model} model.",
+            ),
+        ),
     }
-    prefixes = {k[: -len("n_neighbors")] for p in search_params for k in p if k.endswith("n_neighbors")}
+    prefixes = {
+        k[: -len("n_neighbors")] for p in search_params for k in p if k.endswith("n_neighbors")
+    }
     if len(prefixes) == 1 and all(len(p) > 0 for p in search_params):
         refs["search"] = (
             search_heatmap(search_params, search_mean, search_std, prefix=prefixes.pop()),
-            FigureRef("search_heatmap.png", "Grid search", "Mean cross-validation accuracy over weights x n_neighbors (the best candidate of each cell where the grid has more dimensions), with its standard deviation over the folds."),
+            FigureRef(
+                "search_heatmap.png",
+                "Grid search",
+                "Mean cross-validation accuracy over weights x n_neighbors (the best candidate of each cell where the grid has more dimensions), with its standard deviation over the folds.",
+            ),
         )
     if deskew:
         refs["deskew"] = (
             deskew_figure(X_train_sample[:12]),
-            FigureRef("deskew.png", "Deskewing", "Training digits (top) and the same digits deskewed (bottom): sheared upright and centred by their pixel moments."),
+            FigureRef(
+                "deskew.png",
+                "Deskewing",
+                "Training digits (top) and the same digits deskewed (bottom): sheared upright and centred by their pixel moments.",
+            ),
         )
     for fig, ref in refs.values():
         save(fig, out / ref.filename)

@@ -24,7 +24,13 @@ from .cluster import compute
 from .journal import Journal, compute_journaled
 from .knn import KNNClassifier, vote
 from .neighbors import kneighbors_dask
-from .preprocess import KNN_PARAMS, fit_preprocessing, reference_blocks, split_pipeline, transform_blocks
+from .preprocess import (
+    KNN_PARAMS,
+    fit_preprocessing,
+    reference_blocks,
+    split_pipeline,
+    transform_blocks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +89,14 @@ def fit_predict(
         X_train = X_train.persist()
     query = X_test.rechunk({0: int(config.get("query-rows"))})
     lazy = kneighbors_dask(query, X_train, params["n_neighbors"], name=f"neighbours-{name}")
-    (found,) = compute_journaled([lazy], journal, label=f"predict {X_test.shape[0]} test images ({name})")
+    (found,) = compute_journaled(
+        [lazy], journal, label=f"predict {X_test.shape[0]} test images ({name})"
+    )
     dist, ids = found.dist, found.ids
     if keep_model:
-        (train_rows,) = compute(X_train, label=f"gather {X_train.shape[0]} training images ({name})")
+        (train_rows,) = compute(
+            X_train, label=f"gather {X_train.shape[0]} training images ({name})"
+        )
 
     classes, codes = np.unique(y_train, return_inverse=True)
     proba = vote(dist, ids, codes, len(classes), **params)
@@ -96,5 +106,11 @@ def fit_predict(
         clf = KNNClassifier(**params).fit(train_rows, y_train)
         model = clf if fitted_prep is None else Pipeline([*fitted_prep.steps, ("knn", clf)])
     seconds = time.perf_counter() - t0
-    log.info("%s: %d training rows, %d test predictions in %.1f s", name, X_train.shape[0], len(y_pred), seconds)
+    log.info(
+        "%s: %d training rows, %d test predictions in %.1f s",
+        name,
+        X_train.shape[0],
+        len(y_pred),
+        seconds,
+    )
     return FinalModel(model, y_pred, proba, int(X_train.shape[0]), seconds, found.loaded)

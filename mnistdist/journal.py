@@ -67,7 +67,11 @@ class Journal:
     def get(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The stored result for ``key``, or None."""
         db = self._connect(create=False)
-        row = None if db is None else db.execute("SELECT dist, ids FROM neighbours WHERE key = ?", (key,)).fetchone()
+        row = (
+            None
+            if db is None
+            else db.execute("SELECT dist, ids FROM neighbours WHERE key = ?", (key,)).fetchone()
+        )
         if row is None:
             return None
         self.loaded += 1
@@ -78,7 +82,8 @@ class Journal:
         db = self._connect(create=True)
         with db:
             db.execute(
-                "INSERT OR REPLACE INTO neighbours VALUES (?, ?, ?, ?, ?)", (key, label, _pack(np.asarray(dist)), _pack(np.asarray(ids)), time.time())
+                "INSERT OR REPLACE INTO neighbours VALUES (?, ?, ?, ?, ?)",
+                (key, label, _pack(np.asarray(dist)), _pack(np.asarray(ids)), time.time()),
             )
         self.saved += 1
         log.info("journal: saved %s", label or key)
@@ -92,7 +97,7 @@ class Journal:
             self._db.close()
             self._db = None
 
-    def __enter__(self) -> "Journal":
+    def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -113,7 +118,9 @@ def journal_key(dist: da.Array) -> str:
     return dist.name
 
 
-def compute_journaled(lazy: list[tuple[da.Array, da.Array]], journal: "Journal | None", *, label: str) -> list[Neighbours]:
+def compute_journaled(
+    lazy: list[tuple[da.Array, da.Array]], journal: Journal | None, *, label: str
+) -> list[Neighbours]:
     """Compute lazy ``(dist, ids)`` neighbour searches on the cluster, through the journal.
 
     Those the journal holds are read back; the others are computed
@@ -121,7 +128,7 @@ def compute_journaled(lazy: list[tuple[da.Array, da.Array]], journal: "Journal |
     """
     keys = [journal_key(dist) for dist, _ in lazy]
     found = {key: journal.get(key) for key in keys} if journal is not None else {}
-    todo = {key: pair for key, pair in zip(keys, lazy) if found.get(key) is None}
+    todo = {key: pair for key, pair in zip(keys, lazy, strict=False) if found.get(key) is None}
 
     def save(key: str, result: tuple) -> None:
         if journal is not None:

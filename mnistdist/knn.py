@@ -25,13 +25,24 @@ WEIGHTS = ("uniform", "distance")
 
 def check_knn_params(n_neighbors: object, weights: object) -> None:
     """Raise ``ValueError`` unless ``n_neighbors`` is a positive int and ``weights`` is known."""
-    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, numbers.Integral) or n_neighbors < 1:
+    if (
+        isinstance(n_neighbors, bool)
+        or not isinstance(n_neighbors, numbers.Integral)
+        or n_neighbors < 1
+    ):
         raise ValueError(f"n_neighbors must be a positive integer, got {n_neighbors!r}")
     if weights not in WEIGHTS:
         raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
 
 
-def vote(dist: np.ndarray, ids: np.ndarray, y_codes: np.ndarray, n_classes: int, n_neighbors: int, weights: str) -> np.ndarray:
+def vote(
+    dist: np.ndarray,
+    ids: np.ndarray,
+    y_codes: np.ndarray,
+    n_classes: int,
+    n_neighbors: int,
+    weights: str,
+) -> np.ndarray:
     """Class probabilities from the neighbours' labels, as scikit-learn computes them.
 
     ``dist`` and ``ids`` hold at least ``n_neighbors`` neighbours per row,
@@ -74,13 +85,15 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         self.weights = weights
         self.ref_rows = ref_rows
 
-    def fit(self, X, y) -> "KNNClassifier":
+    def fit(self, X, y) -> KNNClassifier:
         """Store the training set (in its own numeric dtype) and its classes."""
         check_knn_params(self.n_neighbors, self.weights)
         X, y = validate_data(self, X, y, dtype=None if _is_numeric(X) else np.float64)
         check_classification_targets(y)
         if self.n_neighbors > X.shape[0]:
-            raise ValueError(f"n_neighbors={self.n_neighbors} is larger than the training set (n_samples = {X.shape[0]})")
+            raise ValueError(
+                f"n_neighbors={self.n_neighbors} is larger than the training set (n_samples = {X.shape[0]})"
+            )
         self.classes_, self._y_codes = np.unique(y, return_inverse=True)
         self._fit_X = X
         return self
@@ -110,4 +123,8 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
 
 
 def _is_numeric(X) -> bool:
-    return hasattr(X, "dtype") and np.issubdtype(X.dtype, np.number) and not np.issubdtype(X.dtype, np.complexfloating)
+    return (
+        hasattr(X, "dtype")
+        and np.issubdtype(X.dtype, np.number)
+        and not np.issubdtype(X.dtype, np.complexfloating)
+    )

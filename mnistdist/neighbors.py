@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 _U32 = float(np.finfo(np.float32).eps) / 2
 
 
-def _approx_error_bound(q_norm: np.ndarray, r_norm_max: float, r_sq_max: float, d: int) -> np.ndarray:
+def _approx_error_bound(
+    q_norm: np.ndarray, r_norm_max: float, r_sq_max: float, d: int
+) -> np.ndarray:
     """Upper bound on |approx - exact| of ``||r||^2 - 2 q.r`` computed in float32.
 
     A float32 dot product of length d errs by at most ``d * u * sum|q_j r_j|``
@@ -119,7 +121,11 @@ def block_kneighbors(
     """
     query, ref = np.asarray(query), np.asarray(ref)
     n_q, d = query.shape
-    ids = np.arange(ref.shape[0], dtype=np.int64) if ref_ids is None else np.asarray(ref_ids, dtype=np.int64)
+    ids = (
+        np.arange(ref.shape[0], dtype=np.int64)
+        if ref_ids is None
+        else np.asarray(ref_ids, dtype=np.int64)
+    )
     k = min(k, ref.shape[0])
     if n_q == 0 or k == 0:
         return np.empty((n_q, k)), np.empty((n_q, k), dtype=np.int64)
@@ -145,7 +151,9 @@ def block_kneighbors(
     return np.concatenate(dists), np.concatenate(idx)
 
 
-def merge_kneighbors(parts: list[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+def merge_kneighbors(
+    parts: list[tuple[np.ndarray, np.ndarray]], k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Merge per-chunk neighbour lists of the same queries into the k nearest overall."""
     dist = np.concatenate([p[0] for p in parts], axis=1)
     ids = np.concatenate([p[1] for p in parts], axis=1)
@@ -169,7 +177,12 @@ def kneighbors(
     if k > ref.shape[0]:
         raise ValueError(f"k={k} is larger than the {ref.shape[0]} reference rows")
     parts = [
-        block_kneighbors(query, ref[r0 : r0 + ref_rows], k, ref_ids=np.arange(r0, min(r0 + ref_rows, ref.shape[0])))
+        block_kneighbors(
+            query,
+            ref[r0 : r0 + ref_rows],
+            k,
+            ref_ids=np.arange(r0, min(r0 + ref_rows, ref.shape[0])),
+        )
         for r0 in range(0, ref.shape[0], ref_rows)
     ]
     return merge_kneighbors(parts, k)
@@ -208,7 +221,9 @@ def kneighbors_dask(
     ``query``'s row chunks and ``k`` columns; ``ids`` index ``ref``'s rows.
     """
     if query.ndim != 2 or ref.ndim != 2 or query.shape[1] != ref.shape[1]:
-        raise ValueError(f"query {query.shape} and reference {ref.shape} must be 2-D with equal widths")
+        raise ValueError(
+            f"query {query.shape} and reference {ref.shape} must be 2-D with equal widths"
+        )
     query = query.rechunk({1: -1})
     ref = ref.rechunk({1: -1})
     n_ref = int(ref.shape[0] if ref_keep is None else np.count_nonzero(ref_keep))
@@ -226,7 +241,14 @@ def kneighbors_dask(
             keep = None if ref_keep is None else ref_keep[lo:hi]
             if keep is not None and not keep.any():
                 continue
-            layer[(map_name, qi, rj)] = (_chunk_task, (query.name, qi, 0), (ref.name, rj, 0), k, lo, keep)
+            layer[(map_name, qi, rj)] = (
+                _chunk_task,
+                (query.name, qi, 0),
+                (ref.name, rj, 0),
+                k,
+                lo,
+                keep,
+            )
             parts.append((map_name, qi, rj))
         layer[(merge_name, qi, 0)] = (_merge_task, parts, k)
 
@@ -235,8 +257,12 @@ def kneighbors_dask(
     graph = HighLevelGraph.from_collections(merge_name, layer, dependencies=[query, ref])
     chunks = (query.chunks[0], (k,))
     pairs = da.Array(graph, merge_name, chunks=chunks, meta=np.empty((0, 0), dtype=object))
-    dist = pairs.map_blocks(_part, 0, dtype=np.float64, meta=np.empty((0, 0)), name=f"{name}-distances-{token}")
-    ids = pairs.map_blocks(_part, 1, dtype=np.int64, meta=np.empty((0, 0), np.int64), name=f"{name}-ids-{token}")
+    dist = pairs.map_blocks(
+        _part, 0, dtype=np.float64, meta=np.empty((0, 0)), name=f"{name}-distances-{token}"
+    )
+    ids = pairs.map_blocks(
+        _part, 1, dtype=np.int64, meta=np.empty((0, 0), np.int64), name=f"{name}-ids-{token}"
+    )
     return dist, ids
 
 

@@ -21,7 +21,15 @@ from .errors import OutputError
 from .journal import FILENAME as JOURNAL
 
 #: By default, files whose presence means a folder already holds a run's results, finished or not.
-RESULT_FILES = ("metrics.json", "cv_results.csv", "benchmark.json", "search.json", "augment.json", "tour.json", JOURNAL)
+RESULT_FILES = (
+    "metrics.json",
+    "cv_results.csv",
+    "benchmark.json",
+    "search.json",
+    "augment.json",
+    "tour.json",
+    JOURNAL,
+)
 
 
 @contextlib.contextmanager
@@ -40,11 +48,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[pathlib.Path]:
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -70,7 +77,11 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 
 
 def prepare_out_dir(
-    path: str | os.PathLike, *, overwrite: bool = False, resume: bool = False, results: tuple[str, ...] = RESULT_FILES
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    results: tuple[str, ...] = RESULT_FILES,
 ) -> pathlib.Path:
     """Create the output folder, refusing one that holds ``results`` unless told what to do with them.
 

@@ -39,7 +39,7 @@ class Preprocessing:
     after: Pipeline | None = None
 
     @classmethod
-    def from_steps(cls, steps: list[tuple[str, object]]) -> "Preprocessing | None":
+    def from_steps(cls, steps: list[tuple[str, object]]) -> Preprocessing | None:
         """Split a pipeline's steps; ``None`` when there is nothing to do ("passthrough" steps dropped)."""
         steps = [(n, s) for n, s in steps if s is not None and s != "passthrough"]
         at = [i for i, (_, s) in enumerate(steps) if isinstance(s, Augment)]
@@ -67,15 +67,19 @@ class Preprocessing:
         parts = [*(self.before.steps if self.before else [])]
         if self.augment is not None:
             parts.append(("augment", self.augment))
-        return parts + [*(self.after.steps if self.after else [])]
+        return [*parts, *(self.after.steps if self.after else [])]
 
 
 def stateless(pipeline: Pipeline | None) -> bool:
     """Whether every step declares it needs no fit (scikit-learn's ``requires_fit`` tag)."""
-    return pipeline is not None and not any(get_tags(step).requires_fit for _, step in pipeline.steps)
+    return pipeline is not None and not any(
+        get_tags(step).requires_fit for _, step in pipeline.steps
+    )
 
 
-def apply_stateless_before(prep: Preprocessing | None, X: da.Array) -> tuple[Preprocessing | None, da.Array]:
+def apply_stateless_before(
+    prep: Preprocessing | None, X: da.Array
+) -> tuple[Preprocessing | None, da.Array]:
     """Apply ``prep``'s steps before augmentation to ``X`` now, if none of them learns from data.
 
     Returns the steps still to fit (or None) and the lazily transformed ``X``:
@@ -98,9 +102,16 @@ def split_pipeline(estimator: BaseEstimator) -> tuple[Preprocessing | None, str,
         prep, prefix, knn = None, "", estimator
     params = knn.get_params(deep=False) if hasattr(knn, "get_params") else {}
     if not all(p in params for p in KNN_PARAMS):
-        raise OptionError(f"the last step must be a k-nearest-neighbours classifier with {' and '.join(KNN_PARAMS)}, got {type(knn).__name__}")
-    if params.get("metric", "minkowski") not in ("minkowski", "euclidean") or params.get("p", 2) != 2:
-        raise OptionError("the neighbour search is Euclidean: the classifier's metric must be euclidean (minkowski, p=2)")
+        raise OptionError(
+            f"the last step must be a k-nearest-neighbours classifier with {' and '.join(KNN_PARAMS)}, got {type(knn).__name__}"
+        )
+    if (
+        params.get("metric", "minkowski") not in ("minkowski", "euclidean")
+        or params.get("p", 2) != 2
+    ):
+        raise OptionError(
+            "the neighbour search is Euclidean: the classifier's metric must be euclidean (minkowski, p=2)"
+        )
     if prep is not None and prep.augment is not None:
         check_augmentation(prep.augment.kind)
     return prep, prefix, knn
@@ -120,14 +131,26 @@ def _fit(prep: Preprocessing, X: np.ndarray, y: np.ndarray | None) -> Preprocess
     return Preprocessing(before, augment, after)
 
 
-def fit_task(prep: Preprocessing | Pipeline, X: da.Array, y: np.ndarray | None = None, *, name: str = "fit-preprocessing"):
+def fit_task(
+    prep: Preprocessing | Pipeline,
+    X: da.Array,
+    y: np.ndarray | None = None,
+    *,
+    name: str = "fit-preprocessing",
+):
     """A lazy fit of ``prep`` on the rows of ``X``: one task on a worker, named ``name``."""
     if isinstance(prep, Pipeline):
         prep = Preprocessing.from_steps(prep.steps)
     return dask.delayed(_fit, pure=True)(prep, X, y, dask_key_name=f"{name}-{tokenize(prep, X, y)}")
 
 
-def fit_preprocessing(prep: Preprocessing | Pipeline, X: da.Array, y: np.ndarray | None = None, *, name: str = "fit-preprocessing") -> Preprocessing:
+def fit_preprocessing(
+    prep: Preprocessing | Pipeline,
+    X: da.Array,
+    y: np.ndarray | None = None,
+    *,
+    name: str = "fit-preprocessing",
+) -> Preprocessing:
     """Fit ``prep`` on the rows of ``X`` in one task on a worker; return it fitted."""
     return fit_task(prep, X, y, name=name).compute()
 
@@ -138,7 +161,13 @@ def _transform(block: np.ndarray, prep: Pipeline) -> np.ndarray:
 
 def _map(prep: Pipeline, X: da.Array, name: str) -> da.Array:
     probe = _transform(np.zeros((1, X.shape[1]), dtype=X.dtype), prep)
-    return X.map_blocks(_transform, prep, chunks=(X.chunks[0], (probe.shape[1],)), dtype=probe.dtype, name=f"{name}-{tokenize(prep, X)}")
+    return X.map_blocks(
+        _transform,
+        prep,
+        chunks=(X.chunks[0], (probe.shape[1],)),
+        dtype=probe.dtype,
+        name=f"{name}-{tokenize(prep, X)}",
+    )
 
 
 def _before(fitted: Preprocessing, X: da.Array) -> da.Array:

@@ -70,7 +70,12 @@ def _best_grid(n_features: int = 784) -> list[dict]:
 
 
 PRESETS = {
-    "book": lambda n_features: Preset("book", KNNClassifier(), DEFAULT_GRID, "the book's grid: a plain KNN over weights x n_neighbors"),
+    "book": lambda n_features: Preset(
+        "book",
+        KNNClassifier(),
+        DEFAULT_GRID,
+        "the book's grid: a plain KNN over weights x n_neighbors",
+    ),
     "best": lambda n_features: Preset(
         "best",
         best_pipeline(n_features),

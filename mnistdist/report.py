@@ -29,12 +29,22 @@ figcaption { color: #555; font-size: 0.92em; } code { background: #f5f5f5; paddi
 """
 
 
-def _table(header: list[str], rows: list[list], *, best_row: int | None = None, left: int = 1) -> str:
-    th = "".join(f'<th class="l">{html.escape(h)}</th>' if i < left else f"<th>{html.escape(h)}</th>" for i, h in enumerate(header))
+def _table(
+    header: list[str], rows: list[list], *, best_row: int | None = None, left: int = 1
+) -> str:
+    th = "".join(
+        f'<th class="l">{html.escape(h)}</th>' if i < left else f"<th>{html.escape(h)}</th>"
+        for i, h in enumerate(header)
+    )
     body = []
     for r, row in enumerate(rows):
         cls = ' class="best"' if r == best_row else ""
-        tds = "".join(f'<td class="l">{html.escape(str(v))}</td>' if i < left else f"<td>{html.escape(str(v))}</td>" for i, v in enumerate(row))
+        tds = "".join(
+            f'<td class="l">{html.escape(str(v))}</td>'
+            if i < left
+            else f"<td>{html.escape(str(v))}</td>"
+            for i, v in enumerate(row)
+        )
         body.append(f"<tr{cls}>{tds}</tr>")
     return f"<table><tr>{th}</tr>{''.join(body)}</table>"
 
@@ -85,11 +95,28 @@ def _search_sections(metrics: dict) -> list[str]:
     book_knn = metrics.get("book_params", best)
     knn_text = ", ".join(f"{k}={v!r}" for k, v in sorted(book_knn.items()))
     acc_rows = [
-        [f"KNN({knn_text}) on the training set", data["n_train"], f"{metrics['test_accuracy_plain']:.4f}", f"{BOOK_PLAIN:.4f}" if mnist else "-"],
-        [f"KNN({knn_text}) on the shift-augmented set", data["n_train_augmented"], f"{metrics['test_accuracy_augmented']:.4f}", f"{BOOK_AUGMENTED:.4f}" if mnist else "-"],
+        [
+            f"KNN({knn_text}) on the training set",
+            data["n_train"],
+            f"{metrics['test_accuracy_plain']:.4f}",
+            f"{BOOK_PLAIN:.4f}" if mnist else "-",
+        ],
+        [
+            f"KNN({knn_text}) on the shift-augmented set",
+            data["n_train_augmented"],
+            f"{metrics['test_accuracy_augmented']:.4f}",
+            f"{BOOK_AUGMENTED:.4f}" if mnist else "-",
+        ],
     ]
     if chosen:
-        acc_rows.append(["the pipeline chosen by cross-validation", chosen["n_train"], f"{metrics['test_accuracy_chosen']:.4f}", "-"])
+        acc_rows.append(
+            [
+                "the pipeline chosen by cross-validation",
+                chosen["n_train"],
+                f"{metrics['test_accuracy_chosen']:.4f}",
+                "-",
+            ]
+        )
         headline = (
             f'<p class="big">Test accuracy <b>{metrics["test_accuracy_chosen"]:.2%}</b> with the pipeline chosen by '
             f"cross-validation ({data['n_test']} test images, never seen by the search; the book's two models, "
@@ -101,7 +128,9 @@ def _search_sections(metrics: dict) -> list[str]:
             "shifts, two-pixel shifts, small rotations, shifts and rotations together), a cosine distance (rows normalised) and "
             "PCA sizes, with the KNN's parameters. Copies of an image are only ever added to the training side of a fold, "
             "never to the fold that scores them. The chosen pipeline, refit on all training images:</p>",
-            "<ol>" + "".join(f"<li><code>{html.escape(step)}</code></li>" for step in chosen["steps"]) + "</ol>",
+            "<ol>"
+            + "".join(f"<li><code>{html.escape(step)}</code></li>" for step in chosen["steps"])
+            + "</ol>",
             _figures(figures, "deskew", "wrong"),
         ]
     else:
@@ -113,10 +142,15 @@ def _search_sections(metrics: dict) -> list[str]:
         beyond = []
     cand_rows = [
         [", ".join(f"{k}={v}" for k, v in sorted(p.items())), f"{m:.4f}", f"{s:.4f}"]
-        for p, m, s in zip(search["params"], search["mean_test_score"], search["std_test_score"])
+        for p, m, s in zip(
+            search["params"], search["mean_test_score"], search["std_test_score"], strict=False
+        )
     ]
     seconds = [[phase.replace("_", " "), f"{s:.1f}"] for phase, s in metrics["seconds"].items()]
-    workers = [[w["address"], w["threads"], w.get("memory_limit") or "-"] for w in metrics["cluster"]["workers"]]
+    workers = [
+        [w["address"], w["threads"], w.get("memory_limit") or "-"]
+        for w in metrics["cluster"]["workers"]
+    ]
     peaks = metrics["cluster"].get("peak_memory_bytes", {})
     for row in workers:
         row.append(f"{peaks[row[0]] / 2**20:.0f} MiB" if row[0] in peaks else "-")
@@ -134,10 +168,21 @@ def _search_sections(metrics: dict) -> list[str]:
         + (f" (book: {BOOK_CV:.4f})." if mnist else ".")
         + "</p>",
         _figures(figures, "search"),
-        _table(["candidate", "mean CV accuracy", "std"], cand_rows, best_row=search["params"].index(best)),
+        _table(
+            ["candidate", "mean CV accuracy", "std"],
+            cand_rows,
+            best_row=search["params"].index(best),
+        ),
         f"<h2>Error analysis ({'chosen' if chosen else 'augmented'} model, test set)</h2>",
         f"<p>The most confused pair is <b>{pair[0]} and {pair[1]}</b>.</p>",
-        _figures(figures, "confusion", "errors", "pair", "precision_recall", *([] if chosen else ["wrong"])),
+        _figures(
+            figures,
+            "confusion",
+            "errors",
+            "pair",
+            "precision_recall",
+            *([] if chosen else ["wrong"]),
+        ),
         "<h2>Data</h2>",
         _figures(figures, "samples", "shifts"),
         "<h2>Run</h2>",
@@ -152,8 +197,16 @@ def _search_sections(metrics: dict) -> list[str]:
 
 def _tour_sections(tour: dict) -> list[str]:
     mnist = tour.get("data", {}).get("dataset") == "mnist"
-    rows = [[key, _fmt(value), _fmt(BOOK_TOUR[key]) if mnist else "-"] for key, value in tour.items() if key in BOOK_TOUR]
-    other = [[key, _fmt(value)] for key, value in tour.items() if key not in BOOK_TOUR and key not in ("seconds", "figures", "data", "versions", "config")]
+    rows = [
+        [key, _fmt(value), _fmt(BOOK_TOUR[key]) if mnist else "-"]
+        for key, value in tour.items()
+        if key in BOOK_TOUR
+    ]
+    other = [
+        [key, _fmt(value)]
+        for key, value in tour.items()
+        if key not in BOOK_TOUR and key not in ("seconds", "figures", "data", "versions", "config")
+    ]
     seconds = [[part, f"{s:.1f}"] for part, s in tour["seconds"].items()]
     return [
         '<h2 id="tour">Classification tour</h2>',
@@ -169,7 +222,9 @@ def _tour_sections(tour: dict) -> list[str]:
 
 def render(metrics: dict | None = None, tour: dict | None = None) -> str:
     """The report's HTML from ``metrics.json`` (the main job) and ``tour.json`` (the tour), either or both."""
-    generated = (metrics or tour or {}).get("generated") or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    generated = (metrics or tour or {}).get("generated") or datetime.datetime.now(
+        datetime.UTC
+    ).isoformat(timespec="seconds")
     data = (metrics or tour or {}).get("data", {})
     sections = [
         "<h1>mnistdist report</h1>",

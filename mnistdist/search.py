@@ -51,7 +51,14 @@ from .errors import OptionError
 from .journal import Journal, compute_journaled
 from .knn import KNNClassifier, check_knn_params
 from .neighbors import kneighbors_dask
-from .preprocess import KNN_PARAMS, Preprocessing, apply_stateless_before, fit_task, reference_blocks, split_pipeline
+from .preprocess import (
+    KNN_PARAMS,
+    Preprocessing,
+    apply_stateless_before,
+    fit_task,
+    reference_blocks,
+    split_pipeline,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,15 +114,23 @@ class SearchResult:
                 writer.writerow([repr(params), *(self.cv_results[k][i] for k in keys)])
 
 
-def _grid_candidates(estimator: BaseEstimator, param_grid: Mapping | Sequence[Mapping]) -> list[dict]:
+def _grid_candidates(
+    estimator: BaseEstimator, param_grid: Mapping | Sequence[Mapping]
+) -> list[dict]:
     """The grid's candidates in ParameterGrid order, each checked against the estimator."""
     grids = [param_grid] if isinstance(param_grid, Mapping) else list(param_grid)
     if not grids or any(not g for g in grids):
         raise OptionError("the parameter grid is empty")
     for g in grids:
         for name, values in g.items():
-            if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
-                raise OptionError(f"grid parameter {name!r} needs a non-empty list of values, got {values!r}")
+            if (
+                isinstance(values, (str, bytes))
+                or not hasattr(values, "__len__")
+                or len(values) == 0
+            ):
+                raise OptionError(
+                    f"grid parameter {name!r} needs a non-empty list of values, got {values!r}"
+                )
     valid = estimator.get_params(deep=True)
     candidates = list(ParameterGrid(grids))
     for name in {n for c in candidates for n in c}:
@@ -131,7 +146,9 @@ def _folds(cv, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
             raise OptionError(f"cv must be at least 2, got {cv}")
         smallest = int(np.bincount(np.unique(y, return_inverse=True)[1]).min())
         if n_splits > smallest:
-            raise OptionError(f"cv={n_splits} is more folds than the {smallest} samples of the smallest class")
+            raise OptionError(
+                f"cv={n_splits} is more folds than the {smallest} samples of the smallest class"
+            )
     splitter = check_cv(cv, y, classifier=True)
     return [(np.asarray(tr), np.asarray(te)) for tr, te in splitter.split(np.zeros((len(y), 1)), y)]
 
@@ -145,14 +162,16 @@ def _neighbour_graph(n: int, k: int, folds, results) -> sp.csr_matrix:
     """
     data = np.empty((n, k))
     indices = np.empty((n, k), dtype=np.int64)
-    for (_, test), (dist, ids) in zip(folds, results):
+    for (_, test), (dist, ids) in zip(folds, results, strict=False):
         rows = np.sort(test)  # the order _fold_neighbours queried them in
         data[rows], indices[rows] = dist, ids % n
     # Rows are sorted by distance, as KNeighborsClassifier(metric="precomputed") wants.
     return sp.csr_matrix((data.ravel(), indices.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
 
 
-def _fold_neighbours(X: da.Array, y: np.ndarray, prep: Preprocessing | None, folds, k: int, label: str) -> list:
+def _fold_neighbours(
+    X: da.Array, y: np.ndarray, prep: Preprocessing | None, folds, k: int, label: str
+) -> list:
     """Lazy neighbours of every fold's validation rows among its training rows (and their copies).
 
     The reference of fold f is every image and every augmented copy of it,
@@ -164,16 +183,21 @@ def _fold_neighbours(X: da.Array, y: np.ndarray, prep: Preprocessing | None, fol
     n = X.shape[0]
     fitted = [None] * len(folds)
     if prep is not None:
-        tasks = [fit_task(prep, X[np.sort(train)], y[np.sort(train)], name=f"fit-preprocessing-fold-{f}") for f, (train, _) in enumerate(folds)]
+        tasks = [
+            fit_task(prep, X[np.sort(train)], y[np.sort(train)], name=f"fit-preprocessing-fold-{f}")
+            for f, (train, _) in enumerate(folds)
+        ]
         fitted = dask.compute(*tasks)
     pairs = []
-    for f, ((train, test), fit) in enumerate(zip(folds, fitted)):
+    for f, ((train, test), fit) in enumerate(zip(folds, fitted, strict=False)):
         reference = X if fit is None else reference_blocks(fit, X, name=f"preprocess-fold-{f}")
         keep = np.zeros(n, dtype=bool)
         keep[train] = True
         keep = np.tile(keep, reference.shape[0] // n)
         query = reference[:n][np.sort(test)].rechunk({0: query_rows})
-        pairs.append(kneighbors_dask(query, reference, k, name=f"neighbours-fold-{f}{label}", ref_keep=keep))
+        pairs.append(
+            kneighbors_dask(query, reference, k, name=f"neighbours-fold-{f}{label}", ref_keep=keep)
+        )
     return pairs
 
 
@@ -219,7 +243,9 @@ def neighbour_search(
     smallest_train = min(len(tr) for tr, _ in folds)
     k_max = max(cand.get(prefix + "n_neighbors", base_knn["n_neighbors"]) for cand in candidates)
     if k_max > smallest_train:
-        raise OptionError(f"n_neighbors={k_max} is larger than the smallest training fold ({smallest_train} rows)")
+        raise OptionError(
+            f"n_neighbors={k_max} is larger than the smallest training fold ({smallest_train} rows)"
+        )
 
     split_scores = np.empty((len(candidates), len(folds)))
     seconds = {"neighbours": 0.0, "scoring": 0.0}
@@ -227,7 +253,9 @@ def neighbour_search(
     shared: dict[str, da.Array] = {}
     for g, members in enumerate(groups.values()):
         rest = {n: v for n, v in candidates[members[0]].items() if n not in knn_names}
-        group_prep, X_group = apply_stateless_before(split_pipeline(clone(estimator).set_params(**rest))[0], X)
+        group_prep, X_group = apply_stateless_before(
+            split_pipeline(clone(estimator).set_params(**rest))[0], X
+        )
         if X_group is not X:
             # Deskewed (or otherwise) images, computed once and shared by the groups that use them.
             if X_group.name not in shared:
@@ -243,9 +271,17 @@ def neighbour_search(
         graph = _neighbour_graph(len(y), k, folds, [(r.dist, r.ids) for r in results])
         t1 = time.perf_counter()
 
-        grid = [{p: [candidates[i].get(prefix + p, base_knn[p])] for p in KNN_PARAMS} for i in members]
+        grid = [
+            {p: [candidates[i].get(prefix + p, base_knn[p])] for p in KNN_PARAMS} for i in members
+        ]
         scorer = GridSearchCV(
-            KNeighborsClassifier(metric="precomputed"), grid, cv=folds, refit=False, iid=False, error_score="raise", return_train_score=False
+            KNeighborsClassifier(metric="precomputed"),
+            grid,
+            cv=folds,
+            refit=False,
+            iid=False,
+            error_score="raise",
+            return_train_score=False,
         )
         with warnings.catch_warnings():
             # Column-slicing the graph per fold may unsort rows; they are re-sorted anyway.
@@ -254,8 +290,12 @@ def neighbour_search(
         seconds["neighbours"] += t1 - t0
         seconds["scoring"] += time.perf_counter() - t1
         for j, i in enumerate(members):
-            split_scores[i] = [scorer.cv_results_[f"split{f}_test_score"][j] for f in range(len(folds))]
-        log.info("group %d: %d candidates scored from one neighbour search per fold", g, len(members))
+            split_scores[i] = [
+                scorer.cv_results_[f"split{f}_test_score"][j] for f in range(len(folds))
+            ]
+        log.info(
+            "group %d: %d candidates scored from one neighbour search per fold", g, len(members)
+        )
 
     mean = split_scores.mean(axis=1)
     cv_results: dict = {"params": candidates}
@@ -265,6 +305,8 @@ def neighbour_search(
         cv_results[f"split{f}_test_score"] = split_scores[:, f]
     cv_results["mean_test_score"] = mean
     cv_results["std_test_score"] = split_scores.std(axis=1)
-    cv_results["rank_test_score"] = rankdata(-mean, method="min").astype(int)  # as scikit-learn ranks
+    cv_results["rank_test_score"] = rankdata(-mean, method="min").astype(
+        int
+    )  # as scikit-learn ranks
     best = int(np.flatnonzero(cv_results["rank_test_score"] == 1)[0])
     return SearchResult(cv_results, best, folds, len(groups) * len(folds), seconds, n_loaded)

@@ -19,10 +19,10 @@ import logging
 import time
 
 import dask
-from dask.base import tokenize
 import joblib
 import matplotlib.pyplot as plt
 import numpy as np
+from dask.base import tokenize
 from matplotlib.figure import Figure
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import RandomForestClassifier
@@ -126,11 +126,20 @@ def _fit_score_fold(estimator, X, y, train, test) -> float:
     return float(np.mean(model.predict(X[test]) == y[test]))
 
 
-def manual_cross_validation(estimator, X: np.ndarray, y: np.ndarray, n_splits: int = 3, *, name: str = "manual-cv") -> list[float]:
+def manual_cross_validation(
+    estimator, X: np.ndarray, y: np.ndarray, n_splits: int = 3, *, name: str = "manual-cv"
+) -> list[float]:
     """The book's hand-written ``StratifiedKFold`` + ``clone`` loop, one Dask task per fold."""
     X_task, y_task = _on_workers(X), _on_workers(y)
     tasks = [
-        dask.delayed(_fit_score_fold, pure=True)(estimator, X_task, y_task, train, test, dask_key_name=f"{name}-fold-{f}-{tokenize(X_task, y_task)}")
+        dask.delayed(_fit_score_fold, pure=True)(
+            estimator,
+            X_task,
+            y_task,
+            train,
+            test,
+            dask_key_name=f"{name}-fold-{f}-{tokenize(X_task, y_task)}",
+        )
         for f, (train, test) in enumerate(StratifiedKFold(n_splits=n_splits).split(X, y))
     ]
     return list(dask.compute(*tasks))
@@ -161,9 +170,11 @@ def part_detector(X: np.ndarray, y: np.ndarray) -> tuple[dict, dict, np.ndarray]
     return numbers, {}, scores
 
 
-def threshold_for_precision(y_true: np.ndarray, scores: np.ndarray, target: float = 0.90) -> tuple[float, float, float]:
+def threshold_for_precision(
+    y_true: np.ndarray, scores: np.ndarray, target: float = 0.90
+) -> tuple[float, float, float]:
     """The lowest threshold whose precision reaches ``target``: (threshold, precision, recall) there."""
-    precisions, recalls, thresholds = precision_recall_curve(y_true, scores)
+    precisions, _recalls, thresholds = precision_recall_curve(y_true, scores)
     reaching = np.flatnonzero(precisions[:-1] >= target)
     if not len(reaching):
         raise ValueError(f"no threshold reaches a precision of {target}")
@@ -177,7 +188,11 @@ def part_tradeoff(y: np.ndarray, scores: np.ndarray) -> tuple[dict, dict]:
     y5 = y == 5
     precisions, recalls, thresholds = precision_recall_curve(y5, scores)
     threshold, precision, recall = threshold_for_precision(y5, scores)
-    numbers = {"threshold_90_precision": threshold, "precision_at_threshold": precision, "recall_at_90_precision": recall}
+    numbers = {
+        "threshold_90_precision": threshold,
+        "precision_at_threshold": precision,
+        "recall_at_90_precision": recall,
+    }
 
     fig1, ax = plt.subplots(figsize=(8, 4))
     ax.plot(thresholds, precisions[:-1], "b--", label="precision", linewidth=2)
@@ -201,7 +216,9 @@ def part_tradeoff(y: np.ndarray, scores: np.ndarray) -> tuple[dict, dict]:
     return numbers, {"tour_threshold.png": fig1, "tour_precision_recall.png": fig2}
 
 
-def part_roc(X: np.ndarray, y: np.ndarray, scores: np.ndarray, config: TourConfig) -> tuple[dict, dict]:
+def part_roc(
+    X: np.ndarray, y: np.ndarray, scores: np.ndarray, config: TourConfig
+) -> tuple[dict, dict]:
     """3. ROC curves and AUC of the SGD and random-forest 5-detectors."""
     y5 = y == 5
     forest = RandomForestClassifier(n_estimators=config.forest_trees, random_state=SEED)
@@ -218,7 +235,13 @@ def part_roc(X: np.ndarray, y: np.ndarray, scores: np.ndarray, config: TourConfi
         "forest5_recall": float(recall_score(y5, forest_pred)),
     }
     fig, ax = plt.subplots(figsize=(6, 5))
-    ax.plot(fpr_f, tpr_f, "b-", linewidth=2, label=f"random forest (AUC {numbers['forest5_roc_auc']:.4f})")
+    ax.plot(
+        fpr_f,
+        tpr_f,
+        "b-",
+        linewidth=2,
+        label=f"random forest (AUC {numbers['forest5_roc_auc']:.4f})",
+    )
     ax.plot(fpr, tpr, "g--", linewidth=2, label=f"SGD (AUC {numbers['sgd5_roc_auc']:.4f})")
     ax.plot([0, 1], [0, 1], "k:", label="random classifier")
     ax.set_xlabel("false positive rate (fall-out)")
@@ -229,7 +252,9 @@ def part_roc(X: np.ndarray, y: np.ndarray, scores: np.ndarray, config: TourConfi
     return numbers, {"tour_roc.png": fig}
 
 
-def part_multiclass(X: np.ndarray, y: np.ndarray, config: TourConfig) -> tuple[dict, dict, np.ndarray]:
+def part_multiclass(
+    X: np.ndarray, y: np.ndarray, config: TourConfig
+) -> tuple[dict, dict, np.ndarray]:
     """4. Multiclass: SVC (OvO inside), OvR of SVCs, OvO of SGDs, SGD and a forest on ten classes.
 
     Also returns the standardised images, which part 5 uses.
@@ -269,9 +294,14 @@ def part_errors(X: np.ndarray, X_scaled: np.ndarray, y: np.ndarray) -> tuple[dic
         y_pred = cross_val_predict(sgd(), X_scaled, y, cv=3, n_jobs=-1)
     classes = np.unique(y)
     cm = confusion_matrix(y, y_pred, labels=classes)
-    numbers = {"sgd_scaled_confusion_matrix": cm.tolist(), "sgd_scaled_cv_predict_accuracy": float(np.mean(y_pred == y))}
+    numbers = {
+        "sgd_scaled_confusion_matrix": cm.tolist(),
+        "sgd_scaled_cv_predict_accuracy": float(np.mean(y_pred == y)),
+    }
     return numbers, {
-        "tour_confusion_matrix.png": figures.confusion_figure(cm, classes, title="Scaled SGD, cross_val_predict (cv=3)"),
+        "tour_confusion_matrix.png": figures.confusion_figure(
+            cm, classes, title="Scaled SGD, cross_val_predict (cv=3)"
+        ),
         "tour_error_matrix.png": figures.error_figure(cm, classes),
         "tour_3_and_5.png": figures.confused_pair_figure(X, y, y_pred, 3, 5),
     }
@@ -313,14 +343,22 @@ def part_denoise(X: np.ndarray, X_test: np.ndarray, config: TourConfig) -> tuple
     """7. Multioutput KNN that maps noisy images to clean ones, measured on the test set."""
     rng = np.random.default_rng(SEED)
     X_noisy, X_test_noisy = add_noise(X, rng), add_noise(X_test, rng)
-    n_test = len(X_test) if config.denoise_test_size is None else min(config.denoise_test_size, len(X_test))
+    n_test = (
+        len(X_test)
+        if config.denoise_test_size is None
+        else min(config.denoise_test_size, len(X_test))
+    )
     noisy_task, clean_task = _on_workers(X_noisy.astype(np.float32)), _on_workers(X)
     step = 2000
     blocks = []
     for a in range(0, n_test, step):
         query = _on_workers(X_test_noisy[a : min(a + step, n_test)].astype(np.float32))
         key = f"denoise-block-{a // step}-{tokenize(noisy_task, clean_task, query)}"
-        blocks.append(dask.delayed(_denoise_block, pure=True)(noisy_task, clean_task, query, dask_key_name=key))
+        blocks.append(
+            dask.delayed(_denoise_block, pure=True)(
+                noisy_task, clean_task, query, dask_key_name=key
+            )
+        )
     cleaned = np.concatenate(dask.compute(*blocks)) if blocks else np.empty((0, X.shape[1]))
     truth = X_test[:n_test].astype(np.float64)
     numbers = {
@@ -337,7 +375,9 @@ def denoise_figure(noisy: np.ndarray, cleaned: np.ndarray, original: np.ndarray)
     side = image_side(noisy.shape[1])
     fig, axes = plt.subplots(len(noisy), 3, figsize=(5, 1.7 * len(noisy)), squeeze=False)
     for r in range(len(noisy)):
-        for c, (title, img) in enumerate((("noisy", noisy[r]), ("cleaned by KNN", cleaned[r]), ("original", original[r]))):
+        for c, (title, img) in enumerate(
+            (("noisy", noisy[r]), ("cleaned by KNN", cleaned[r]), ("original", original[r]))
+        ):
             axes[r, c].imshow(img.reshape(side, side), cmap="binary", interpolation="nearest")
             axes[r, c].set_axis_off()
             if r == 0:
@@ -347,18 +387,44 @@ def denoise_figure(noisy: np.ndarray, cleaned: np.ndarray, original: np.ndarray)
 
 #: Title and caption of each figure the tour draws, by file name.
 CAPTIONS = {
-    "tour_some_digit.png": ("Some digit", "The first training image, the one the book classifies throughout the chapter."),
-    "tour_threshold.png": ("Precision and recall against the threshold", "SGD 5-detector, decision scores from cross_val_predict (cv=3); the dotted line is the lowest threshold with at least 90% precision."),
-    "tour_precision_recall.png": ("Precision against recall", "The same scores; the dot marks the 90%-precision threshold."),
-    "tour_roc.png": ("ROC curves", "The SGD and random-forest 5-detectors (forest scores: predict_proba from cross_val_predict, cv=3)."),
-    "tour_confusion_matrix.png": ("Confusion matrix, ten classes", "Standardised SGD, cross_val_predict (cv=3)."),
-    "tour_error_matrix.png": ("Where the SGD's errors go", "Rows divided by class size, diagonal zeroed."),
-    "tour_3_and_5.png": ("3s and 5s", "True 3 (top) and true 5 (bottom), classified as 3 (left) and as 5 (right) by the standardised SGD."),
-    "tour_denoise.png": ("Cleaning noisy digits", "A multioutput KNN trained to map noisy images to clean ones, on test images."),
+    "tour_some_digit.png": (
+        "Some digit",
+        "The first training image, the one the book classifies throughout the chapter.",
+    ),
+    "tour_threshold.png": (
+        "Precision and recall against the threshold",
+        "SGD 5-detector, decision scores from cross_val_predict (cv=3); the dotted line is the lowest threshold with at least 90% precision.",
+    ),
+    "tour_precision_recall.png": (
+        "Precision against recall",
+        "The same scores; the dot marks the 90%-precision threshold.",
+    ),
+    "tour_roc.png": (
+        "ROC curves",
+        "The SGD and random-forest 5-detectors (forest scores: predict_proba from cross_val_predict, cv=3).",
+    ),
+    "tour_confusion_matrix.png": (
+        "Confusion matrix, ten classes",
+        "Standardised SGD, cross_val_predict (cv=3).",
+    ),
+    "tour_error_matrix.png": (
+        "Where the SGD's errors go",
+        "Rows divided by class size, diagonal zeroed.",
+    ),
+    "tour_3_and_5.png": (
+        "3s and 5s",
+        "True 3 (top) and true 5 (bottom), classified as 3 (left) and as 5 (right) by the standardised SGD.",
+    ),
+    "tour_denoise.png": (
+        "Cleaning noisy digits",
+        "A multioutput KNN trained to map noisy images to clean ones, on test images.",
+    ),
 }
 
 
-def run_tour(X: np.ndarray, y: np.ndarray, X_test: np.ndarray, config: TourConfig = TourConfig()) -> tuple[dict, dict]:
+def run_tour(
+    X: np.ndarray, y: np.ndarray, X_test: np.ndarray, config: TourConfig = TourConfig()
+) -> tuple[dict, dict]:
     """Every part of the chapter in order; returns all numbers (with ``seconds`` per part) and figures."""
     numbers: dict = {"seconds": {}}
     figs: dict = {"tour_some_digit.png": figures.digits_grid(X[:1], y[:1], n_cols=1)}
@@ -366,7 +432,10 @@ def run_tour(X: np.ndarray, y: np.ndarray, X_test: np.ndarray, config: TourConfi
     with _timed(seconds, "detector"):
         part, _, scores = part_detector(X, y)
         numbers.update(part)
-    for key, run in (("tradeoff", lambda: part_tradeoff(y, scores)), ("roc", lambda: part_roc(X, y, scores, config))):
+    for key, run in (
+        ("tradeoff", lambda: part_tradeoff(y, scores)),
+        ("roc", lambda: part_roc(X, y, scores, config)),
+    ):
         with _timed(seconds, key):
             part, part_figs = run()
             numbers.update(part)

@@ -86,7 +86,9 @@ class Deskew(_ImageTransformer):
             # affine_transform maps each output pixel o to the input at shear @ o + offset:
             # the output's middle reads the input's centre of mass.
             offset = centre[i] - shear @ middle
-            out[i] = scipy.ndimage.affine_transform(images[i], shear, offset=offset, order=1, mode="constant", cval=0.0)
+            out[i] = scipy.ndimage.affine_transform(
+                images[i], shear, offset=offset, order=1, mode="constant", cval=0.0
+            )
         return out
 
 
@@ -109,4 +111,6 @@ class GaussianBlur(_ImageTransformer):
     def _transform_images(self, images: np.ndarray) -> np.ndarray:
         if self.sigma == 0:
             return images
-        return scipy.ndimage.gaussian_filter(images, sigma=(0, self.sigma, self.sigma), mode="constant", cval=0.0)
+        return scipy.ndimage.gaussian_filter(
+            images, sigma=(0, self.sigma, self.sigma), mode="constant", cval=0.0
+        )

@@ -16,7 +16,9 @@ from mnistdist.data import MNIST_FILES, load_dataset, write_idx
 @pytest.fixture(scope="session")
 def cluster():
     """Two single-threaded worker processes, as the embedded cluster runs them."""
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
         yield cluster
 
 
@@ -35,10 +37,23 @@ def digits():
 @pytest.fixture(scope="session")
 def digits_arrays(digits):
     """The digits' training and test sets as NumPy arrays."""
-    return digits.X_train.compute(scheduler="sync"), digits.y_train, digits.X_test.compute(scheduler="sync"), digits.y_test
+    return (
+        digits.X_train.compute(scheduler="sync"),
+        digits.y_train,
+        digits.X_test.compute(scheduler="sync"),
+        digits.y_test,
+    )
 
 
-def make_idx_folder(folder: pathlib.Path, n_train: int = 60, n_test: int = 20, side: int = 28, *, gz: bool = True, seed: int = 0):
+def make_idx_folder(
+    folder: pathlib.Path,
+    n_train: int = 60,
+    n_test: int = 20,
+    side: int = 28,
+    *,
+    gz: bool = True,
+    seed: int = 0,
+):
     """A folder of four small, valid MNIST-format IDX files of random digits."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -86,7 +101,10 @@ def process_env(extra: dict | None = None) -> dict:
     """The environment for cluster processes: this interpreter's bin first, so `dask` is ours."""
     import sys
 
-    env = {**os.environ, "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "PATH": f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     return {**env, **(extra or {})}
 
 
@@ -109,22 +127,48 @@ def start_cluster(tmp_path):
 
     procs = []
 
-    def start(n_workers: int = 2, *, env: dict | None = None, worker_env: dict | None = None, tls: bool = False):
+    def start(
+        n_workers: int = 2,
+        *,
+        env: dict | None = None,
+        worker_env: dict | None = None,
+        tls: bool = False,
+    ):
         port, dash = free_port(), free_port()
-        base = process_env({"MNISTDIST_SCHEDULER_PORT": str(port), "MNISTDIST_DASHBOARD_ADDRESS": f"127.0.0.1:{dash}", **(env or {})})
+        base = process_env(
+            {
+                "MNISTDIST_SCHEDULER_PORT": str(port),
+                "MNISTDIST_DASHBOARD_ADDRESS": f"127.0.0.1:{dash}",
+                **(env or {}),
+            }
+        )
         address = f"{'tls' if tls else 'tcp'}://127.0.0.1:{port}"
         logs = tmp_path / f"cluster-{port}"
         logs.mkdir()
 
         def spawn(cmd, name, extra=None):
             log = open(logs / f"{name}.log", "w")
-            proc = subprocess.Popen(cmd, env={**base, **(extra or {})}, stdout=log, stderr=subprocess.STDOUT, cwd=logs, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                env={**base, **(extra or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=logs,
+                start_new_session=True,
+            )
             procs.append(proc)
 
         spawn([str(CLUSTER_DIR / "scheduler.sh")], "scheduler")
         for i in range(n_workers):
-            spawn([str(CLUSTER_DIR / "worker.sh"), address, "--name", f"worker-{i}"], f"worker-{i}", worker_env)
-        old = {k: os.environ.get(k) for k in ("MNISTDIST_TLS_CA_FILE", "MNISTDIST_TLS_CERT", "MNISTDIST_TLS_KEY")}
+            spawn(
+                [str(CLUSTER_DIR / "worker.sh"), address, "--name", f"worker-{i}"],
+                f"worker-{i}",
+                worker_env,
+            )
+        old = {
+            k: os.environ.get(k)
+            for k in ("MNISTDIST_TLS_CA_FILE", "MNISTDIST_TLS_CERT", "MNISTDIST_TLS_KEY")
+        }
         os.environ.update({k: v for k, v in base.items() if k in old})
         try:
             with Client(address, timeout=30, security=tls_security()) as client:
@@ -132,7 +176,9 @@ def start_cluster(tmp_path):
         finally:
             for k, v in old.items():
                 os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-        return types.SimpleNamespace(address=address, dashboard=f"http://127.0.0.1:{dash}", logs=logs, env=base)
+        return types.SimpleNamespace(
+            address=address, dashboard=f"http://127.0.0.1:{dash}", logs=logs, env=base
+        )
 
     yield start
     import signal
@@ -184,7 +230,9 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.1):
         if value:
             return value
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout} s waiting for {getattr(predicate, '__name__', predicate)}")
+    pytest.fail(
+        f"timed out after {timeout} s waiting for {getattr(predicate, '__name__', predicate)}"
+    )
 
 
 def mnistdist(*args, env: dict | None = None, timeout: float = 300):
@@ -192,7 +240,13 @@ def mnistdist(*args, env: dict | None = None, timeout: float = 300):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "jobs", *map(str, args)], capture_output=True, text=True, env=process_env(env), timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "jobs", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=process_env(env),
+        timeout=timeout,
+    )
 
 
 def assert_one_line_error(proc, code: int, text: str) -> None:

@@ -3,7 +3,17 @@ import numpy as np
 import pytest
 import scipy.ndimage
 
-from mnistdist.augment import AUGMENTATIONS, FOUR_SHIFTS, Augment, augment_shifts, augmented_copies, image_side, rotate_images, shift_image, shift_images
+from mnistdist.augment import (
+    AUGMENTATIONS,
+    FOUR_SHIFTS,
+    Augment,
+    augment_shifts,
+    augmented_copies,
+    image_side,
+    rotate_images,
+    shift_image,
+    shift_images,
+)
 from mnistdist.errors import OptionError
 
 SHIFTS = [(dx, dy) for dx in (-3, -1, 0, 1, 2) for dy in (-2, -1, 0, 1)]
@@ -20,7 +30,9 @@ def test_shift_image_equals_scipy_for_integer_shifts(side, dx, dy):
     u8 = image.astype(np.uint8)
     out = shift_image(u8.reshape(side, side), dx, dy)
     assert out.dtype == np.uint8
-    np.testing.assert_array_equal(out, scipy.ndimage.shift(u8.reshape(side, side), [dy, dx], cval=0, mode="constant").ravel())
+    np.testing.assert_array_equal(
+        out, scipy.ndimage.shift(u8.reshape(side, side), [dy, dx], cval=0, mode="constant").ravel()
+    )
 
 
 def test_shift_direction():
@@ -81,27 +93,52 @@ def test_rotation_turns_about_the_centre():
     rng = np.random.default_rng(3)
     block = rng.integers(0, 256, size=(4, 49)).astype(np.uint8)
     quarter = rotate_images(block, 90)  # anticlockwise: what np.rot90 does
-    np.testing.assert_array_equal(quarter, np.rot90(block.reshape(4, 7, 7), axes=(1, 2)).reshape(4, 49))
+    np.testing.assert_array_equal(
+        quarter, np.rot90(block.reshape(4, 7, 7), axes=(1, 2)).reshape(4, 49)
+    )
     small = rotate_images(block.astype(np.float32), 8)
-    expected = scipy.ndimage.rotate(block[1].reshape(7, 7).astype(np.float32), 8, reshape=False, order=1, mode="constant")
+    expected = scipy.ndimage.rotate(
+        block[1].reshape(7, 7).astype(np.float32), 8, reshape=False, order=1, mode="constant"
+    )
     np.testing.assert_allclose(small[1], expected.ravel(), rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("kind, n_copies", [("none", 0), ("shift4", 4), ("shift8", 8), ("shift2", 4), ("rotate", 2), ("shift8+rotate", 10)])
+@pytest.mark.parametrize(
+    "kind, n_copies",
+    [
+        ("none", 0),
+        ("shift4", 4),
+        ("shift8", 8),
+        ("shift2", 4),
+        ("rotate", 2),
+        ("shift8+rotate", 10),
+    ],
+)
 def test_augmentation_choices(kind, n_copies):
     block = np.random.default_rng(0).integers(0, 256, size=(5, 64)).astype(np.uint8)
     copies = Augment(kind).fit(block).copies(block)
-    assert len(copies) == n_copies and all(c.shape == block.shape and c.dtype == np.uint8 for c in copies)
+    assert len(copies) == n_copies and all(
+        c.shape == block.shape and c.dtype == np.uint8 for c in copies
+    )
     assert len({c.tobytes() for c in copies}) == n_copies  # every copy differs from the others
-    np.testing.assert_array_equal(Augment(kind).fit_transform(block), block)  # transform never augments
+    np.testing.assert_array_equal(
+        Augment(kind).fit_transform(block), block
+    )  # transform never augments
 
 
 def test_two_pixel_and_diagonal_shifts():
     image = np.zeros((1, 49), dtype=np.uint8)
     image[0, 3 * 7 + 3] = 1
-    moved = {name: np.argwhere(c.reshape(7, 7))[0].tolist() for name, c in zip([n for n, _ in AUGMENTATIONS["shift8"]], Augment("shift8").copies(image))}
+    moved = {
+        name: np.argwhere(c.reshape(7, 7))[0].tolist()
+        for name, c in zip(
+            [n for n, _ in AUGMENTATIONS["shift8"]], Augment("shift8").copies(image), strict=False
+        )
+    }
     assert moved["down-right"] == [4, 4] and moved["up-left"] == [2, 2]
-    two = dict(zip([n for n, _ in AUGMENTATIONS["shift2"]], Augment("shift2").copies(image)))
+    two = dict(
+        zip([n for n, _ in AUGMENTATIONS["shift2"]], Augment("shift2").copies(image), strict=False)
+    )
     assert np.argwhere(two["left2"].reshape(7, 7))[0].tolist() == [3, 1]
 
 
@@ -110,7 +147,11 @@ def test_augmented_copies_are_named_tasks(digits):
     copies = augmented_copies(X, "shift8+rotate")
     names = [c.name.rsplit("-", 1)[0] for c in copies]
     assert names[0] == "augment-left" and names[-1] == "augment-rotate+8" and len(names) == 10
-    assert [c.name for c in augmented_copies(X, "shift8+rotate")] == [c.name for c in copies]  # shared, not duplicated
-    np.testing.assert_array_equal(copies[-1].compute(scheduler="sync"), rotate_images(X.compute(scheduler="sync"), 8.0))
+    assert [c.name for c in augmented_copies(X, "shift8+rotate")] == [
+        c.name for c in copies
+    ]  # shared, not duplicated
+    np.testing.assert_array_equal(
+        copies[-1].compute(scheduler="sync"), rotate_images(X.compute(scheduler="sync"), 8.0)
+    )
     with pytest.raises(OptionError, match="unknown augmentation"):
         augmented_copies(X, "flip")

@@ -36,9 +36,13 @@ def test_existing_scheduler_by_address_and_by_environment(cluster):
 def test_unreachable_scheduler_fails_fast_with_a_clear_error():
     address = f"tcp://127.0.0.1:{_free_port()}"
     t = time.perf_counter()
-    with pytest.raises(ClusterError, match=f"could not reach the Dask scheduler at {address} within 2 s"):
-        with connect(address, timeout="2s"):
-            pass
+    with (
+        pytest.raises(
+            ClusterError, match=f"could not reach the Dask scheduler at {address} within 2 s"
+        ),
+        connect(address, timeout="2s"),
+    ):
+        pass
     assert time.perf_counter() - t < 15
 
 

@@ -6,9 +6,18 @@ import subprocess
 import sys
 
 import pytest
+from conftest import (
+    SLOW_TASKS,
+    assert_one_line_error,
+    csv_rows,
+    embedded_run,
+    journal_rows,
+    mnistdist,
+    process_env,
+    sitecustomize,
+    wait_for,
+)
 from distributed import Client
-
-from conftest import SLOW_TASKS, assert_one_line_error, csv_rows, embedded_run, journal_rows, mnistdist, process_env, sitecustomize, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -18,14 +27,19 @@ def reference_report(tmp_path_factory):
 
 def _start(args, out):
     cmd = [sys.executable, "-m", "jobs", *map(str, args), "--out", str(out), "--quiet"]
-    return subprocess.Popen(cmd, env=process_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        cmd, env=process_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _running(client, prefix):
     """Whether the scheduler has tasks whose key starts with ``prefix`` being processed."""
 
     def probe(dask_scheduler):
-        return any(str(ts.key).startswith(f"('{prefix}") and ts.state == "processing" for ts in dask_scheduler.tasks.values())
+        return any(
+            str(ts.key).startswith(f"('{prefix}") and ts.state == "processing"
+            for ts in dask_scheduler.tasks.values()
+        )
 
     return client.run_on_scheduler(probe)
 
@@ -46,10 +60,12 @@ def test_worker_killed_mid_job_changes_nothing(start_cluster, tmp_path, referenc
         job = _start(["report", "--dataset", "digits", "--scheduler", cluster.address], out)
         wait_for(lambda: _running(client, phase), timeout=120)
         killed = _kill_one_worker(client)
-        stdout, stderr = job.communicate(timeout=300)
+        _stdout, stderr = job.communicate(timeout=300)
         assert job.returncode == 0, stderr
         client.wait_for_workers(2, timeout=60)
-        assert killed not in client.run(os.getpid).values()  # the nanny started a new worker process
+        assert (
+            killed not in client.run(os.getpid).values()
+        )  # the nanny started a new worker process
     assert csv_rows(out / "cv_results.csv") == csv_rows(reference_report / "cv_results.csv")
     assert csv_rows(out / "predictions.csv") == csv_rows(reference_report / "predictions.csv")
 
@@ -58,18 +74,37 @@ def test_scheduler_lost_mid_job_keeps_finished_work(start_cluster, tmp_path, ref
     slow = sitecustomize(tmp_path / "slow", SLOW_TASKS)
     first = start_cluster(2, worker_env=slow)
     out = tmp_path / "out"
-    job = _start(["search", "--dataset", "digits", "--cv", "10", "--scheduler", first.address, "--resume"], out)
+    job = _start(
+        ["search", "--dataset", "digits", "--cv", "10", "--scheduler", first.address, "--resume"],
+        out,
+    )
     wait_for(lambda: journal_rows(out) >= 2, timeout=120)
     with Client(first.address) as client:
         scheduler_pid = client.run_on_scheduler(os.getpid)
     os.kill(scheduler_pid, signal.SIGKILL)
     stdout, stderr = job.communicate(timeout=120)
-    assert_one_line_error(subprocess.CompletedProcess(job.args, job.returncode, stdout, stderr), 1, "lost the connection to the Dask scheduler")
+    assert_one_line_error(
+        subprocess.CompletedProcess(job.args, job.returncode, stdout, stderr),
+        1,
+        "lost the connection to the Dask scheduler",
+    )
     assert "--resume" in stderr
     saved = journal_rows(out)
     assert saved >= 2
 
     second = start_cluster(2)  # the cluster is back (at a new address)
-    resumed = mnistdist("search", "--dataset", "digits", "--cv", "10", "--out", out, "--scheduler", second.address, "--resume", "--quiet")
+    resumed = mnistdist(
+        "search",
+        "--dataset",
+        "digits",
+        "--cv",
+        "10",
+        "--out",
+        out,
+        "--scheduler",
+        second.address,
+        "--resume",
+        "--quiet",
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resume: {saved} finished neighbour searches read from" in resumed.stdout

@@ -33,7 +33,16 @@ def test_every_report_figure_is_a_real_png(tmp_path, digits_arrays, predictions)
         y_pred=y_pred,
         evaluation=evaluate(y_test, y_pred),
     )
-    assert set(refs) == {"samples", "shifts", "search", "confusion", "errors", "pair", "precision_recall", "wrong"}
+    assert set(refs) == {
+        "samples",
+        "shifts",
+        "search",
+        "confusion",
+        "errors",
+        "pair",
+        "precision_recall",
+        "wrong",
+    }
     for ref in refs.values():
         data = (tmp_path / ref.filename).read_bytes()
         assert data.startswith(PNG) and len(data) > 5000, ref.filename
@@ -47,7 +56,9 @@ def test_deskew_and_wrong_digit_figures(tmp_path, digits_arrays, predictions):
         tmp_path,
         X_train_sample=X[:40],
         y_train_sample=y[:40],
-        search_params=[{"augment__kind": "none", "knn__n_neighbors": 4, "knn__weights": "distance"}],
+        search_params=[
+            {"augment__kind": "none", "knn__n_neighbors": 4, "knn__weights": "distance"}
+        ],
         search_mean=np.array([0.98]),
         search_std=np.array([0.01]),
         X_test=Q,
@@ -57,7 +68,9 @@ def test_deskew_and_wrong_digit_figures(tmp_path, digits_arrays, predictions):
         model="chosen",
         deskew=True,
     )
-    assert {"deskew", "wrong", "search"} <= set(refs) and "30 test digits the chosen model" in refs["wrong"].caption
+    assert {"deskew", "wrong", "search"} <= set(refs) and "30 test digits the chosen model" in refs[
+        "wrong"
+    ].caption
     fig = figures.wrong_digits_figure(Q, y_test, y_pred)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
     wrong = np.flatnonzero(y_test != y_pred)
@@ -73,8 +86,12 @@ def test_tile_leaves_gutters():
 
 
 def test_heatmap_with_extra_grid_dimensions_shows_the_best(tmp_path):
-    params = [{"knn__n_neighbors": 3, "knn__weights": "uniform", "pca__n_components": c} for c in (10, 20)]
-    fig = figures.search_heatmap(params, np.array([0.9, 0.95]), np.array([0.01, 0.02]), prefix="knn__")
+    params = [
+        {"knn__n_neighbors": 3, "knn__weights": "uniform", "pca__n_components": c} for c in (10, 20)
+    ]
+    fig = figures.search_heatmap(
+        params, np.array([0.9, 0.95]), np.array([0.01, 0.02]), prefix="knn__"
+    )
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts == ["0.9500\n± 0.0200"]
     figures.save(fig, tmp_path / "h.png")

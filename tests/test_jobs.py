@@ -7,11 +7,20 @@ import socket
 import joblib
 import numpy as np
 import pytest
-
 from conftest import assert_one_line_error, mnistdist
+
 from mnistdist.data import MNIST_FILES, read_idx
 
-FIGURES = ("digits.png", "shifts.png", "search_heatmap.png", "confusion_matrix.png", "error_matrix.png", "confused_pair.png", "precision_recall.png", "wrong_digits.png")
+FIGURES = (
+    "digits.png",
+    "shifts.png",
+    "search_heatmap.png",
+    "confusion_matrix.png",
+    "error_matrix.png",
+    "confused_pair.png",
+    "precision_recall.png",
+    "wrong_digits.png",
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +38,19 @@ def test_report_job_writes_every_output(report_run, digits_arrays):
     assert metrics["test_accuracy_plain"] > 0.95 and metrics["test_accuracy_augmented"] > 0.95
     assert metrics["best_params"] == {"n_neighbors": 4, "weights": "distance"}
     assert metrics["data"]["n_train"] == 1437 and metrics["data"]["n_train_augmented"] == 5 * 1437
-    assert {"load", "search_neighbours", "final_plain", "final_augmented", "total"} <= set(metrics["seconds"])
+    assert {"load", "search_neighbours", "final_plain", "final_augmented", "total"} <= set(
+        metrics["seconds"]
+    )
     assert metrics["versions"]["dask-ml"] and len(metrics["cluster"]["workers"]) == 2
     assert metrics["search"]["n_neighbour_searches"] == 5 and len(metrics["search"]["params"]) == 6
-    for name in (*FIGURES, "report.html", "dask-report.html", "cv_results.csv", "predictions.csv", "model.joblib"):
+    for name in (
+        *FIGURES,
+        "report.html",
+        "dask-report.html",
+        "cv_results.csv",
+        "predictions.csv",
+        "model.joblib",
+    ):
         assert (out / name).stat().st_size > 0, name
     assert not list(out.glob(".*.tmp"))
 
@@ -40,7 +58,20 @@ def test_report_job_writes_every_output(report_run, digits_arrays):
 @pytest.fixture(scope="module")
 def best_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("best")
-    proc = mnistdist("report", "--preset", "best", "--dataset", "digits", "--cv", "3", "--out", out, "--workers", "2", "--quiet")
+    proc = mnistdist(
+        "report",
+        "--preset",
+        "best",
+        "--dataset",
+        "digits",
+        "--cv",
+        "3",
+        "--out",
+        out,
+        "--workers",
+        "2",
+        "--quiet",
+    )
     return out, proc
 
 
@@ -49,19 +80,32 @@ def test_best_preset_report(best_run, digits_arrays):
     assert proc.returncode == 0, proc.stderr
     assert "chosen: test accuracy" in proc.stdout
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["preset"] == "best" and metrics["book_params"] == {"n_neighbors": 4, "weights": "distance"}
+    assert metrics["preset"] == "best" and metrics["book_params"] == {
+        "n_neighbors": 4,
+        "weights": "distance",
+    }
     search = metrics["search"]
     best = max(range(len(search["params"])), key=lambda i: (search["mean_test_score"][i], -i))
-    assert metrics["best_params"] == search["params"][best]  # chosen by cross-validation, nothing else
-    groups = 6 + 2 + 2 + 1 + 1  # augmentations; PCA sizes below 64 pixels; two blurs; deskew left out; normalize left out
-    assert len(search["params"]) == 3 * groups and search["n_neighbour_searches"] == 3 * groups  # 3 KNN candidates, 3 folds
-    assert metrics["test_accuracy_chosen"] > 0.9 and metrics["chosen"]["steps"][-1].startswith("knn: KNNClassifier")
+    assert (
+        metrics["best_params"] == search["params"][best]
+    )  # chosen by cross-validation, nothing else
+    groups = (
+        6 + 2 + 2 + 1 + 1
+    )  # augmentations; PCA sizes below 64 pixels; two blurs; deskew left out; normalize left out
+    assert (
+        len(search["params"]) == 3 * groups and search["n_neighbour_searches"] == 3 * groups
+    )  # 3 KNN candidates, 3 folds
+    assert metrics["test_accuracy_chosen"] > 0.9 and metrics["chosen"]["steps"][-1].startswith(
+        "knn: KNNClassifier"
+    )
     _, _, Q, y_test = digits_arrays
     with open(out / "predictions.csv") as f:
         rows = list(csv.DictReader(f))
     chosen = np.array([int(r["chosen"]) for r in rows])
     assert metrics["test_accuracy_chosen"] == pytest.approx(np.mean(chosen == y_test))
-    np.testing.assert_array_equal(joblib.load(out / "model.joblib").predict(Q), chosen)  # the saved pipeline is the chosen model
+    np.testing.assert_array_equal(
+        joblib.load(out / "model.joblib").predict(Q), chosen
+    )  # the saved pipeline is the chosen model
     html = (out / "report.html").read_text()
     assert "Beyond the book" in html and "wrong_digits.png" in html
     assert ("deskew.png" in html) == ("deskew" in " ".join(metrics["chosen"]["steps"]))
@@ -82,7 +126,9 @@ def test_rerun_refuses_to_overwrite(report_run):
     out, _ = report_run
     before = (out / "metrics.json").read_text()
     proc = mnistdist("report", "--dataset", "digits", "--out", out)
-    assert_one_line_error(proc, 1, "pass --resume to finish an interrupted run or --overwrite to replace them")
+    assert_one_line_error(
+        proc, 1, "pass --resume to finish an interrupted run or --overwrite to replace them"
+    )
     assert (out / "metrics.json").read_text() == before
 
 
@@ -107,17 +153,45 @@ def test_invalid_options_exit_2_with_one_line(tmp_path, args, text):
 
 
 def test_grid_that_cannot_work_exits_2(tmp_path, cluster):
-    proc = mnistdist("search", "--dataset", "digits", "--train-size", "200", "--n-neighbors", "170", "--out", tmp_path, "--scheduler", cluster.scheduler_address)
+    proc = mnistdist(
+        "search",
+        "--dataset",
+        "digits",
+        "--train-size",
+        "200",
+        "--n-neighbors",
+        "170",
+        "--out",
+        tmp_path,
+        "--scheduler",
+        cluster.scheduler_address,
+    )
     assert_one_line_error(proc, 2, "larger than the smallest training fold")
 
 
 def test_bad_data_exits_1_naming_the_file(tmp_path, idx_folder, cluster):
     folder, _ = idx_folder
-    proc = mnistdist("search", "--data", tmp_path / "missing", "--out", tmp_path / "o1", "--scheduler", cluster.scheduler_address)
+    proc = mnistdist(
+        "search",
+        "--data",
+        tmp_path / "missing",
+        "--out",
+        tmp_path / "o1",
+        "--scheduler",
+        cluster.scheduler_address,
+    )
     assert_one_line_error(proc, 1, "data folder not found")
     labels = folder / (MNIST_FILES["train_labels"] + ".gz")
     labels.write_bytes(labels.read_bytes()[:-8])
-    proc = mnistdist("search", "--data", folder, "--out", tmp_path / "o2", "--scheduler", cluster.scheduler_address)
+    proc = mnistdist(
+        "search",
+        "--data",
+        folder,
+        "--out",
+        tmp_path / "o2",
+        "--scheduler",
+        cluster.scheduler_address,
+    )
     assert_one_line_error(proc, 1, "train-labels-idx1-ubyte.gz")
 
 
@@ -131,14 +205,27 @@ def test_non_square_images_are_refused_before_any_work(tmp_path, cluster):
 
     for split, n in (("train", 60), ("test", 20)):
         (folder / (MNIST_FILES[f"{split}_images"] + ".gz")).unlink()
-        write_idx(folder / (MNIST_FILES[f"{split}_images"] + ".gz"), rng.integers(0, 256, size=(n, 27, 28), dtype=np.uint8))
-    proc = mnistdist("report", "--data", folder, "--out", tmp_path / "out", "--scheduler", cluster.scheduler_address)
+        write_idx(
+            folder / (MNIST_FILES[f"{split}_images"] + ".gz"),
+            rng.integers(0, 256, size=(n, 27, 28), dtype=np.uint8),
+        )
+    proc = mnistdist(
+        "report",
+        "--data",
+        folder,
+        "--out",
+        tmp_path / "out",
+        "--scheduler",
+        cluster.scheduler_address,
+    )
     assert_one_line_error(proc, 2, "cannot shift images of 756 pixels: not a square image")
     assert not (tmp_path / "out" / "journal.sqlite").exists()
 
 
 def test_overwrite_and_resume_exclude_each_other(tmp_path):
-    proc = mnistdist("search", "--dataset", "digits", "--out", tmp_path, "--overwrite", "--resume", timeout=60)
+    proc = mnistdist(
+        "search", "--dataset", "digits", "--out", tmp_path, "--overwrite", "--resume", timeout=60
+    )
     assert_one_line_error(proc, 1, "--overwrite and --resume exclude each other")
 
 
@@ -146,12 +233,37 @@ def test_unreachable_scheduler_exits_1_quickly(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = mnistdist("search", "--dataset", "digits", "--out", tmp_path, "--scheduler", f"tcp://127.0.0.1:{port}", env={"DASK_MNISTDIST__CONNECT_TIMEOUT": "2s"}, timeout=60)
+    proc = mnistdist(
+        "search",
+        "--dataset",
+        "digits",
+        "--out",
+        tmp_path,
+        "--scheduler",
+        f"tcp://127.0.0.1:{port}",
+        env={"DASK_MNISTDIST__CONNECT_TIMEOUT": "2s"},
+        timeout=60,
+    )
     assert_one_line_error(proc, 1, "could not reach the Dask scheduler")
 
 
 def test_search_job_on_a_running_cluster(tmp_path, cluster):
-    proc = mnistdist("search", "--dataset", "digits", "--n-neighbors", "1", "3", "--weights", "uniform", "--cv", "3", "--out", tmp_path, "--scheduler", cluster.scheduler_address)
+    proc = mnistdist(
+        "search",
+        "--dataset",
+        "digits",
+        "--n-neighbors",
+        "1",
+        "3",
+        "--weights",
+        "uniform",
+        "--cv",
+        "3",
+        "--out",
+        tmp_path,
+        "--scheduler",
+        cluster.scheduler_address,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "search.json").read_text())
     assert summary["n_candidates"] == 2 and summary["n_splits"] == 3
@@ -160,7 +272,17 @@ def test_search_job_on_a_running_cluster(tmp_path, cluster):
 
 
 def test_augment_job_writes_readable_idx(tmp_path, cluster):
-    proc = mnistdist("augment", "--dataset", "digits", "--train-size", "100", "--out", tmp_path, "--scheduler", cluster.scheduler_address)
+    proc = mnistdist(
+        "augment",
+        "--dataset",
+        "digits",
+        "--train-size",
+        "100",
+        "--out",
+        tmp_path,
+        "--scheduler",
+        cluster.scheduler_address,
+    )
     assert proc.returncode == 0, proc.stderr
     images = read_idx(tmp_path / "train-images-augmented-idx3-ubyte")
     labels = read_idx(tmp_path / "train-labels-augmented-idx1-ubyte")
@@ -169,11 +291,23 @@ def test_augment_job_writes_readable_idx(tmp_path, cluster):
 
 
 def test_benchmark_job_compares_with_sklearn(tmp_path, cluster):
-    proc = mnistdist("benchmark", "--dataset", "digits", "--train-size", "600", "--cv", "3", "--out", tmp_path, "--scheduler", cluster.scheduler_address)
+    proc = mnistdist(
+        "benchmark",
+        "--dataset",
+        "digits",
+        "--train-size",
+        "600",
+        "--cv",
+        "3",
+        "--out",
+        tmp_path,
+        "--scheduler",
+        cluster.scheduler_address,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "benchmark.json").read_text())
     assert report["scores_agree"] and report["scores_max_abs_diff"] <= 1e-3
-    assert [r["method"] for r in report["rows"]][0].startswith("book: scikit-learn")
+    assert next(r["method"] for r in report["rows"]).startswith("book: scikit-learn")
     assert "speed-up of mnistdist" in proc.stdout
 
 
@@ -184,4 +318,6 @@ def test_help_documents_the_options(job):
     for option in ("--data", "--dataset", "--train-size", "--out", "--scheduler"):
         assert option in proc.stdout
     if job in ("report", "search", "benchmark"):
-        assert "--n-neighbors" in proc.stdout and "--weights" in proc.stdout and "--cv" in proc.stdout
+        assert (
+            "--n-neighbors" in proc.stdout and "--weights" in proc.stdout and "--cv" in proc.stdout
+        )

@@ -7,8 +7,17 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import (
+    SLOW_TASKS,
+    csv_rows,
+    embedded_run,
+    journal_rows,
+    mnistdist,
+    process_env,
+    sitecustomize,
+    wait_for,
+)
 
-from conftest import SLOW_TASKS, csv_rows, embedded_run, journal_rows, mnistdist, process_env, sitecustomize, wait_for
 from mnistdist.journal import Journal
 
 CV = 10  # ten fold searches: room to stop in the middle
@@ -29,21 +38,49 @@ def test_round_trip_and_durability(tmp_path):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    return csv_rows(embedded_run(tmp_path_factory, "search", "--dataset", "digits", "--cv", CV) / "cv_results.csv")
+    return csv_rows(
+        embedded_run(tmp_path_factory, "search", "--dataset", "digits", "--cv", CV)
+        / "cv_results.csv"
+    )
 
 
 @pytest.fixture
 def slow_cluster(start_cluster, tmp_path):
     # 1 s per neighbour task: the last eight folds take seconds, time enough to interrupt the job between them.
-    return start_cluster(2, worker_env={**sitecustomize(tmp_path / "slow", SLOW_TASKS), "MNISTDIST_TEST_TASK_DELAY": "1.0"})
+    return start_cluster(
+        2,
+        worker_env={
+            **sitecustomize(tmp_path / "slow", SLOW_TASKS),
+            "MNISTDIST_TEST_TASK_DELAY": "1.0",
+        },
+    )
 
 
 def _start_search(out, cluster):
-    args = [sys.executable, "-m", "jobs", "search", "--dataset", "digits", "--cv", str(CV), "--out", str(out), "--scheduler", cluster.address, "--quiet"]
+    args = [
+        sys.executable,
+        "-m",
+        "jobs",
+        "search",
+        "--dataset",
+        "digits",
+        "--cv",
+        str(CV),
+        "--out",
+        str(out),
+        "--scheduler",
+        cluster.address,
+        "--quiet",
+    ]
     # A test run started in the background (`cmd &`) ignores SIGINT, and children inherit that:
     # give the job SIGINT's default, as it has in a terminal, so Ctrl-C can be tested.
     return subprocess.Popen(
-        args, env=process_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+        args,
+        env=process_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -62,7 +99,19 @@ def test_interrupted_search_resumes_without_recomputing(slow_cluster, tmp_path, 
     else:
         assert job.returncode == -signal.SIGKILL
 
-    resumed = mnistdist("search", "--dataset", "digits", "--cv", CV, "--out", out, "--scheduler", slow_cluster.address, "--resume", "--quiet")
+    resumed = mnistdist(
+        "search",
+        "--dataset",
+        "digits",
+        "--cv",
+        CV,
+        "--out",
+        out,
+        "--scheduler",
+        slow_cluster.address,
+        "--resume",
+        "--quiet",
+    )
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((out / "search.json").read_text())
     assert summary["n_neighbour_searches_loaded"] == saved

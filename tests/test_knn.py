@@ -19,7 +19,9 @@ def test_same_predictions_as_sklearn(digits_arrays, weights, k):
     np.testing.assert_array_equal(ours.predict(Qj), ref.predict(Qj))
     np.testing.assert_allclose(ours.predict_proba(Qj), ref.predict_proba(Qj), atol=1e-9)
     # On the raw integer pixels, ties are common but rarely change a vote.
-    same = KNNClassifier(n_neighbors=k, weights=weights).fit(X, y).predict(Q) == KNeighborsClassifier(n_neighbors=k, weights=weights).fit(X, y).predict(Q)
+    same = KNNClassifier(n_neighbors=k, weights=weights).fit(X, y).predict(
+        Q
+    ) == KNeighborsClassifier(n_neighbors=k, weights=weights).fit(X, y).predict(Q)
     assert same.mean() >= 0.99
 
 
@@ -45,12 +47,23 @@ def test_uniform_ties_go_to_the_lower_class():
 
 def test_string_labels(digits_arrays):
     X, y, Q, _ = digits_arrays
-    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    names = np.array(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    )
     pred = KNNClassifier(n_neighbors=3).fit(X, names[y]).predict(Q[:20])
-    np.testing.assert_array_equal(pred, names[KNNClassifier(n_neighbors=3).fit(X, y).predict(Q[:20])])
+    np.testing.assert_array_equal(
+        pred, names[KNNClassifier(n_neighbors=3).fit(X, y).predict(Q[:20])]
+    )
 
 
-@pytest.mark.parametrize("params, message", [({"n_neighbors": 0}, "positive integer"), ({"weights": "inverse"}, "weights must be"), ({"n_neighbors": 2.5}, "positive integer")])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"n_neighbors": 0}, "positive integer"),
+        ({"weights": "inverse"}, "weights must be"),
+        ({"n_neighbors": 2.5}, "positive integer"),
+    ],
+)
 def test_bad_parameters(params, message):
     with pytest.raises(ValueError, match=message):
         KNNClassifier(**params).fit(np.zeros((5, 2)), [0, 1, 0, 1, 0])

@@ -8,7 +8,11 @@ from mnistdist.neighbors import block_kneighbors, kneighbors, kneighbors_dask, m
 
 
 def _sklearn(query, ref, k):
-    return NearestNeighbors(n_neighbors=k, algorithm="brute").fit(ref.astype(np.float64)).kneighbors(query.astype(np.float64))
+    return (
+        NearestNeighbors(n_neighbors=k, algorithm="brute")
+        .fit(ref.astype(np.float64))
+        .kneighbors(query.astype(np.float64))
+    )
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -34,15 +38,20 @@ def test_exact_on_uint8_pixels(digits_arrays):
     np.testing.assert_allclose(dist, dist_sk, atol=1e-6)
     # Small integer pixels tie often; ids may differ only among equal distances.
     rows, cols = np.nonzero(ids != ids_sk)
-    assert all(np.sum(dist[r] == dist[r, c]) > 1 or c == 4 for r, c in zip(rows, cols))
+    assert all(
+        np.sum(dist[r] == dist[r, c]) > 1 or c == 4 for r, c in zip(rows, cols, strict=False)
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint16, np.float32])
 def test_any_numeric_dtype(dtype):
     rng = np.random.default_rng(1)
-    ref, query = rng.integers(0, 300, size=(500, 16)).astype(dtype), rng.integers(0, 300, size=(40, 16)).astype(dtype)
-    dist, ids = kneighbors(query, ref, 3)
-    dist_sk, ids_sk = _sklearn(query, ref, 3)
+    ref, query = (
+        rng.integers(0, 300, size=(500, 16)).astype(dtype),
+        rng.integers(0, 300, size=(40, 16)).astype(dtype),
+    )
+    dist, _ids = kneighbors(query, ref, 3)
+    dist_sk, _ids_sk = _sklearn(query, ref, 3)
     np.testing.assert_allclose(dist, dist_sk, atol=1e-6)
 
 
@@ -72,10 +81,18 @@ def test_dask_version_with_excluded_rows(client, digits_arrays):
     X, _, Q, _ = digits_arrays
     keep = np.ones(len(X), dtype=bool)
     keep[::3] = False
-    dist, ids = kneighbors_dask(da.from_array(Q, chunks=100), da.from_array(X, chunks=250), 4, name="neighbours-test", ref_keep=keep)
+    dist, ids = kneighbors_dask(
+        da.from_array(Q, chunks=100),
+        da.from_array(X, chunks=250),
+        4,
+        name="neighbours-test",
+        ref_keep=keep,
+    )
     assert dist.chunks == ((100, 100, 100, 60), (4,))
     names = {key[0] for key in dict(ids.__dask_graph__())}
-    assert any(n.startswith("neighbours-test-") for n in names) and any(n.startswith("merge-neighbours-test-") for n in names)
+    assert any(n.startswith("neighbours-test-") for n in names) and any(
+        n.startswith("merge-neighbours-test-") for n in names
+    )
     with dask.config.set(scheduler=client):
         dist, ids = dask.compute(dist, ids)
     kept = np.flatnonzero(keep)

@@ -17,11 +17,23 @@ def test_best_preset_covers_preprocessing_augmentation_and_knn():
     candidates = list(ParameterGrid(preset.param_grid))
     assert {c.get("augment__kind") for c in candidates} >= set(AUGMENTATIONS)
     assert {c.get("pca__n_components") for c in candidates} >= {30, 40, 70}
-    assert {c.get("deskew") for c in candidates} >= {"passthrough"} and {c.get("normalize") for c in candidates} >= {"passthrough"}
+    assert {c.get("deskew") for c in candidates} >= {"passthrough"} and {
+        c.get("normalize") for c in candidates
+    } >= {"passthrough"}
     names = preset.estimator.get_params()
     assert all(name in names for c in candidates for name in c)  # every grid name is the pipeline's
-    assert [n for n, _ in preset.estimator.steps] == ["deskew", "blur", "augment", "normalize", "pca", "knn"]
-    assert {c.get("blur__sigma") for c in candidates} >= {0.5, 1.0} and preset.estimator.get_params()["blur__sigma"] == 0
+    assert [n for n, _ in preset.estimator.steps] == [
+        "deskew",
+        "blur",
+        "augment",
+        "normalize",
+        "pca",
+        "knn",
+    ]
+    assert {c.get("blur__sigma") for c in candidates} >= {
+        0.5,
+        1.0,
+    } and preset.estimator.get_params()["blur__sigma"] == 0
 
 
 def test_best_preset_fits_small_images():

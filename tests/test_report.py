@@ -9,14 +9,37 @@ def _metrics(dataset="mnist"):
         "test_accuracy_plain": 0.9714,
         "test_accuracy_augmented": 0.9763,
         "best_params": params[1],
-        "search": {"params": params, "mean_test_score": [0.97, 0.9716], "std_test_score": [0.001, 0.002], "n_splits": 5, "n_candidates": 2, "n_neighbour_searches": 5, "best_score": 0.9716},
+        "search": {
+            "params": params,
+            "mean_test_score": [0.97, 0.9716],
+            "std_test_score": [0.001, 0.002],
+            "n_splits": 5,
+            "n_candidates": 2,
+            "n_neighbour_searches": 5,
+            "best_score": 0.9716,
+        },
         "most_confused_pair": [3, 5],
         "seconds": {"load": 1.0, "search_neighbours": 30.0},
-        "data": {"dataset": dataset, "source": "idx:/data <mnist>", "n_train": 60000, "n_test": 10000, "n_train_augmented": 300000},
+        "data": {
+            "dataset": dataset,
+            "source": "idx:/data <mnist>",
+            "n_train": 60000,
+            "n_test": 10000,
+            "n_train_augmented": 300000,
+        },
         "versions": {"dask": "1.0"},
-        "cluster": {"scheduler": "tcp://127.0.0.1:8786", "workers": [{"address": "tcp://127.0.0.1:1", "threads": 1, "memory_limit": 100}]},
+        "cluster": {
+            "scheduler": "tcp://127.0.0.1:8786",
+            "workers": [{"address": "tcp://127.0.0.1:1", "threads": 1, "memory_limit": 100}],
+        },
         "generated": "2026-11-23T00:00:00+00:00",
-        "figures": {"search": {"filename": "search_heatmap.png", "title": "Grid search", "caption": "caption <b>"}},
+        "figures": {
+            "search": {
+                "filename": "search_heatmap.png",
+                "title": "Grid search",
+                "caption": "caption <b>",
+            }
+        },
     }
 
 
@@ -24,7 +47,18 @@ def test_report_shows_results_figures_and_provenance(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps(_metrics()))
     write_report(tmp_path)
     page = (tmp_path / "report.html").read_text()
-    for text in ("97.63%", "0.9714", "0.9763", "0.9716", "n_neighbors=4", "3 and 5", 'src="search_heatmap.png"', "dask-report.html", "tcp://127.0.0.1:8786", "search neighbours"):
+    for text in (
+        "97.63%",
+        "0.9714",
+        "0.9763",
+        "0.9716",
+        "n_neighbors=4",
+        "3 and 5",
+        'src="search_heatmap.png"',
+        "dask-report.html",
+        "tcp://127.0.0.1:8786",
+        "search neighbours",
+    ):
         assert text in page, text
     assert "caption &lt;b&gt;" in page and "&lt;mnist&gt;" in page  # escaped
     assert '<tr class="best">' in page
@@ -44,13 +78,21 @@ def test_tour_joins_as_its_own_section(tmp_path):
         "seconds": {"detector": 1.5},
         "data": {"dataset": "mnist", "source": "idx:/data"},
         "versions": {"scikit-learn": "1.9.1"},
-        "figures": {"tour_roc.png": {"filename": "tour_roc.png", "title": "ROC curves", "caption": "c"}},
+        "figures": {
+            "tour_roc.png": {"filename": "tour_roc.png", "title": "ROC curves", "caption": "c"}
+        },
     }
     (tmp_path / "tour.json").write_text(json.dumps(tour))
     only_tour = (write_report(tmp_path)).read_text()
     assert "Classification tour" in only_tour and "Grid search" not in only_tour
-    assert "[0.91125, 0.90855, 0.90915]</td><td>[0.91125, 0.90855, 0.90915]" in only_tour and 'src="tour_roc.png"' in only_tour
-    assert '<td class="l">ovo_n_estimators</td><td>45</td>' in only_tour and "scikit-learn 1.9.1" in only_tour
+    assert (
+        "[0.91125, 0.90855, 0.90915]</td><td>[0.91125, 0.90855, 0.90915]" in only_tour
+        and 'src="tour_roc.png"' in only_tour
+    )
+    assert (
+        '<td class="l">ovo_n_estimators</td><td>45</td>' in only_tour
+        and "scikit-learn 1.9.1" in only_tour
+    )
     (tmp_path / "metrics.json").write_text(json.dumps(_metrics()))
     both = write_report(tmp_path).read_text()
     assert both.index("Grid search") < both.index("Classification tour")

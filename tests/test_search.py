@@ -29,10 +29,18 @@ def test_scores_equal_sklearn_grid_search(client, digits, digits_arrays):
     ours = neighbour_search(digits.X_train, y)
     ref = GridSearchCV(KNeighborsClassifier(), DEFAULT_GRID, cv=5).fit(X, y)
     assert ours.cv_results["params"] == ref.cv_results_["params"]
-    np.testing.assert_allclose(_split_scores(ours.cv_results, 5), _split_scores(ref.cv_results_, 5), atol=1e-3)
-    np.testing.assert_allclose(ours.cv_results["mean_test_score"], ref.cv_results_["mean_test_score"], atol=1e-3)
-    np.testing.assert_array_equal(ours.cv_results["rank_test_score"], ref.cv_results_["rank_test_score"])
-    assert ours.best_params == ref.best_params_ and ours.best_score == pytest.approx(ref.best_score_, abs=1e-3)
+    np.testing.assert_allclose(
+        _split_scores(ours.cv_results, 5), _split_scores(ref.cv_results_, 5), atol=1e-3
+    )
+    np.testing.assert_allclose(
+        ours.cv_results["mean_test_score"], ref.cv_results_["mean_test_score"], atol=1e-3
+    )
+    np.testing.assert_array_equal(
+        ours.cv_results["rank_test_score"], ref.cv_results_["rank_test_score"]
+    )
+    assert ours.best_params == ref.best_params_ and ours.best_score == pytest.approx(
+        ref.best_score_, abs=1e-3
+    )
     assert ours.n_neighbour_searches == 5
 
 
@@ -47,29 +55,48 @@ def test_candidates_share_one_neighbour_search_per_fold(client, digits):
     """Six candidates run exactly the neighbour tasks of one (counted by the scheduler)."""
     X, y = digits.X_train, digits.y_train
     six, n_six = _neighbour_tasks(client, X=X, y=y, param_grid=DEFAULT_GRID, cv=4)
-    one, n_one = _neighbour_tasks(client, X=X, y=y, param_grid={"n_neighbors": [5], "weights": ["uniform"]}, cv=4)
+    one, n_one = _neighbour_tasks(
+        client, X=X, y=y, param_grid={"n_neighbors": [5], "weights": ["uniform"]}, cv=4
+    )
     assert n_six == n_one > 0
-    assert len(six.cv_results["params"]) == 6 and six.n_neighbour_searches == one.n_neighbour_searches == 4
+    assert (
+        len(six.cv_results["params"]) == 6
+        and six.n_neighbour_searches == one.n_neighbour_searches == 4
+    )
 
 
 def test_folds_are_sklearns_and_cv_objects_work(client, digits, digits_arrays):
     X, y, _, _ = digits_arrays
     cv = KFold(3, shuffle=True, random_state=0)
-    ours = neighbour_search(digits.X_train, y, cv=cv, param_grid={"n_neighbors": [1, 2], "weights": ["uniform"]})
-    ref = GridSearchCV(KNeighborsClassifier(), {"n_neighbors": [1, 2], "weights": ["uniform"]}, cv=cv).fit(X, y)
-    np.testing.assert_allclose(ours.cv_results["mean_test_score"], ref.cv_results_["mean_test_score"], atol=1e-3)
-    for (a_train, a_test), (b_train, b_test) in zip(ours.folds, cv.split(X, y)):
+    ours = neighbour_search(
+        digits.X_train, y, cv=cv, param_grid={"n_neighbors": [1, 2], "weights": ["uniform"]}
+    )
+    ref = GridSearchCV(
+        KNeighborsClassifier(), {"n_neighbors": [1, 2], "weights": ["uniform"]}, cv=cv
+    ).fit(X, y)
+    np.testing.assert_allclose(
+        ours.cv_results["mean_test_score"], ref.cv_results_["mean_test_score"], atol=1e-3
+    )
+    for (_a_train, a_test), (_b_train, b_test) in zip(ours.folds, cv.split(X, y), strict=False):
         np.testing.assert_array_equal(a_test, b_test)
 
 
 def test_pipeline_with_preprocessing_in_the_grid(client, digits, digits_arrays):
     X, y, _, _ = digits_arrays
-    pipe = Pipeline([("scale", StandardScaler()), ("pca", PCA(random_state=0)), ("knn", KNeighborsClassifier())])
-    grid = {"pca__n_components": [8, 16], "knn__n_neighbors": [1, 3], "knn__weights": ["uniform", "distance"]}
+    pipe = Pipeline(
+        [("scale", StandardScaler()), ("pca", PCA(random_state=0)), ("knn", KNeighborsClassifier())]
+    )
+    grid = {
+        "pca__n_components": [8, 16],
+        "knn__n_neighbors": [1, 3],
+        "knn__weights": ["uniform", "distance"],
+    }
     ours = neighbour_search(digits.X_train, y, estimator=pipe, param_grid=grid, cv=3)
     ref = GridSearchCV(pipe, grid, cv=3).fit(X, y)
     assert ours.cv_results["params"] == ref.cv_results_["params"]
-    np.testing.assert_allclose(ours.cv_results["mean_test_score"], ref.cv_results_["mean_test_score"], atol=1e-3)
+    np.testing.assert_allclose(
+        ours.cv_results["mean_test_score"], ref.cv_results_["mean_test_score"], atol=1e-3
+    )
     assert ours.n_neighbour_searches == 2 * 3  # one per PCA setting and fold
     assert ours.best_params == ref.best_params_
 
@@ -78,11 +105,16 @@ def test_unsorted_user_folds(client, digits, digits_arrays):
     """Folds given as a list, validation rows in any order, score as scikit-learn scores them."""
     X, y, _, _ = digits_arrays
     rng = np.random.default_rng(0)
-    folds = [(train, rng.permutation(test)) for train, test in KFold(3, shuffle=True, random_state=1).split(X)]
+    folds = [
+        (train, rng.permutation(test))
+        for train, test in KFold(3, shuffle=True, random_state=1).split(X)
+    ]
     grid = {"n_neighbors": [1, 3], "weights": ["distance"]}
     ours = neighbour_search(digits.X_train, y, cv=folds, param_grid=grid)
     ref = GridSearchCV(KNeighborsClassifier(), grid, cv=folds).fit(X, y)
-    np.testing.assert_allclose(_split_scores(ours.cv_results, 3), _split_scores(ref.cv_results_, 3), atol=1e-3)
+    np.testing.assert_allclose(
+        _split_scores(ours.cv_results, 3), _split_scores(ref.cv_results_, 3), atol=1e-3
+    )
 
 
 def test_cv_results_csv(tmp_path, client, digits):
@@ -91,8 +123,18 @@ def test_cv_results_csv(tmp_path, client, digits):
     with open(tmp_path / "cv_results.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 6
-    assert {"params", "param_n_neighbors", "param_weights", "mean_test_score", "std_test_score", "rank_test_score", "split2_test_score"} <= set(rows[0])
-    assert [float(r["mean_test_score"]) for r in rows] == pytest.approx(list(result.cv_results["mean_test_score"]))
+    assert {
+        "params",
+        "param_n_neighbors",
+        "param_weights",
+        "mean_test_score",
+        "std_test_score",
+        "rank_test_score",
+        "split2_test_score",
+    } <= set(rows[0])
+    assert [float(r["mean_test_score"]) for r in rows] == pytest.approx(
+        list(result.cv_results["mean_test_score"])
+    )
     assert not list(tmp_path.glob(".*tmp"))
 
 
@@ -124,7 +166,9 @@ def _by_hand(pipe, X, y, folds, kind):
         prep = Pipeline(model.steps[:-1]).fit(X[train], y[train])
         train_rows = prep.transform(X[train])
         copies = [prep.transform(c) for c in Augment(kind).fit(X[train]).copies(X[train])]
-        knn = clone(model.steps[-1][1]).fit(np.concatenate([train_rows, *copies]), np.tile(y[train], 1 + len(copies)))
+        knn = clone(model.steps[-1][1]).fit(
+            np.concatenate([train_rows, *copies]), np.tile(y[train], 1 + len(copies))
+        )
         scores.append(knn.score(prep.transform(X[test]), y[test]))
     return np.array(scores)
 
@@ -132,8 +176,16 @@ def _by_hand(pipe, X, y, folds, kind):
 @pytest.mark.parametrize("kind", ["shift4", "rotate"])
 def test_augmented_search_equals_the_fold_loop_by_hand(client, digits, digits_arrays, kind):
     X, y, _, _ = digits_arrays
-    pipe = Pipeline([("augment", Augment(kind)), ("pca", PCA(16, random_state=0)), ("knn", KNeighborsClassifier(n_neighbors=3, weights="distance"))])
-    ours = neighbour_search(digits.X_train, y, estimator=pipe, param_grid={"knn__n_neighbors": [3]}, cv=3)
+    pipe = Pipeline(
+        [
+            ("augment", Augment(kind)),
+            ("pca", PCA(16, random_state=0)),
+            ("knn", KNeighborsClassifier(n_neighbors=3, weights="distance")),
+        ]
+    )
+    ours = neighbour_search(
+        digits.X_train, y, estimator=pipe, param_grid={"knn__n_neighbors": [3]}, cv=3
+    )
     folds = ours.folds
     # PCA here is fitted on the original training rows, as mnistdist fits the steps after Augment.
     expected = _by_hand(pipe, X, y, folds, kind)
@@ -146,7 +198,9 @@ def test_copies_of_an_image_never_cross_a_split(client, digits):
     X, y = digits.X_train[:n], digits.y_train[:n]
     folds = [(tr, te) for tr, te in KFold(3, shuffle=True, random_state=0).split(np.zeros(n))]
     prep = Preprocessing(augment=Augment("shift8+rotate").fit(np.zeros((1, 64))))
-    for (train, test), (dist, ids) in zip(folds, compute_kneighbors(*_fold_neighbours(X, y, prep, folds, 30, ""))):
+    for (train, test), (dist, ids) in zip(
+        folds, compute_kneighbors(*_fold_neighbours(X, y, prep, folds, 30, "")), strict=False
+    ):
         assert ids.max() >= n  # copies are there...
         source = ids % n
         assert np.isin(source, train).all()  # ...but only of the fold's training images
@@ -157,8 +211,19 @@ def test_copies_of_an_image_never_cross_a_split(client, digits):
 
 def test_augmented_grid_shares_deskewing(client, digits):
     """Deskewing runs once for all folds and groups; candidates differing in KNN params share each group's search."""
-    pipe = Pipeline([("deskew", Deskew()), ("augment", Augment("none")), ("pca", PCA(16, random_state=0)), ("knn", KNNClassifier())])
-    grid = {"augment__kind": ["none", "shift4"], "knn__n_neighbors": [3, 5], "knn__weights": ["uniform", "distance"]}
+    pipe = Pipeline(
+        [
+            ("deskew", Deskew()),
+            ("augment", Augment("none")),
+            ("pca", PCA(16, random_state=0)),
+            ("knn", KNNClassifier()),
+        ]
+    )
+    grid = {
+        "augment__kind": ["none", "shift4"],
+        "knn__n_neighbors": [3, 5],
+        "knn__weights": ["uniform", "distance"],
+    }
     X = digits.X_train
     with get_task_stream(client) as stream:
         result = neighbour_search(X, digits.y_train, estimator=pipe, param_grid=grid, cv=3)
@@ -170,5 +235,7 @@ def test_augmented_grid_shares_deskewing(client, digits):
     assert sorted({key[1] for key in deskew}) == list(range(X.numblocks[0]))
     assert len(deskew) == len(set(deskew)) <= 2 * X.numblocks[0]
     # The copies are made on the workers, chunk by chunk, inside each fold's preprocessing.
-    assert {f"augment-{d}" for d in ("left", "right", "up", "down")} <= {p.split("-concatenate")[0] for p in prefixes}
+    assert {f"augment-{d}" for d in ("left", "right", "up", "down")} <= {
+        p.split("-concatenate")[0] for p in prefixes
+    }
     assert result.n_neighbour_searches == 2 * 3 and len(result.cv_results["params"]) == 8

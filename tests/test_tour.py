@@ -4,11 +4,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import mnistdist
 from distributed import get_task_stream
 from sklearn.metrics import precision_score
 from sklearn.model_selection import KFold, cross_val_score
 
-from conftest import mnistdist
 from mnistdist import tour
 
 
@@ -31,7 +31,9 @@ def test_detector_on_the_cluster(client, data):
         numbers, _, scores = tour.part_detector(X, y)
     keys = {str(t["key"]) for t in stream.data}
     manual = {k.rsplit("-", 1)[0] for k in keys if k.startswith("sgd5-manual-cv-fold-")}
-    assert manual == {f"sgd5-manual-cv-fold-{f}" for f in range(3)}  # the hand-written loop ran as named tasks
+    assert manual == {
+        f"sgd5-manual-cv-fold-{f}" for f in range(3)
+    }  # the hand-written loop ran as named tasks
     assert len(keys) > 3  # and the cross-validations ran there too (joblib's Dask backend)
     # The hand-written loop is cross_val_score's folds and estimator: the same numbers.
     np.testing.assert_allclose(numbers["sgd5_manual_cv_accuracy"], numbers["sgd5_cv_accuracy"])
@@ -53,7 +55,10 @@ def test_ninety_percent_precision_threshold(data):
     below = scores[scores < threshold].max()
     assert precision_score(y == 5, scores >= below) < 0.90
     numbers, figs = tour.part_tradeoff(y, scores)
-    assert numbers["threshold_90_precision"] == threshold and numbers["recall_at_90_precision"] == recall
+    assert (
+        numbers["threshold_90_precision"] == threshold
+        and numbers["recall_at_90_precision"] == recall
+    )
     assert set(figs) == {"tour_threshold.png", "tour_precision_recall.png"}
 
 
@@ -67,7 +72,9 @@ def test_roc(client, data):
 
 def test_multiclass_strategies(client, data):
     X, y, _ = data
-    numbers, _, X_scaled = tour.part_multiclass(X, y, tour.TourConfig(svc_size=500, forest_trees=20))
+    numbers, _, X_scaled = tour.part_multiclass(
+        X, y, tour.TourConfig(svc_size=500, forest_trees=20)
+    )
     assert numbers["ovr_n_estimators"] == 10
     assert numbers["ovo_n_estimators"] == 10 * 9 // 2
     assert len(numbers["svc_decision_scores"]) == 10 and numbers["svc_train_size"] == 500
@@ -79,7 +86,9 @@ def test_multiclass_strategies(client, data):
 def test_multilabel_targets_and_f1(client, data):
     X, y, _ = data
     targets = tour.multilabel_targets(np.array([0, 7, 8, 9, 3]))
-    np.testing.assert_array_equal(targets, [[False, False], [True, True], [True, False], [True, True], [False, True]])
+    np.testing.assert_array_equal(
+        targets, [[False, False], [True, True], [True, False], [True, True], [False, True]]
+    )
     numbers, _ = tour.part_multilabel(X, y)
     assert 0.9 < numbers["multilabel_f1_macro"] <= 1 and len(numbers["multilabel_prediction"]) == 2
 
@@ -96,14 +105,49 @@ def test_denoising_cleans_and_is_reproducible(client, data):
 
 
 def test_tour_job_writes_json_figures_and_report_section(tmp_path, cluster):
-    proc = mnistdist("tour", "--dataset", "digits", "--forest-trees", "20", "--out", tmp_path, "--scheduler", cluster.scheduler_address, "--quiet")
+    proc = mnistdist(
+        "tour",
+        "--dataset",
+        "digits",
+        "--forest-trees",
+        "20",
+        "--out",
+        tmp_path,
+        "--scheduler",
+        cluster.scheduler_address,
+        "--quiet",
+    )
     assert proc.returncode == 0, proc.stderr
     numbers = json.loads((tmp_path / "tour.json").read_text())
-    for key in ("never5_cv_accuracy", "sgd5_cv_accuracy", "sgd5_confusion_matrix", "sgd5_precision", "sgd5_recall", "sgd5_f1", "sgd5_roc_auc", "forest5_roc_auc", "multilabel_f1_macro", "sgd_cv_accuracy", "sgd_scaled_cv_accuracy", "seconds"):
+    for key in (
+        "never5_cv_accuracy",
+        "sgd5_cv_accuracy",
+        "sgd5_confusion_matrix",
+        "sgd5_precision",
+        "sgd5_recall",
+        "sgd5_f1",
+        "sgd5_roc_auc",
+        "forest5_roc_auc",
+        "multilabel_f1_macro",
+        "sgd_cv_accuracy",
+        "sgd_scaled_cv_accuracy",
+        "seconds",
+    ):
         assert key in numbers, key
-    assert set(numbers["seconds"]) >= {"detector", "tradeoff", "roc", "multiclass", "errors", "multilabel", "denoise", "total"}
+    assert set(numbers["seconds"]) >= {
+        "detector",
+        "tradeoff",
+        "roc",
+        "multiclass",
+        "errors",
+        "multilabel",
+        "denoise",
+        "total",
+    }
     for name in numbers["figures"]:
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG"), name
     assert "Classification tour" in (tmp_path / "report.html").read_text()
-    again = mnistdist("tour", "--dataset", "digits", "--out", tmp_path, "--scheduler", cluster.scheduler_address)
+    again = mnistdist(
+        "tour", "--dataset", "digits", "--out", tmp_path, "--scheduler", cluster.scheduler_address
+    )
     assert again.returncode == 1 and "already holds results (tour.json)" in again.stderr

@@ -11,17 +11,19 @@ from mnistdist.knn import KNNClassifier
 from mnistdist.transformers import Deskew, GaussianBlur, image_moments
 
 
-def slanted_bar(side: int = 28, slope: float = 0.4, offset: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+def slanted_bar(
+    side: int = 28, slope: float = 0.4, offset: tuple[float, float] = (0.0, 0.0)
+) -> np.ndarray:
     """A bar leaning right by ``slope`` columns per row, three pixels thick, off-centre by ``offset``."""
     image = np.zeros((side, side))
     for r in range(5, side - 5):
         c = side / 2 + offset[1] + slope * (r - side / 2)
-        image[int(r + offset[0]), int(round(c)) - 1 : int(round(c)) + 2] = 255
+        image[int(r + offset[0]), round(c) - 1 : round(c) + 2] = 255
     return image
 
 
 def _moments(image: np.ndarray):
-    mass, centre, var_r, cov_rc = image_moments(image[None].astype(np.float64))
+    _mass, centre, var_r, cov_rc = image_moments(image[None].astype(np.float64))
     return centre[0], cov_rc[0] / var_r[0]
 
 
@@ -58,7 +60,7 @@ def test_blur_is_scipy_gaussian_filter_per_image():
     rng = np.random.default_rng(1)
     block = rng.random((3, 100)).astype(np.float32)
     out = GaussianBlur(sigma=1.5).fit_transform(block)
-    for img, blurred in zip(block, out):
+    for img, blurred in zip(block, out, strict=False):
         expected = scipy.ndimage.gaussian_filter(img.reshape(10, 10), 1.5, mode="constant")
         np.testing.assert_allclose(blurred, expected.ravel(), rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(GaussianBlur(sigma=0).fit_transform(block), block)
@@ -79,7 +81,14 @@ def test_bad_parameters_are_refused():
 
 def test_transformers_in_a_plain_sklearn_pipeline(digits_arrays):
     X, y, X_test, y_test = digits_arrays
-    pipe = Pipeline([("deskew", Deskew()), ("blur", GaussianBlur(0.5)), ("pca", PCA(20, random_state=0)), ("knn", KNNClassifier(n_neighbors=3))])
+    pipe = Pipeline(
+        [
+            ("deskew", Deskew()),
+            ("blur", GaussianBlur(0.5)),
+            ("pca", PCA(20, random_state=0)),
+            ("knn", KNNClassifier(n_neighbors=3)),
+        ]
+    )
     assert pipe.fit(X, y).score(X_test, y_test) > 0.9
     assert pipe.get_params()["blur__sigma"] == 0.5
 
