@@ -1,4 +1,4 @@
-# Sourced by scheduler.sh and worker.sh: TLS options from MNISTDIST_TLS_*.
+# Sourced by scheduler.sh, worker.sh and up.sh: TLS options from MNISTDIST_TLS_*.
 # Sets the array tls_args: empty without TLS; with TLS, the process listens
 # on tls:// only, with the given CA, certificate and key.
 tls_args=()

@@ -13,8 +13,10 @@ n="${1:-$(nproc)}"
 run="${MNISTDIST_CLUSTER_RUN:-$here/run}"
 python="${PYTHON:-python3}"
 host="${MNISTDIST_SCHEDULER_HOST:-127.0.0.1}"
+# shellcheck source=cluster/tls.sh
+. "$here/tls.sh"   # the same test of MNISTDIST_TLS_* as the scheduler's and the workers'
 scheme=tcp
-[ -n "${MNISTDIST_TLS_CA_FILE:-}" ] && scheme=tls
+[ "${#tls_args[@]}" -gt 0 ] && scheme=tls
 address="${scheme}://${host}:${MNISTDIST_SCHEDULER_PORT:-8786}"
 mkdir -p "$run"
 
@@ -32,13 +34,9 @@ done
 
 # Wait until the scheduler answers and every worker has joined.
 if ! "$python" - "$address" "$n" <<'PY'
-import os, sys
-from distributed import Client
-from distributed.security import Security
-security = None
-if os.environ.get("MNISTDIST_TLS_CA_FILE"):
-    security = Security(tls_ca_file=os.environ["MNISTDIST_TLS_CA_FILE"], tls_client_cert=os.environ["MNISTDIST_TLS_CERT"], tls_client_key=os.environ["MNISTDIST_TLS_KEY"], require_encryption=True)
-with Client(sys.argv[1], timeout=30, security=security) as client:
+import sys
+from mnistdist.cluster import connect  # TLS from MNISTDIST_TLS_*, as every job connects
+with connect(sys.argv[1], timeout=30) as client:
     client.wait_for_workers(int(sys.argv[2]), timeout=60)
     print(f"scheduler: {sys.argv[1]}\ndashboard: {client.dashboard_link}")
 PY

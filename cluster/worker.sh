@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run one nanny-managed Dask worker with mnistdist's configuration.
+# Run one nanny-managed Dask worker with mnistdist's configuration (cluster/dask.yaml,
+# which also limits BLAS to one thread per worker thread).
 # docker-compose and cluster/up.sh both start workers through this.
 #   $1                          scheduler address (default $DASK_SCHEDULER_ADDRESS or tcp://127.0.0.1:8786)
 #   MNISTDIST_WORKER_THREADS    threads per worker (default 1: the neighbour search is BLAS-bound)
@@ -13,8 +14,6 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export DASK_CONFIG="${DASK_CONFIG:-$here}"
 # shellcheck source=cluster/tls.sh
 . "$here/tls.sh"
-# One BLAS thread per worker thread: workers, not BLAS, use the cores.
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 scheduler="${1:-${DASK_SCHEDULER_ADDRESS:-tcp://127.0.0.1:8786}}"
 shift || true
 exec dask worker "$scheduler" \

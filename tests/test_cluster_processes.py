@@ -343,3 +343,21 @@ def test_tls_cluster_runs_jobs_and_refuses_plain_tcp(start_cluster, tmp_path, mo
         timeout=60,
     )
     assert_one_line_error(proc, 1, "could not reach the Dask scheduler")
+
+
+def test_workers_get_one_blas_thread_from_dask_yaml(start_cluster, monkeypatch):
+    """cluster/dask.yaml's distributed.nanny.pre-spawn-environ, the one place that sets it."""
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)  # a variable in the environment would win
+    cluster = start_cluster(1)
+
+    def blas(dask_worker=None):
+        import os
+
+        from threadpoolctl import threadpool_info
+
+        return os.environ["OPENBLAS_NUM_THREADS"], [p["num_threads"] for p in threadpool_info()]
+
+    with Client(cluster.address) as client:
+        ((variable, threads),) = client.run(blas).values()
+    assert variable == "1" and threads and set(threads) == {1}

@@ -1,14 +1,42 @@
-"""docker-compose.yml and cluster/: checked by reading them (this machine has no docker engine)."""
+"""docker-compose.yml and its image: read everywhere, run for real where a Docker engine answers.
 
+The static tests check the file's design (one build, loopback ports, a job that
+leaves the workers alone). ``test_compose_cluster_runs_the_documented_commands``
+builds the image, brings up two workers and runs the job with the commands of
+docs/compose.md, exactly, in a copy of the project; it skips, saying why, where
+no engine with the Compose v2 plugin answers (CI, usually).
+"""
+
+import json
 import os
+import pathlib
 import re
 import shutil
 import subprocess
+import time
 import tomllib
+import urllib.request
 
 import pytest
 import yaml
-from conftest import CLUSTER_DIR, REPO
+from conftest import CLUSTER_DIR, REPO, free_port, make_idx_folder
+
+#: The commands docs/compose.md gives, run verbatim by the live test.
+BUILD = "docker compose build"
+UP = "docker compose up -d --wait --scale worker=2"
+JOB = "docker compose run --rm job report --train-size 2000 --out /results/quick"
+DOWN = "docker compose down -v"
+#: What the image is built from (cluster/Dockerfile and .dockerignore say the same).
+CONTEXT = (
+    "docker-compose.yml",
+    ".dockerignore",
+    "constraints.txt",
+    "pyproject.toml",
+    "README.md",
+    "cluster",
+    "mnistdist",
+    "jobs",
+)
 
 
 @pytest.fixture(scope="module")
@@ -21,114 +49,265 @@ def dockerfile():
     return (CLUSTER_DIR / "Dockerfile").read_text()
 
 
-def _env(service) -> dict:
-    env = service.get("environment", {})
-    return env if isinstance(env, dict) else dict(item.split("=", 1) for item in env)
-
-
-def test_services_and_one_image(compose):
+def test_one_service_builds_the_image_the_others_run(compose):
     services = compose["services"]
     assert set(services) == {"scheduler", "worker", "job"}
-    for service in services.values():
-        assert service["image"] == "mnistdist:latest"
-        assert service["build"] == {"context": ".", "dockerfile": "cluster/Dockerfile"}
+    images = {service["image"] for service in services.values()}
+    assert images == {"${MNISTDIST_IMAGE:-mnistdist:latest}"}
+    assert [name for name, s in services.items() if "build" in s] == ["scheduler"]
+    build = services["scheduler"]["build"]
+    assert build["dockerfile"] == "cluster/Dockerfile"
+    assert build["args"]["PYTHON_IMAGE"] == "${PYTHON_IMAGE:-python:3.11-slim}"
+    for name in ("worker", "job"):
+        assert services[name]["pull_policy"] == "never", name
 
 
-def test_ports_are_published_on_loopback_only(compose):
+def test_ports_are_published_on_loopback_only_and_configurable(compose):
     for name, service in compose["services"].items():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
-    assert {p.split(":", 1)[1] for p in compose["services"]["scheduler"]["ports"]} == {
-        "8786:8786",
-        "8787:8787",
-    }
+    assert compose["services"]["scheduler"]["ports"] == [
+        "127.0.0.1:${MNISTDIST_PUBLISH_SCHEDULER:-8786}:8786",
+        "127.0.0.1:${MNISTDIST_PUBLISH_DASHBOARD:-8787}:8787",
+    ]
     assert "ports" not in compose["services"]["worker"]  # several workers cannot share a host port
+    # The job prints the dashboard link the host's browser opens, not the container's name.
+    link = compose["services"]["job"]["environment"]["DASK_DISTRIBUTED__DASHBOARD__LINK"]
+    assert link == "http://127.0.0.1:${MNISTDIST_PUBLISH_DASHBOARD:-8787}/status"
 
 
-def test_workers_scale_with_limits_and_health(compose):
-    worker = compose["services"]["worker"]
+def test_workers_scale_with_limits_restarts_and_registration_checks(compose):
+    services = compose["services"]
+    worker = services["worker"]
     assert "container_name" not in worker  # `--scale worker=N` needs generated names
-    assert worker["deploy"]["resources"]["limits"]["memory"]
-    env = _env(worker)
+    env = worker["environment"]
     assert env["MNISTDIST_WORKER_THREADS"] and env["MNISTDIST_WORKER_MEMORY"]
     assert worker["depends_on"]["scheduler"]["condition"] == "service_healthy"
     for name in ("scheduler", "worker"):
-        assert compose["services"][name]["healthcheck"]["test"][0] == "CMD"
-    assert "8789" in " ".join(worker["command"]) and "8789" in " ".join(
-        worker["healthcheck"]["test"]
-    )
+        assert services[name]["restart"] == "unless-stopped"
+        check = services[name]["healthcheck"]["test"]
+        assert check[:3] == ["CMD", "python", "cluster/healthcheck.py"]
+    assert worker["healthcheck"]["test"][3] == "worker"
+    for name in ("scheduler", "worker", "job"):
+        assert re.fullmatch(r"\d+g", services[name]["deploy"]["resources"]["limits"]["memory"])
 
 
-def test_shared_data_volume_and_one_shot_job(compose):
-    services = compose["services"]
-    assert "mnist-data" in compose["volumes"]
-    assert (
-        "mnist-data:/data" in services["worker"]["volumes"]
-        and "mnist-data:/data" in services["job"]["volumes"]
-    )
-    job = services["job"]
+def test_job_leaves_the_workers_alone_and_owns_its_outputs(compose):
+    job = compose["services"]["job"]
+    # With depends_on, `docker compose run` re-creates the workers at scale 1.
+    assert "depends_on" not in job
     assert job["profiles"] == ["job"]
-    assert _env(job)["MNISTDIST_CACHE"] == "/data"
-    assert _env(job)["DASK_SCHEDULER_ADDRESS"].endswith("://scheduler:8786")
-    assert any(v.endswith(":/results") for v in job["volumes"])
-    assert job["depends_on"]["worker"]["condition"] == "service_healthy"
-
-
-def test_commands_are_ones_the_image_provides(compose, dockerfile):
-    """Each command is a script in cluster/ (copied into the image) or the installed mnistdist entry point."""
-    assert (
-        re.search(r"^COPY cluster \./cluster$", dockerfile, re.M)
-        and "WORKDIR /opt/mnistdist" in dockerfile
-    )
-    assert re.search(r"^RUN pip install --no-cache-dir \.", dockerfile, re.M)
-    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    for name, service in compose["services"].items():
-        program = (service.get("entrypoint") or service["command"])[0]
-        if program.startswith("cluster/"):
-            path = REPO / program
-            assert path.is_file() and os.access(path, os.X_OK), f"{name}: {program}"
-        else:
-            assert program in scripts, f"{name}: {program} is not an installed entry point"
-    job_args = compose["services"]["job"]["command"]
-    from jobs.cli import build_parser
-
-    build_parser().parse_args(job_args)  # the job's default command is one mnistdist accepts
-
-
-def test_scripts_and_containers_share_one_configuration(dockerfile):
-    assert "DASK_CONFIG=/opt/mnistdist/cluster" in dockerfile
-    for script in ("scheduler.sh", "worker.sh"):
-        text = (CLUSTER_DIR / script).read_text()
-        assert 'export DASK_CONFIG="${DASK_CONFIG:-$here}"' in text and '. "$here/tls.sh"' in text
-    config = yaml.safe_load((CLUSTER_DIR / "dask.yaml").read_text())
-    assert "distributed" in config and "mnistdist" in config
+    assert job["entrypoint"][0] == "cluster/entrypoint.sh"
+    assert "./results:/results" in job["volumes"] and ".:/project:ro" in job["volumes"]
+    env = job["environment"]
+    assert env["MNISTDIST_CACHE"] == "/data"
+    assert env["MNISTDIST_DATA"] == "${MNISTDIST_DATA:+/mnist}"
+    assert env["DASK_SCHEDULER_ADDRESS"] == "${MNISTDIST_TLS_DIR:+tls://}scheduler:8786"
+    for name in ("worker", "job"):  # the workers read the files where the job reads them
+        volumes = compose["services"][name]["volumes"]
+        assert "mnist-data:/data" in volumes
+        assert "${MNISTDIST_DATA:-./cluster/no-data}:/mnist:ro" in volumes
 
 
 def test_tls_is_wired_through(compose):
-    for name in ("scheduler", "worker", "job"):
-        env = _env(compose["services"][name])
-        assert {"MNISTDIST_TLS_CA_FILE", "MNISTDIST_TLS_CERT", "MNISTDIST_TLS_KEY"} <= set(env), (
-            name
-        )
-        assert any(v.endswith(":/tls:ro") for v in compose["services"][name]["volumes"]), name
-
-
-def _docker_engine() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
-
-
-def test_docker_compose_config():
-    if not _docker_engine():
-        pytest.skip(
-            "no docker engine answers here: `docker compose config` not run (the file was checked above)"
-        )
-    proc = subprocess.run(
-        ["docker", "compose", "config", "--quiet"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    for name, service in compose["services"].items():
+        env = service["environment"]
+        assert env["MNISTDIST_TLS_KEY"] == "${MNISTDIST_TLS_DIR:+/tls/key.pem}", name
+        assert "${MNISTDIST_TLS_DIR:-./cluster/no-tls}:/tls:ro" in service["volumes"], name
+    assert (
+        compose["services"]["worker"]["command"][1] == "${MNISTDIST_TLS_DIR:+tls://}scheduler:8786"
     )
-    assert proc.returncode == 0, proc.stderr
+
+
+def test_commands_are_ones_the_image_provides(compose):
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    for name, service in compose["services"].items():
+        for program in (service.get("entrypoint") or [])[:1] + service["command"][:1]:
+            if program.startswith("cluster/"):
+                path = REPO / program
+                assert path.is_file() and os.access(path, os.X_OK), f"{name}: {program}"
+    assert compose["services"]["job"]["entrypoint"][1] in scripts
+    from jobs.cli import build_parser
+
+    build_parser().parse_args(compose["services"]["job"]["command"])
+    build_parser().parse_args(JOB.split()[5:])
+
+
+def test_image_is_built_from_a_base_argument_and_the_tested_versions(dockerfile):
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", dockerfile, re.M)
+    assert re.search(r"^FROM \$\{PYTHON_IMAGE\}$", dockerfile, re.M)
+    installs = re.findall(r"pip install [^\n&]*", dockerfile)
+    assert installs and all("-c constraints.txt" in line for line in installs)
+    ci = (REPO / ".ci" / "run").read_text()
+    assert re.search(r"pip install .*-c constraints\.txt", ci)
+    pins = [
+        line
+        for line in (REPO / "constraints.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert pins and all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[\w.+]+", p) for p in pins), pins
+    names = {p.split("==")[0].lower().replace("_", "-") for p in pins}
+    assert {"dask", "distributed", "dask-ml", "scikit-learn", "numpy", "nbclient"} <= names
+    # One BLAS thread per worker thread: set once, in cluster/dask.yaml.
+    assert "OMP_NUM_THREADS" not in dockerfile
+    assert "OMP_NUM_THREADS" not in (CLUSTER_DIR / "worker.sh").read_text()
+    environ = yaml.safe_load((CLUSTER_DIR / "dask.yaml").read_text())["distributed"]["nanny"]
+    assert environ["pre-spawn-environ"]["OMP_NUM_THREADS"] == 1
+
+
+def test_build_context_leaves_out_what_runs_leave():
+    ignore = (REPO / ".dockerignore").read_text().splitlines()
+    assert ignore[ignore.index("*") :] and "cluster/run/" in ignore
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    assert allowed == set(CONTEXT) - {"docker-compose.yml", ".dockerignore"}
+
+
+def test_docs_give_the_commands_the_live_test_runs():
+    text = (REPO / "docs" / "compose.md").read_text()
+    for command in (BUILD, UP, JOB, DOWN, "docker compose run --rm job"):
+        assert command in text, command
+
+
+# ---------------------------------------------------------------- the live test
+
+
+def _engine_missing() -> str | None:
+    """Why no Docker engine with Compose v2 can be used here, or None when one answers."""
+    if shutil.which("docker") is None:
+        return "no docker client on PATH"
+    try:
+        if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode:
+            return "`docker info` failed: no Docker engine answers (see docs/compose.md)"
+        if subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, timeout=30
+        ).returncode:
+            return "the Docker engine answers but `docker compose` (the Compose v2 plugin) does not"
+    except subprocess.TimeoutExpired:
+        return "the docker client did not answer within 30 s"
+    return None
+
+
+class Compose:
+    """Runs docker commands in a project folder, each with a time limit, keeping what they said."""
+
+    def __init__(self, folder: pathlib.Path, env: dict):
+        self.folder, self.env, self.seconds = folder, env, {}
+
+    def __call__(self, command: str | list, *, timeout: float, key: str | None = None, check=True):
+        """Run ``command`` (split at spaces); fail on a timeout, or on an error with ``check``."""
+        t0 = time.monotonic()
+        try:
+            proc = subprocess.run(
+                command.split() if isinstance(command, str) else command,
+                cwd=self.folder,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"`{command}` did not finish within {timeout} s\n{self.logs()}")
+        if key:
+            self.seconds[key] = round(time.monotonic() - t0, 1)
+        if check and proc.returncode != 0:
+            detail = f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}\n{self.logs()}"
+            pytest.fail(f"`{command}` exited {proc.returncode}:\n{detail}")
+        return proc
+
+    def logs(self) -> str:
+        try:
+            return subprocess.run(
+                ["docker", "compose", "logs", "--no-color", "--tail", "40"],
+                cwd=self.folder,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            ).stdout
+        except subprocess.TimeoutExpired:
+            return "(docker compose logs did not answer)"
+
+    def leftovers(self, project: str) -> list[str]:
+        """The containers, networks and volumes of the project that still exist."""
+        found = []
+        for kind in ("container", "network", "volume"):
+            listing = ["docker", kind, "ls", "--quiet", "--filter"]
+            if kind == "container":
+                listing = ["docker", "ps", "--all", "--quiet", "--filter"]
+            out = subprocess.run(
+                [*listing, f"label=com.docker.compose.project={project}"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            ).stdout.split()
+            found += [f"{kind} {name}" for name in out]
+        return found
+
+
+HEALTH = "python cluster/healthcheck.py worker"
+WORKER_TASKS = (
+    "import json; from distributed import Client; "
+    "c = Client('tcp://localhost:8786', timeout=20); "
+    "print(json.dumps(c.run(lambda dask_worker: dask_worker.state.executed_count)))"
+)
+
+
+def test_compose_cluster_runs_the_documented_commands(tmp_path):
+    reason = _engine_missing()
+    if reason:
+        pytest.skip(reason)
+    project = tmp_path / "project"  # a copy: ./results does not exist, as in a fresh clone
+    for name in CONTEXT:
+        source, target = REPO / name, project / name
+        if source.is_dir():
+            shutil.copytree(
+                source, target, ignore=shutil.ignore_patterns("run", "__pycache__", "*.pyc")
+            )
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    make_idx_folder(tmp_path / "mnist", n_train=2000, n_test=300)
+    name = f"mnistdist-test-{os.getpid()}"
+    dashboard = free_port()
+    docker = Compose(
+        project,
+        {
+            **os.environ,
+            "COMPOSE_PROJECT_NAME": name,  # apart from a cluster the user runs
+            "MNISTDIST_PUBLISH_SCHEDULER": str(free_port()),
+            "MNISTDIST_PUBLISH_DASHBOARD": str(dashboard),
+            "MNISTDIST_DATA": str(tmp_path / "mnist"),
+        },
+    )
+    try:
+        docker(BUILD, timeout=1200, key="build")
+        docker(UP, timeout=300, key="up")
+        with urllib.request.urlopen(f"http://127.0.0.1:{dashboard}/status", timeout=10) as page:
+            assert page.status == 200
+        job = docker(JOB, timeout=600, key="job")
+        # `run` left both workers up, and the job used them.
+        assert "with 2 workers" in job.stdout, job.stdout
+        assert f"dashboard: http://127.0.0.1:{dashboard}/status" in job.stdout
+        assert "cannot read" not in job.stdout  # the workers read the mounted IDX files
+        running = docker("docker compose ps --quiet worker", timeout=60).stdout.split()
+        assert len(running) == 2
+        for index in (1, 2):  # still healthy: registered with the scheduler after the job
+            docker(f"docker compose exec -T --index {index} worker {HEALTH}", timeout=60)
+        tasks = json.loads(
+            docker(
+                ["docker", "compose", "exec", "-T", "scheduler", "python", "-c", WORKER_TASKS],
+                timeout=120,
+            ).stdout
+        )
+        assert len(tasks) == 2 and all(n > 0 for n in tasks.values()), tasks
+        results = project / "results"
+        metrics = json.loads((results / "quick" / "metrics.json").read_text())
+        assert metrics["data"]["n_train"] == 2000
+        owners = {p.stat().st_uid for p in [results, *results.rglob("*")]}
+        assert owners == {os.getuid()}, f"outputs owned by {owners}, not uid {os.getuid()}"
+    finally:
+        down = docker(DOWN, timeout=300, key="down", check=False)
+        left = docker.leftovers(name)
+        print(f"\ncompose timings (s): {docker.seconds}")
+    assert down.returncode == 0, down.stderr
+    assert not left, f"`{DOWN}` left {left}"
