@@ -6,10 +6,11 @@ import argparse
 import time
 
 from jobs import common
-from mnistdist.augment import FOUR_SHIFTS, augment_shifts, image_side
-from mnistdist.cluster import compute
+from mnistdist.augment import FOUR_SHIFTS, augment_shifts
+from mnistdist.compute import compute
 from mnistdist.data import write_idx
 from mnistdist.figures import save, shifts_figure
+from mnistdist.images import image_side
 from mnistdist.outputs import write_json
 
 NAME = "augment"

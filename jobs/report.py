@@ -19,16 +19,18 @@ import joblib
 from sklearn.base import clone
 
 from jobs import common
-from mnistdist.augment import augment_shifts, image_side
-from mnistdist.cluster import describe, package_versions, peak_memory
+from mnistdist.augment import augment_shifts
+from mnistdist.cluster import describe, package_versions
+from mnistdist.compute import peak_memory
 from mnistdist.evaluate import evaluate
 from mnistdist.figures import write_report_figures
 from mnistdist.final import fit_predict
+from mnistdist.html_report import write_report
+from mnistdist.images import image_side
 from mnistdist.journal import FILENAME as JOURNAL
 from mnistdist.knn import KNNClassifier
 from mnistdist.outputs import atomic_path, write_json, write_text
 from mnistdist.presets import BOOK_BEST
-from mnistdist.report import write_report
 from mnistdist.search import neighbour_search
 
 NAME = "report"

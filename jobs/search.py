@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from jobs import common
-from mnistdist.cluster import describe, peak_memory
+from mnistdist.cluster import describe
+from mnistdist.compute import peak_memory
 from mnistdist.journal import FILENAME as JOURNAL
 from mnistdist.outputs import write_json
 from mnistdist.search import neighbour_search

@@ -16,8 +16,8 @@ import time
 from jobs import common
 from mnistdist.cluster import describe, package_versions
 from mnistdist.figures import FigureRef, save
+from mnistdist.html_report import write_report
 from mnistdist.outputs import write_json
-from mnistdist.report import write_report
 from mnistdist.tour import CAPTIONS, TourConfig, run_tour
 
 NAME = "tour"

@@ -13,7 +13,6 @@ copies to the training rows only, never to the rows being predicted.
 from __future__ import annotations
 
 import logging
-import math
 
 import dask.array as da
 import numpy as np
@@ -23,6 +22,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import validate_data
 
 from .errors import OptionError
+from .images import image_side
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +48,6 @@ AUGMENTATIONS: dict[str, tuple[tuple[str, tuple], ...]] = {
     "rotate": tuple((f"rotate{deg:+g}", ("rotate", deg)) for deg in ROTATIONS),
 }
 AUGMENTATIONS["shift8+rotate"] = AUGMENTATIONS["shift8"] + AUGMENTATIONS["rotate"]
-
-
-def image_side(n_features: int, what: str = "shift") -> int:
-    """The side of a square image of ``n_features`` pixels; non-square sizes are refused (to ``what`` them)."""
-    side = math.isqrt(n_features)
-    if side * side != n_features or side == 0:
-        raise OptionError(f"cannot {what} images of {n_features} pixels: not a square image")
-    return side
 
 
 def shift_images(images: np.ndarray, dx: int, dy: int) -> np.ndarray:

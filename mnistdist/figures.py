@@ -20,8 +20,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from .augment import FOUR_SHIFTS, image_side, shift_images
+from .augment import FOUR_SHIFTS, shift_images
 from .evaluate import error_matrix
+from .images import image_side
 from .outputs import write_bytes
 from .transformers import Deskew
 

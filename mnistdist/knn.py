@@ -67,6 +67,20 @@ def vote(
     return proba / total
 
 
+def predict_from_neighbors(
+    dist: np.ndarray, ids: np.ndarray, y_train: np.ndarray, n_neighbors: int, weights: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and class probabilities from neighbors found elsewhere (on the cluster, say).
+
+    ``ids`` index the training rows labelled ``y_train``; the vote is
+    :func:`vote`'s, the label the most voted class (ties to the lower), as
+    :meth:`KNNClassifier.predict` decides.
+    """
+    classes, codes = np.unique(np.asarray(y_train), return_inverse=True)
+    proba = vote(dist, ids, codes, len(classes), n_neighbors, weights)
+    return classes[np.argmax(proba, axis=1)], proba
+
+
 class KNNClassifier(ClassifierMixin, BaseEstimator):
     """k-nearest-neighbours classifier (Euclidean) with exact blocked neighbour search.
 

@@ -43,7 +43,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from . import figures
-from .augment import image_side
+from .images import image_side
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from mnistdist.augment import Augment
 from mnistdist.errors import OptionError
 from mnistdist.knn import KNNClassifier
 from mnistdist.neighbors import compute_kneighbors
-from mnistdist.preprocess import Preprocessing
+from mnistdist.pipeline_tasks import Preprocessing
 from mnistdist.search import DEFAULT_GRID, _fold_neighbours, neighbour_search
 from mnistdist.transformers import Deskew
 
