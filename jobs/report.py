@@ -27,14 +27,13 @@ from mnistdist.figures import write_report_figures
 from mnistdist.final import fit_predict
 from mnistdist.html_report import write_report
 from mnistdist.images import image_side
-from mnistdist.journal import FILENAME as JOURNAL
 from mnistdist.knn import KNNClassifier
-from mnistdist.outputs import atomic_path, write_json, write_text
+from mnistdist.outputs import JOB_RESULTS, atomic_path, write_json, write_text
 from mnistdist.presets import BOOK_BEST
-from mnistdist.search import neighbour_search
+from mnistdist.search import neighbors_search
 
 NAME = "report"
-RESULTS = ("metrics.json", "cv_results.csv", JOURNAL)  # what this job refuses to overwrite
+RESULTS = JOB_RESULTS["report"]  # what this job refuses to overwrite
 HELP = "search, refit the best model (and the book's), evaluate on the test set, write the report"
 
 
@@ -62,7 +61,7 @@ def job(args: argparse.Namespace) -> int:
 
         preset = common.preset_from_args(args, dataset.X_train.shape[1])
         print(f"search ({preset.name}): {preset.description}, {args.cv} folds")
-        result = neighbour_search(
+        result = neighbors_search(
             dataset.X_train,
             dataset.y_train,
             estimator=preset.estimator,
