@@ -37,7 +37,8 @@ _DIAGONALS = {"down-left": (-1, 1), "down-right": (1, 1), "up-left": (-1, -1), "
 #: Rotation copies, in degrees (positive: anticlockwise).
 ROTATIONS = (-8.0, 8.0)
 
-#: The augmentation choices: name -> copies, each ``(copy name, ("shift", dx, dy) or ("rotate", degrees))``.
+#: The augmentation choices: name -> copies, each
+#: ``(copy name, ("shift", dx, dy) or ("rotate", degrees))``.
 AUGMENTATIONS: dict[str, tuple[tuple[str, tuple], ...]] = {
     "none": (),
     "shift4": tuple((d, ("shift", dx, dy)) for d, (dx, dy) in FOUR_SHIFTS.items()),
@@ -75,7 +76,10 @@ def shift_images(images: np.ndarray, dx: int, dy: int) -> np.ndarray:
 
 
 def rotate_images(images: np.ndarray, degrees: float) -> np.ndarray:
-    """Rotate a block of flat square images about their centres (bilinear, zero fill), keeping the dtype."""
+    """Rotate a block of flat square images about their centres (bilinear, zero fill).
+
+    The dtype is kept.
+    """
     images = np.asarray(images)
     side = image_side(images.shape[1])
     square = images.reshape(-1, side, side).astype(np.float32)
@@ -95,7 +99,10 @@ def check_augmentation(kind: str) -> tuple[tuple[str, tuple], ...]:
 
 
 def make_copy(images: np.ndarray, how: tuple) -> np.ndarray:
-    """One augmented copy of a block of flat images: ``how`` is ``("shift", dx, dy)`` or ``("rotate", degrees)``."""
+    """One augmented copy of a block of flat images.
+
+    ``how`` is ``("shift", dx, dy)`` or ``("rotate", degrees)``.
+    """
     if how[0] == "shift":
         return shift_images(images, how[1], how[2])
     return rotate_images(images, how[1])
@@ -142,9 +149,10 @@ class Augment(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, side * side)
-            Flat square images.
-        y : ignored
+        X : array-like of shape (n_samples, n_pixels)
+            Training images, flat; ``n_pixels`` must be a square.
+        y : None
+            Unused: every image is copied alike.
 
         Returns
         -------

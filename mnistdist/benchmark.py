@@ -99,12 +99,14 @@ def format_table(report: dict) -> str:
     for row in report["rows"]:
         params = ", ".join(f"{k}={v}" for k, v in sorted(row["best_params"].items()))
         lines.append(
-            f"{row['method']:<46} {row['seconds']:>9.1f} {base / row['seconds']:>8.2f}x  {params} ({row['best_score']:.4f})"
+            f"{row['method']:<46} {row['seconds']:>9.1f} {base / row['seconds']:>8.2f}x  "
+            f"{params} ({row['best_score']:.4f})"
         )
     if "speedup" in report:
         lines.append(f"speed-up of mnistdist over the book's way: {report['speedup']:.1f}x")
         lines.append(
-            f"CV scores agree (max |diff| {report['scores_max_abs_diff']:.2g}): {'yes' if report['scores_agree'] else 'NO'}"
+            f"CV scores agree (max |diff| {report['scores_max_abs_diff']:.2g}): "
+            f"{'yes' if report['scores_agree'] else 'NO'}"
         )
     lines.append(
         f"cost of the full grid over a single candidate: {report['candidate_cost_ratio']:.2f}x"

@@ -144,7 +144,8 @@ def tls_security() -> Security | None:
         return None
     if not all(values):
         raise ClusterError(
-            f"TLS needs all of {', '.join(TLS_ENV)}; set: {', '.join(n for n, v in zip(TLS_ENV, values, strict=False) if v)}"
+            f"TLS needs all of {', '.join(TLS_ENV)}; "
+            f"set: {', '.join(n for n, v in zip(TLS_ENV, values, strict=False) if v)}"
         )
     for name, value in zip(TLS_ENV, values, strict=False):
         if not pathlib.Path(value).is_file():
@@ -160,6 +161,17 @@ def scheduler_address(address: str | None = None) -> str | None:
     return address or dask.config.get("scheduler-address", None) or None
 
 
+def _remote_client(address: str, timeout: str | float | None) -> Client:
+    seconds = parse_timedelta(timeout if timeout is not None else config.get("connect-timeout"))
+    try:
+        return Client(address, timeout=seconds, set_as_default=True, security=tls_security())
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(
+            f"could not reach the Dask scheduler at {address} within {seconds:g} s "
+            f"({exc.__class__.__name__})"
+        ) from None
+
+
 @contextlib.contextmanager
 def connect(
     address: str | None = None,
@@ -172,22 +184,41 @@ def connect(
 ) -> Iterator[Client]:
     """A ``Client`` on the given scheduler, or on a new ``LocalCluster``; closed on exit.
 
-    The neighbour search is BLAS-bound, so the embedded cluster uses one
-    single-threaded worker process per core. A remote scheduler that does
-    not answer within ``timeout`` (default ``mnistdist.connect-timeout``)
-    raises :class:`ClusterError`; so does one that refuses the connection
-    (a TLS scheduler asked over plain TCP, for example).
+    The neighbor search is BLAS-bound, so the embedded cluster uses one
+    single-threaded worker process per core.
+
+    Parameters
+    ----------
+    address : str, optional
+        Scheduler address (default: ``DASK_SCHEDULER_ADDRESS``; with neither,
+        an embedded ``LocalCluster``).
+    n_workers : int, optional
+        Worker processes of the embedded cluster (default: one per core).
+    threads_per_worker : int, default=1
+        Threads of each embedded worker.
+    memory_limit : str, optional, default="auto"
+        Memory limit of each embedded worker.
+    dashboard_address : str, default=":8787"
+        Where the embedded cluster serves its dashboard (a free port if taken).
+    timeout : str or float, optional
+        How long to wait for a remote scheduler (default: the
+        ``mnistdist.connect-timeout`` setting).
+
+    Yields
+    ------
+    distributed.Client
+        Set as the default client while the block runs.
+
+    Raises
+    ------
+    ClusterError
+        If a remote scheduler does not answer within ``timeout`` or refuses
+        the connection (a TLS scheduler asked over plain TCP, for example),
+        or the TLS settings are incomplete.
     """
     address = scheduler_address(address)
     if address:
-        seconds = parse_timedelta(timeout if timeout is not None else config.get("connect-timeout"))
-        try:
-            client = Client(address, timeout=seconds, set_as_default=True, security=tls_security())
-        except (OSError, TimeoutError) as exc:
-            raise ClusterError(
-                f"could not reach the Dask scheduler at {address} within {seconds:g} s ({exc.__class__.__name__})"
-            ) from None
-        with client:
+        with _remote_client(address, timeout) as client:
             yield client
         return
     n_workers = n_workers or os.cpu_count() or 1

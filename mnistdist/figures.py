@@ -102,7 +102,7 @@ def shifts_figure(image: np.ndarray) -> Figure:
 def search_heatmap(
     params: list[dict], mean: np.ndarray, std: np.ndarray, *, prefix: str = ""
 ) -> Figure:
-    """Mean (colour, first line) and spread (second line) of CV accuracy over weights x n_neighbors."""
+    """Mean (colour, first line) and spread (second line) of CV accuracy, weights x n_neighbors."""
     ks = sorted({p[prefix + "n_neighbors"] for p in params})
     ws = sorted({p[prefix + "weights"] for p in params})
     grid = np.full((len(ws), len(ks)), np.nan)
@@ -186,7 +186,8 @@ def confused_pair_figure(
                     vmax=images.max() or 1,
                 )
             ax.set_title(
-                f"true {true}, predicted {pred} ({int(np.sum((y_true == true) & (y_pred == pred)))})"
+                f"true {true}, predicted {pred} "
+                f"({int(np.sum((y_true == true) & (y_pred == pred)))})"
             )
     return fig
 
@@ -301,6 +302,115 @@ def denoise_figure(noisy: np.ndarray, cleaned: np.ndarray, original: np.ndarray)
     return fig
 
 
+def _data_figures(X_sample: np.ndarray, y_sample: np.ndarray, deskew: bool) -> dict:
+    refs = {
+        "samples": (
+            digits_grid(X_sample[:40], y_sample[:40]),
+            FigureRef(
+                "digits.png", "Training digits", "The first 40 training images with their labels."
+            ),
+        ),
+        "shifts": (
+            shifts_figure(X_sample[0]),
+            FigureRef(
+                "shifts.png",
+                "Shift augmentation",
+                "A training image and its four one-pixel shifted copies, as added to the "
+                "augmented training set.",
+            ),
+        ),
+    }
+    if deskew:
+        refs["deskew"] = (
+            deskew_figure(X_sample[:12]),
+            FigureRef(
+                "deskew.png",
+                "Deskewing",
+                "Training digits (top) and the same digits deskewed (bottom): sheared upright "
+                "and centred by their pixel moments.",
+            ),
+        )
+    return refs
+
+
+def _confusion_figures(evaluation: dict, model: str) -> dict:
+    cm, classes = np.asarray(evaluation["confusion_matrix"]), evaluation["classes"]
+    return {
+        "confusion": (
+            confusion_figure(cm, classes),
+            FigureRef(
+                "confusion_matrix.png",
+                "Confusion matrix",
+                f"Test predictions of the {model} model: rows are true classes, "
+                "columns predicted ones.",
+            ),
+        ),
+        "errors": (
+            error_figure(cm, classes),
+            FigureRef(
+                "error_matrix.png",
+                "Where the errors go",
+                "Each row divided by the class's size, with the diagonal zeroed: "
+                "bright cells are frequent confusions.",
+            ),
+        ),
+    }
+
+
+def _error_figures(X_test, y_test, y_pred, evaluation: dict, model: str) -> dict:
+    a, b = evaluation["most_confused_pair"]
+    n_wrong = int(np.sum(np.asarray(y_test) != np.asarray(y_pred)))
+    precision, recall = np.asarray(evaluation["precision"]), np.asarray(evaluation["recall"])
+    return {
+        **_confusion_figures(evaluation, model),
+        "pair": (
+            confused_pair_figure(X_test, y_test, y_pred, a, b),
+            FigureRef(
+                "confused_pair.png",
+                f"{a}s and {b}s",
+                f"The most confused pair: true {a} (top) and true {b} (bottom), "
+                f"classified as {a} (left) and as {b} (right).",
+            ),
+        ),
+        "wrong": (
+            wrong_digits_figure(X_test, y_test, y_pred),
+            FigureRef(
+                "wrong_digits.png",
+                "Still wrong",
+                f"The first {min(n_wrong, 40)} of the {n_wrong} test digits the {model} model "
+                "gets wrong, titled true→predicted.",
+            ),
+        ),
+        "precision_recall": (
+            precision_recall_figure(precision, recall, evaluation["classes"]),
+            FigureRef(
+                "precision_recall.png",
+                "Precision and recall per class",
+                f"On the test set, for the {model} model.",
+            ),
+        ),
+    }
+
+
+def _search_figures(params: list[dict], mean: np.ndarray, std: np.ndarray) -> dict:
+    """The heatmap, when every candidate has one KNN parameter prefix (else nothing)."""
+    prefixes = {k[: -len("n_neighbors")] for p in params for k in p if k.endswith("n_neighbors")}
+    if len(prefixes) != 1 or not all(len(p) > 0 for p in params):
+        return {}
+    return {
+        "search": (
+            search_heatmap(params, mean, std, prefix=prefixes.pop()),
+            FigureRef(
+                "search_heatmap.png",
+                "Grid search",
+                "Mean cross-validation accuracy over weights x n_neighbors (the best candidate "
+                "of each cell where the grid has more dimensions), with its standard deviation "
+                "over the folds.",
+            ),
+        )
+    }
+
+
 def write_report_figures(
     out_dir: str | os.PathLike,
     *,
@@ -322,89 +432,11 @@ def write_report_figures(
     ``deskew`` the report also shows what deskewing does to sample digits.
     """
     out = pathlib.Path(out_dir)
-    classes = evaluation["classes"]
-    cm = np.asarray(evaluation["confusion_matrix"])
-    a, b = evaluation["most_confused_pair"]
-    n_wrong = int(np.sum(np.asarray(y_test) != np.asarray(y_pred)))
     refs = {
-        "samples": (
-            digits_grid(X_train_sample[:40], y_train_sample[:40]),
-            FigureRef(
-                "digits.png", "Training digits", "The first 40 training images with their labels."
-            ),
-        ),
-        "shifts": (
-            shifts_figure(X_train_sample[0]),
-            FigureRef(
-                "shifts.png",
-                "Shift augmentation",
-                "A training image and its four one-pixel shifted copies, as added to the augmented training set.",
-            ),
-        ),
-        "confusion": (
-            confusion_figure(cm, classes),
-            FigureRef(
-                "confusion_matrix.png",
-                "Confusion matrix",
-                f"Test predictions of the {model} model: rows are true classes, columns predicted ones.",
-            ),
-        ),
-        "errors": (
-            error_figure(cm, classes),
-            FigureRef(
-                "error_matrix.png",
-                "Where the errors go",
-                "Each row divided by the class's size, with the diagonal zeroed: bright cells are frequent confusions.",
-            ),
-        ),
-        "pair": (
-            confused_pair_figure(X_test, y_test, y_pred, a, b),
-            FigureRef(
-                "confused_pair.png",
-                f"{a}s and {b}s",
-                f"The most confused pair: true {a} (top) and true {b} (bottom), classified as {a} (left) and as {b} (right).",
-            ),
-        ),
-        "wrong": (
-            wrong_digits_figure(X_test, y_test, y_pred),
-            FigureRef(
-                "wrong_digits.png",
-                "Still wrong",
-                f"The first {min(n_wrong, 40)} of the {n_wrong} test digits the {model} model gets wrong, titled true→predicted.",
-            ),
-        ),
-        "precision_recall": (
-            precision_recall_figure(
-                np.asarray(evaluation["precision"]), np.asarray(evaluation["recall"]), classes
-            ),
-            FigureRef(
-                "precision_recall.png",
-                "Precision and recall per class",
-                f"On the test set, for the {model} model.",
-            ),
-        ),
+        **_data_figures(X_train_sample, y_train_sample, deskew),
+        **_error_figures(X_test, y_test, y_pred, evaluation, model),
+        **_search_figures(search_params, search_mean, search_std),
     }
-    prefixes = {
-        k[: -len("n_neighbors")] for p in search_params for k in p if k.endswith("n_neighbors")
-    }
-    if len(prefixes) == 1 and all(len(p) > 0 for p in search_params):
-        refs["search"] = (
-            search_heatmap(search_params, search_mean, search_std, prefix=prefixes.pop()),
-            FigureRef(
-                "search_heatmap.png",
-                "Grid search",
-                "Mean cross-validation accuracy over weights x n_neighbors (the best candidate of each cell where the grid has more dimensions), with its standard deviation over the folds.",
-            ),
-        )
-    if deskew:
-        refs["deskew"] = (
-            deskew_figure(X_train_sample[:12]),
-            FigureRef(
-                "deskew.png",
-                "Deskewing",
-                "Training digits (top) and the same digits deskewed (bottom): sheared upright and centred by their pixel moments.",
-            ),
-        )
     for fig, ref in refs.values():
         save(fig, out / ref.filename)
     return {key: ref for key, (_, ref) in refs.items()}

@@ -55,7 +55,8 @@ class Journal:
             # FULL: a committed row survives a crash of this process or the machine.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS neighbours (key TEXT PRIMARY KEY, label TEXT, dist BLOB NOT NULL, ids BLOB NOT NULL, finished REAL NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS neighbours (key TEXT PRIMARY KEY, label TEXT, "
+                "dist BLOB NOT NULL, ids BLOB NOT NULL, finished REAL NOT NULL)"
             )
             self._db.commit()
         return self._db

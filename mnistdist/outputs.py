@@ -84,7 +84,7 @@ def prepare_out_dir(
     resume: bool = False,
     results: tuple[str, ...] = RESULT_FILES,
 ) -> pathlib.Path:
-    """Create the output folder, refusing one that holds ``results`` unless told what to do with them.
+    """Create the output folder, refusing one that holds ``results`` unless told what to do.
 
     A job names its own result files, so jobs can share a folder (the tour
     joins the report's). ``resume`` keeps what is there (the journal of
@@ -103,7 +103,8 @@ def prepare_out_dir(
     found = [name for name in results if (path / name).exists()]
     if found and not (overwrite or resume):
         raise OutputError(
-            f"output folder {path} already holds results ({', '.join(found)}); pass --resume to finish an interrupted run or --overwrite to replace them"
+            f"output folder {path} already holds results ({', '.join(found)}); pass --resume "
+            "to finish an interrupted run or --overwrite to replace them"
         )
     if overwrite:
         (path / JOURNAL).unlink(missing_ok=True)

@@ -162,7 +162,10 @@ def part_detector(X: np.ndarray, y: np.ndarray) -> tuple[dict, dict, np.ndarray]
 def threshold_for_precision(
     y_true: np.ndarray, scores: np.ndarray, target: float = 0.90
 ) -> tuple[float, float, float]:
-    """The lowest threshold whose precision reaches ``target``: (threshold, precision, recall) there."""
+    """The lowest threshold whose precision reaches ``target``.
+
+    Returns ``(threshold, precision, recall)`` at that threshold.
+    """
     precisions, _recalls, thresholds = precision_recall_curve(y_true, scores)
     reaching = np.flatnonzero(precisions[:-1] >= target)
     if not len(reaching):
@@ -343,7 +346,8 @@ CAPTIONS = {
     ),
     "tour_threshold.png": (
         "Precision and recall against the threshold",
-        "SGD 5-detector, decision scores from cross_val_predict (cv=3); the dotted line is the lowest threshold with at least 90% precision.",
+        "SGD 5-detector, decision scores from cross_val_predict (cv=3); the dotted line is "
+        "the lowest threshold with at least 90% precision.",
     ),
     "tour_precision_recall.png": (
         "Precision against recall",
@@ -351,7 +355,8 @@ CAPTIONS = {
     ),
     "tour_roc.png": (
         "ROC curves",
-        "The SGD and random-forest 5-detectors (forest scores: predict_proba from cross_val_predict, cv=3).",
+        "The SGD and random-forest 5-detectors (forest scores: predict_proba from "
+        "cross_val_predict, cv=3).",
     ),
     "tour_confusion_matrix.png": (
         "Confusion matrix, ten classes",
@@ -363,7 +368,8 @@ CAPTIONS = {
     ),
     "tour_3_and_5.png": (
         "3s and 5s",
-        "True 3 (top) and true 5 (bottom), classified as 3 (left) and as 5 (right) by the standardised SGD.",
+        "True 3 (top) and true 5 (bottom), classified as 3 (left) and as 5 (right) by the "
+        "standardised SGD.",
     ),
     "tour_denoise.png": (
         "Cleaning noisy digits",
@@ -375,7 +381,10 @@ CAPTIONS = {
 def run_tour(
     X: np.ndarray, y: np.ndarray, X_test: np.ndarray, config: TourConfig = TourConfig()
 ) -> tuple[dict, dict]:
-    """Every part of the chapter in order; returns all numbers (with ``seconds`` per part) and figures."""
+    """Every part of the chapter in order.
+
+    Returns all numbers (with ``seconds`` per part) and the figures by file name.
+    """
     numbers: dict = {"seconds": {}}
     figs: dict = {"tour_some_digit.png": figures.digits_grid(X[:1], y[:1], n_cols=1)}
     seconds = numbers["seconds"]

@@ -21,7 +21,7 @@ SHIFTS = [(dx, dy) for dx in (-3, -1, 0, 1, 2) for dy in (-2, -1, 0, 1)]
 
 
 def shift_image(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    """One square image (flat or 2-D) shifted by whole pixels, flat, as the library shifts blocks."""
+    """One square image (flat or 2-D) shifted by whole pixels, flat, as blocks are shifted."""
     return shift_images(np.asarray(image).reshape(1, -1), dx, dy)[0]
 
 

@@ -109,7 +109,10 @@ def test_tour_detector_matches_the_book(client, mnist_dir):
 
 
 def test_best_preset_beats_the_book_on_real_digits(tmp_path, mnist_dir):
-    """The search of issue 6 on a tenth of MNIST: deskewing is chosen, and the chosen model beats the book's."""
+    """The search of issue 6 on a tenth of MNIST.
+
+    Deskewing is chosen, and the chosen model beats the book's.
+    """
     proc = mnistdist(
         "report",
         "--preset",

@@ -159,7 +159,7 @@ def test_bad_options_raise_option_error(digits, kwargs, message):
 
 
 def _by_hand(pipe, X, y, folds, kind):
-    """The fold loop written out: fit on the training rows, add their copies, score the validation rows."""
+    """The fold loop written out: fit on training rows, add their copies, score validation rows."""
     scores = []
     for train, test in folds:
         model = clone(pipe).set_params(augment=None)
@@ -210,7 +210,10 @@ def test_copies_of_an_image_never_cross_a_split(client, digits):
 
 
 def test_augmented_grid_shares_deskewing(client, digits):
-    """Deskewing runs once for all folds and groups; candidates differing in KNN params share each group's search."""
+    """Deskewing runs once for all folds and groups.
+
+    Candidates differing in KNN params share each group's search.
+    """
     pipe = Pipeline(
         [
             ("deskew", Deskew()),
