@@ -6,14 +6,15 @@ import argparse
 import time
 
 from jobs import common
-from mnistdist.augment import FOUR_SHIFTS, augment_shifts, image_side
-from mnistdist.cluster import compute
+from mnistdist.augment import FOUR_SHIFTS, augment_shifts
+from mnistdist.compute import compute
 from mnistdist.data import write_idx
 from mnistdist.figures import save, shifts_figure
-from mnistdist.outputs import write_json
+from mnistdist.images import image_side
+from mnistdist.outputs import JOB_RESULTS, write_json
 
 NAME = "augment"
-RESULTS = ("augment.json",)  # what this job refuses to overwrite
+RESULTS = JOB_RESULTS["augment"]  # what this job refuses to overwrite
 HELP = "build the training set plus its four one-pixel shifts (5x) and save it as IDX files"
 
 

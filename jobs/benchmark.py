@@ -7,10 +7,10 @@ import argparse
 from jobs import common
 from mnistdist.benchmark import format_table, run_benchmark
 from mnistdist.cluster import describe, package_versions
-from mnistdist.outputs import write_json
+from mnistdist.outputs import JOB_RESULTS, write_json
 
 NAME = "benchmark"
-RESULTS = ("benchmark.json",)  # what this job refuses to overwrite
+RESULTS = JOB_RESULTS["benchmark"]  # what this job refuses to overwrite
 HELP = "time scikit-learn's GridSearchCV against mnistdist's distributed search"
 
 

@@ -14,6 +14,7 @@ import dask.config
 from distributed import performance_report
 
 from mnistdist.cluster import connect, describe, prepare, scheduler_address
+from mnistdist.compute import show_progress
 from mnistdist.data import (
     DATA_ENV,
     DATASETS,
@@ -232,6 +233,7 @@ def run(job: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> i
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    show_progress(sys.stdout)  # the library reports phases on a logger; jobs print them
     if not args.verbose:
         # The client logs every reconnection attempt with a traceback; the
         # job says what went wrong in one line instead.

@@ -19,20 +19,21 @@ import joblib
 from sklearn.base import clone
 
 from jobs import common
-from mnistdist.augment import augment_shifts, image_side
-from mnistdist.cluster import describe, package_versions, peak_memory
+from mnistdist.augment import augment_shifts
+from mnistdist.cluster import describe, package_versions
+from mnistdist.compute import peak_memory
 from mnistdist.evaluate import evaluate
 from mnistdist.figures import write_report_figures
 from mnistdist.final import fit_predict
-from mnistdist.journal import FILENAME as JOURNAL
+from mnistdist.html_report import write_report
+from mnistdist.images import image_side
 from mnistdist.knn import KNNClassifier
-from mnistdist.outputs import atomic_path, write_json, write_text
+from mnistdist.outputs import JOB_RESULTS, atomic_path, write_json, write_text
 from mnistdist.presets import BOOK_BEST
-from mnistdist.report import write_report
-from mnistdist.search import neighbour_search
+from mnistdist.search import neighbors_search
 
 NAME = "report"
-RESULTS = ("metrics.json", "cv_results.csv", JOURNAL)  # what this job refuses to overwrite
+RESULTS = JOB_RESULTS["report"]  # what this job refuses to overwrite
 HELP = "search, refit the best model (and the book's), evaluate on the test set, write the report"
 
 
@@ -60,7 +61,7 @@ def job(args: argparse.Namespace) -> int:
 
         preset = common.preset_from_args(args, dataset.X_train.shape[1])
         print(f"search ({preset.name}): {preset.description}, {args.cv} folds")
-        result = neighbour_search(
+        result = neighbors_search(
             dataset.X_train,
             dataset.y_train,
             estimator=preset.estimator,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 
 from jobs import common
-from mnistdist.cluster import describe, peak_memory
-from mnistdist.journal import FILENAME as JOURNAL
-from mnistdist.outputs import write_json
-from mnistdist.search import neighbour_search
+from mnistdist.cluster import describe
+from mnistdist.compute import peak_memory
+from mnistdist.outputs import JOB_RESULTS, write_json
+from mnistdist.search import neighbors_search
 
 NAME = "search"
-RESULTS = ("search.json", "cv_results.csv", JOURNAL)  # what this job refuses to overwrite
+RESULTS = JOB_RESULTS["search"]  # what this job refuses to overwrite
 HELP = "cross-validated grid search on the cluster (the book's KNN grid, or --preset best)"
 
 
@@ -26,7 +26,7 @@ def job(args: argparse.Namespace) -> int:
     with common.cluster(args) as client, common.journal(out) as journal:
         dataset = common.load(args, client)
         preset = common.preset_from_args(args, dataset.X_train.shape[1])
-        result = neighbour_search(
+        result = neighbors_search(
             dataset.X_train,
             dataset.y_train,
             estimator=preset.estimator,

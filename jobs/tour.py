@@ -16,12 +16,12 @@ import time
 from jobs import common
 from mnistdist.cluster import describe, package_versions
 from mnistdist.figures import FigureRef, save
-from mnistdist.outputs import write_json
-from mnistdist.report import write_report
+from mnistdist.html_report import write_report
+from mnistdist.outputs import JOB_RESULTS, write_json
 from mnistdist.tour import CAPTIONS, TourConfig, run_tour
 
 NAME = "tour"
-RESULTS = ("tour.json",)  # what this job refuses to overwrite
+RESULTS = JOB_RESULTS["tour"]  # what this job refuses to overwrite
 HELP = "the rest of the chapter: 5-detector, precision/recall, ROC, multiclass, errors, multilabel, denoising"
 
 

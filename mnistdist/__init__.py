@@ -2,20 +2,27 @@
 
 Modules, one idea each:
 
-- ``data``        MNIST (IDX folder or OpenML) and 8x8 digits, checked, as chunked Dask arrays
-- ``augment``     one-pixel shifts of images, and the lazy 5x augmented training set
-- ``neighbors``   exact k-nearest-neighbour search in row blocks, in NumPy and on Dask
-- ``knn``         the scikit-learn KNN classifier built on it, and its vote
-- ``preprocess``  a pipeline's preprocessing, fitted and applied on the cluster
-- ``search``      cross-validated grid search, one neighbour search per fold, scored by dask-ml
-- ``final``       the chosen model refit and evaluated on the test set
-- ``figures``     the error-analysis figures
-- ``report``      the HTML report
-- ``benchmark``   the book's way against mnistdist's, timed on the same folds
-- ``cluster``     connecting to a Dask cluster, or starting a LocalCluster
-- ``outputs``     atomic output files
-- ``config``      settings in dask.config
-- ``errors``      the typed, one-line errors
+- ``data``            MNIST (IDX folder or OpenML) and 8x8 digits, checked, as chunked Dask arrays
+- ``images``          image geometry: the side of rows of flat square images
+- ``augment``         shifted and rotated copies of images, and the ``Augment`` pipeline step
+- ``transformers``    deskewing and Gaussian blur as scikit-learn transformers
+- ``neighbors``       exact k-nearest-neighbors search in row blocks, in NumPy and on Dask
+- ``knn``             the scikit-learn KNN classifier built on it, and its vote
+- ``pipeline_tasks``  a pipeline's preprocessing as Dask tasks, fitted and applied on the cluster
+- ``search``          cross-validated grid search, one neighbors search per fold, dask-ml scoring
+- ``presets``         the named searches: the book's grid and the one beyond it
+- ``final``           the chosen model refit and evaluated on the test set
+- ``evaluate``        accuracy, confusion, per-class precision and recall of predictions
+- ``figures``         the report's and the tour's figures (matplotlib, no pyplot)
+- ``html_report``     report.html from the results in an output folder
+- ``tour``            the chapter's other experiments, part by part
+- ``benchmark``       the book's way against mnistdist's, timed on the same folds
+- ``cluster``         connecting to a Dask cluster, or starting a LocalCluster
+- ``compute``         running graphs on the current client, and reporting their progress
+- ``journal``         finished neighbors searches on disk, so an interrupted job can resume
+- ``outputs``         atomic output files, and each job's result files
+- ``config``          settings in dask.config
+- ``errors``          the typed, one-line errors
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -13,7 +13,6 @@ copies to the training rows only, never to the rows being predicted.
 from __future__ import annotations
 
 import logging
-import math
 
 import dask.array as da
 import numpy as np
@@ -23,6 +22,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import validate_data
 
 from .errors import OptionError
+from .images import image_side
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,8 @@ _DIAGONALS = {"down-left": (-1, 1), "down-right": (1, 1), "up-left": (-1, -1), "
 #: Rotation copies, in degrees (positive: anticlockwise).
 ROTATIONS = (-8.0, 8.0)
 
-#: The augmentation choices: name -> copies, each ``(copy name, ("shift", dx, dy) or ("rotate", degrees))``.
+#: The augmentation choices: name -> copies, each
+#: ``(copy name, ("shift", dx, dy) or ("rotate", degrees))``.
 AUGMENTATIONS: dict[str, tuple[tuple[str, tuple], ...]] = {
     "none": (),
     "shift4": tuple((d, ("shift", dx, dy)) for d, (dx, dy) in FOUR_SHIFTS.items()),
@@ -48,14 +49,6 @@ AUGMENTATIONS: dict[str, tuple[tuple[str, tuple], ...]] = {
     "rotate": tuple((f"rotate{deg:+g}", ("rotate", deg)) for deg in ROTATIONS),
 }
 AUGMENTATIONS["shift8+rotate"] = AUGMENTATIONS["shift8"] + AUGMENTATIONS["rotate"]
-
-
-def image_side(n_features: int, what: str = "shift") -> int:
-    """The side of a square image of ``n_features`` pixels; non-square sizes are refused (to ``what`` them)."""
-    side = math.isqrt(n_features)
-    if side * side != n_features or side == 0:
-        raise OptionError(f"cannot {what} images of {n_features} pixels: not a square image")
-    return side
 
 
 def shift_images(images: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -82,23 +75,11 @@ def shift_images(images: np.ndarray, dx: int, dy: int) -> np.ndarray:
     return out.reshape(images.shape)
 
 
-def shift_image(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """Shift one square image (flat or 2-D) by ``dx`` columns and ``dy`` rows.
-
-    Integer shifts move pixels exactly (zero fill); others fall back to
-    ``scipy.ndimage.shift`` as in the book. The result is flat, like the input
-    rows of the datasets, and keeps the input's dtype.
-    """
-    image = np.asarray(image)
-    side = image_side(image.size)
-    if dx == int(dx) and dy == int(dy):
-        return shift_images(image.reshape(1, -1), int(dx), int(dy))[0]
-    moved = scipy.ndimage.shift(image.reshape(side, side), [dy, dx], cval=0, mode="constant")
-    return moved.reshape(-1)
-
-
 def rotate_images(images: np.ndarray, degrees: float) -> np.ndarray:
-    """Rotate a block of flat square images about their centres (bilinear, zero fill), keeping the dtype."""
+    """Rotate a block of flat square images about their centres (bilinear, zero fill).
+
+    The dtype is kept.
+    """
     images = np.asarray(images)
     side = image_side(images.shape[1])
     square = images.reshape(-1, side, side).astype(np.float32)
@@ -118,7 +99,10 @@ def check_augmentation(kind: str) -> tuple[tuple[str, tuple], ...]:
 
 
 def make_copy(images: np.ndarray, how: tuple) -> np.ndarray:
-    """One augmented copy of a block of flat images: ``how`` is ``("shift", dx, dy)`` or ``("rotate", degrees)``."""
+    """One augmented copy of a block of flat images.
+
+    ``how`` is ``("shift", dx, dy)`` or ``("rotate", degrees)``.
+    """
     if how[0] == "shift":
         return shift_images(images, how[1], how[2])
     return rotate_images(images, how[1])
@@ -143,32 +127,51 @@ def augmented_copies(X: da.Array, kind: str, *, name: str = "augment") -> list[d
 class Augment(TransformerMixin, BaseEstimator):
     """A pipeline step that marks where, and how, the training images are augmented.
 
-    ``kind`` is one of :data:`AUGMENTATIONS`. Its ``transform`` is the
-    identity: images being predicted (a validation fold, the test set) are
-    never augmented. mnistdist's search and final fit see this step and add
-    its copies of the *training* rows to the reference set after the steps
-    before it (so deskewed images are shifted, not shifted images deskewed),
-    then apply the steps after it to originals and copies alike; those later
-    steps are fitted on the original training rows.
+    Its ``transform`` is the identity: images being predicted (a validation
+    fold, the test set) are never augmented. mnistdist's search and final
+    fit see this step and add its copies of the *training* rows to the
+    reference set after the steps before it (so deskewed images are shifted,
+    not shifted images deskewed), then apply the steps after it to originals
+    and copies alike; those later steps are fitted on the original training
+    rows.
+
+    Parameters
+    ----------
+    kind : str, default="shift4"
+        One of :data:`AUGMENTATIONS`.
     """
 
     def __init__(self, kind: str = "shift4"):
         self.kind = kind
 
     def fit(self, X, y=None):
+        """Check the augmentation's name and that rows are square images.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_pixels)
+            Training images, flat; ``n_pixels`` must be a square.
+        y : None
+            Unused: every image is copied alike.
+
+        Returns
+        -------
+        Augment
+            This step.
+
+        Raises
+        ------
+        OptionError
+            If ``kind`` is unknown or the rows are not square images.
+        """
         X = validate_data(self, X, reset=True)
         check_augmentation(self.kind)
         image_side(X.shape[1], "augment")
         return self
 
     def transform(self, X):
+        """Return ``X`` unchanged: rows being predicted are never augmented."""
         return validate_data(self, X, reset=False)
-
-    def copies(self, X: np.ndarray) -> list[np.ndarray]:
-        """The augmented copies of a block of training images, in order."""
-        X = validate_data(self, X, reset=False)
-        image_side(X.shape[1], "augment")
-        return [make_copy(X, how) for _, how in check_augmentation(self.kind)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -176,29 +179,15 @@ class Augment(TransformerMixin, BaseEstimator):
         return tags
 
 
-def augment_shifts(
-    X: da.Array,
-    y: np.ndarray,
-    shifts: dict[str, tuple[int, int]] | None = None,
-) -> tuple[da.Array, np.ndarray]:
-    """The training set followed by one shifted copy per shift, lazily.
+def augment_shifts(X: da.Array, y: np.ndarray) -> tuple[da.Array, np.ndarray]:
+    """The training set followed by its four one-pixel shifted copies (the book's), lazily.
 
-    Returns ``(X_aug, y_aug)`` with ``(1 + len(shifts)) * n`` rows: the
-    originals, then all images shifted by the first shift, and so on. Every
-    copy is made by tasks on the workers, named ``shift-augment-<direction>``
-    in the dashboard, one per chunk of ``X``.
+    Returns ``(X_aug, y_aug)`` with ``5 * n`` rows: the originals, then all
+    images shifted left, then right, down and up (:data:`FOUR_SHIFTS`'s
+    order). The copies are :func:`augmented_copies`' ``"shift4"``, made by
+    tasks on the workers named ``shift-augment-<direction>``.
     """
-    shifts = FOUR_SHIFTS if shifts is None else shifts
-    image_side(X.shape[1])
-    copies = [X]
-    for direction, (dx, dy) in shifts.items():
-        name = f"shift-augment-{direction}-{tokenize(X, dx, dy)}"
-        copies.append(X.map_blocks(shift_images, dx, dy, dtype=X.dtype, name=name))
-    y_aug = np.tile(np.asarray(y), len(copies))
-    log.info(
-        "augmented %d images with %d shifts: %d rows",
-        X.shape[0],
-        len(shifts),
-        X.shape[0] * len(copies),
-    )
-    return da.concatenate(copies, axis=0), y_aug
+    copies = augmented_copies(X, "shift4", name="shift-augment")
+    y_aug = np.tile(np.asarray(y), 1 + len(copies))
+    log.info("augmented %d images with %d shifts: %d rows", X.shape[0], len(copies), len(y_aug))
+    return da.concatenate([X, *copies], axis=0), y_aug

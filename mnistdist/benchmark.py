@@ -2,7 +2,7 @@
 
 (a) the book's way: scikit-learn's ``GridSearchCV(KNeighborsClassifier(),
 grid, cv=folds, n_jobs=-1)`` on one machine, on float64 pixels as
-``fetch_openml`` returns them; (b) :func:`mnistdist.search.neighbour_search` on
+``fetch_openml`` returns them; (b) :func:`mnistdist.search.neighbors_search` on
 the current Dask cluster; (c) the same with a single candidate, to show what
 the other candidates cost once neighbours are shared.
 """
@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsClassifier
 
-from .search import _folds, neighbour_search
+from .search import cv_folds, neighbors_search
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +38,15 @@ def _scores(cv_results: dict, n_splits: int) -> np.ndarray:
 def run_benchmark(X: da.Array, y: np.ndarray, param_grid: dict, cv=5, *, book: bool = True) -> dict:
     """Time (a) the book's search, (b) mnistdist's, (c) mnistdist's with one candidate."""
     y = np.asarray(y)
-    folds = _folds(cv, y)
+    folds = cv_folds(cv, y)
     rows = []
 
     single = {
         "n_neighbors": [max(param_grid["n_neighbors"])],
         "weights": [param_grid["weights"][0]],
     }
-    ours = neighbour_search(X, y, param_grid=param_grid, cv=folds)
-    ours_1 = neighbour_search(X, y, param_grid=single, cv=folds)
+    ours = neighbors_search(X, y, param_grid=param_grid, cv=folds)
+    ours_1 = neighbors_search(X, y, param_grid=single, cv=folds)
     n_cand = len(ours.cv_results["params"])
     for label, res in (
         (f"mnistdist, {n_cand} candidates", ours),
@@ -99,12 +99,14 @@ def format_table(report: dict) -> str:
     for row in report["rows"]:
         params = ", ".join(f"{k}={v}" for k, v in sorted(row["best_params"].items()))
         lines.append(
-            f"{row['method']:<46} {row['seconds']:>9.1f} {base / row['seconds']:>8.2f}x  {params} ({row['best_score']:.4f})"
+            f"{row['method']:<46} {row['seconds']:>9.1f} {base / row['seconds']:>8.2f}x  "
+            f"{params} ({row['best_score']:.4f})"
         )
     if "speedup" in report:
         lines.append(f"speed-up of mnistdist over the book's way: {report['speedup']:.1f}x")
         lines.append(
-            f"CV scores agree (max |diff| {report['scores_max_abs_diff']:.2g}): {'yes' if report['scores_agree'] else 'NO'}"
+            f"CV scores agree (max |diff| {report['scores_max_abs_diff']:.2g}): "
+            f"{'yes' if report['scores_agree'] else 'NO'}"
         )
     lines.append(
         f"cost of the full grid over a single candidate: {report['candidate_cost_ratio']:.2f}x"

@@ -1,4 +1,4 @@
-"""Connecting to a Dask cluster, or starting an embedded one, and computing on it.
+"""Connecting to a Dask cluster, or starting an embedded one, and preparing it for mnistdist.
 
 ``connect()`` follows Dask's conventions: an explicit address, else
 ``DASK_SCHEDULER_ADDRESS`` (dask.config's ``scheduler-address``), else a
@@ -20,16 +20,13 @@ import logging
 import os
 import pathlib
 import tempfile
-import threading
 import zipfile
-from collections.abc import Callable, Iterator
-from concurrent.futures import CancelledError
+from collections.abc import Iterator
 
 import dask
 import dask.config
 from dask.utils import parse_timedelta
-from distributed import Client, LocalCluster, as_completed, get_client, progress
-from distributed.comm.core import CommClosedError
+from distributed import Client, LocalCluster
 from distributed.security import Security
 
 from . import config
@@ -147,7 +144,8 @@ def tls_security() -> Security | None:
         return None
     if not all(values):
         raise ClusterError(
-            f"TLS needs all of {', '.join(TLS_ENV)}; set: {', '.join(n for n, v in zip(TLS_ENV, values, strict=False) if v)}"
+            f"TLS needs all of {', '.join(TLS_ENV)}; "
+            f"set: {', '.join(n for n, v in zip(TLS_ENV, values, strict=False) if v)}"
         )
     for name, value in zip(TLS_ENV, values, strict=False):
         if not pathlib.Path(value).is_file():
@@ -163,6 +161,17 @@ def scheduler_address(address: str | None = None) -> str | None:
     return address or dask.config.get("scheduler-address", None) or None
 
 
+def _remote_client(address: str, timeout: str | float | None) -> Client:
+    seconds = parse_timedelta(timeout if timeout is not None else config.get("connect-timeout"))
+    try:
+        return Client(address, timeout=seconds, set_as_default=True, security=tls_security())
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(
+            f"could not reach the Dask scheduler at {address} within {seconds:g} s "
+            f"({exc.__class__.__name__})"
+        ) from None
+
+
 @contextlib.contextmanager
 def connect(
     address: str | None = None,
@@ -175,22 +184,41 @@ def connect(
 ) -> Iterator[Client]:
     """A ``Client`` on the given scheduler, or on a new ``LocalCluster``; closed on exit.
 
-    The neighbour search is BLAS-bound, so the embedded cluster uses one
-    single-threaded worker process per core. A remote scheduler that does
-    not answer within ``timeout`` (default ``mnistdist.connect-timeout``)
-    raises :class:`ClusterError`; so does one that refuses the connection
-    (a TLS scheduler asked over plain TCP, for example).
+    The neighbor search is BLAS-bound, so the embedded cluster uses one
+    single-threaded worker process per core.
+
+    Parameters
+    ----------
+    address : str, optional
+        Scheduler address (default: ``DASK_SCHEDULER_ADDRESS``; with neither,
+        an embedded ``LocalCluster``).
+    n_workers : int, optional
+        Worker processes of the embedded cluster (default: one per core).
+    threads_per_worker : int, default=1
+        Threads of each embedded worker.
+    memory_limit : str, optional, default="auto"
+        Memory limit of each embedded worker.
+    dashboard_address : str, default=":8787"
+        Where the embedded cluster serves its dashboard (a free port if taken).
+    timeout : str or float, optional
+        How long to wait for a remote scheduler (default: the
+        ``mnistdist.connect-timeout`` setting).
+
+    Yields
+    ------
+    distributed.Client
+        Set as the default client while the block runs.
+
+    Raises
+    ------
+    ClusterError
+        If a remote scheduler does not answer within ``timeout`` or refuses
+        the connection (a TLS scheduler asked over plain TCP, for example),
+        or the TLS settings are incomplete.
     """
     address = scheduler_address(address)
     if address:
-        seconds = parse_timedelta(timeout if timeout is not None else config.get("connect-timeout"))
-        try:
-            client = Client(address, timeout=seconds, set_as_default=True, security=tls_security())
-        except (OSError, TimeoutError) as exc:
-            raise ClusterError(
-                f"could not reach the Dask scheduler at {address} within {seconds:g} s ({exc.__class__.__name__})"
-            ) from None
-        with client:
+        with _remote_client(address, timeout) as client:
             yield client
         return
     n_workers = n_workers or os.cpu_count() or 1
@@ -224,84 +252,3 @@ def describe(client: Client) -> dict:
         "dashboard": client.dashboard_link,
         "workers": workers,
     }
-
-
-def compute_each(
-    items: dict[str, tuple], *, label: str, on_done: Callable[[str, tuple], None] | None = None
-) -> dict[str, tuple]:
-    """Compute named groups of collections, handing each group to ``on_done`` as it finishes.
-
-    On a distributed client every group runs at once as futures, and a
-    group's results are passed on the moment its last future completes (so
-    the caller can save them before the rest is done). If anything fails or
-    the user presses Ctrl-C, every future still running is cancelled; a lost
-    scheduler raises :class:`ClusterError`. With ``mnistdist.progress`` on, a
-    progress bar follows them all.
-    """
-    log.info("%s: computing %d groups", label, len(items))
-    try:
-        client = get_client()
-    except ValueError:
-        client = None
-    results: dict[str, tuple] = {}
-    if client is None:
-        for name, collections in items.items():
-            results[name] = dask.compute(*collections)
-            if on_done is not None:
-                on_done(name, results[name])
-        return results
-
-    groups = {name: client.compute(list(collections)) for name, collections in items.items()}
-    owner = {id(f): name for name, futures in groups.items() for f in futures}
-    remaining = {name: len(futures) for name, futures in groups.items()}
-    everything = [f for futures in groups.values() for f in futures]
-    bar = None
-    if config.get("progress") and everything:
-        print(f"{label}:", flush=True)
-        bar = threading.Thread(
-            target=progress, args=everything, kwargs={"notebook": False}, daemon=True
-        )
-        bar.start()
-    try:
-        for future in as_completed(everything):
-            name = owner[id(future)]
-            remaining[name] -= 1
-            if remaining[name] == 0:
-                results[name] = tuple(f.result() for f in groups[name])
-                if on_done is not None:
-                    on_done(name, results[name])
-    except BaseException as exc:
-        if client.status == "running":
-            with contextlib.suppress(Exception):
-                client.cancel(everything)
-        if isinstance(exc, (CancelledError, CommClosedError)) or (
-            isinstance(exc, OSError) and client.status != "running"
-        ):
-            raise ClusterError(
-                f"lost the connection to the Dask scheduler at {client.scheduler.address} ({type(exc).__name__})"
-            ) from None
-        raise
-    finally:
-        if bar is not None:
-            bar.join(timeout=2)
-            print(flush=True)
-    return results
-
-
-def compute(*collections, label: str = "compute") -> tuple:
-    """``dask.compute`` on the current client, with a progress bar when ``mnistdist.progress`` is on."""
-    return compute_each({label: collections}, label=label)[label]
-
-
-def _peak_memory_probe():
-    def probe(dask_worker=None):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-
-    return probe
-
-
-def peak_memory(client: Client) -> dict[str, int]:
-    """Each worker process's peak resident memory so far, in bytes, by address."""
-    return client.run(_peak_memory_probe())

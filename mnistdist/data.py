@@ -19,6 +19,7 @@ read on the client (folds and votes need them there).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import itertools
@@ -27,6 +28,7 @@ import os
 import pathlib
 import struct
 import zlib
+from collections.abc import Iterator
 
 import dask
 import dask.array as da
@@ -85,21 +87,24 @@ class IDXHeader:
         return self.path.suffix == ".gz"
 
 
-def _open(path: pathlib.Path):
-    """Open an IDX file, transparently gunzipping a ``.gz`` one."""
+@contextlib.contextmanager
+def _open(path: pathlib.Path) -> Iterator:
+    """Open an IDX file, transparently gunzipping a ``.gz`` one; closed on exit."""
     try:
-        f = open(path, "rb")
+        raw = path.open("rb")
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot open ({exc.strerror or exc})") from None
-    if path.suffix != ".gz":
-        return f
-    if f.read(2) != _GZIP_MAGIC:
-        f.close()
-        raise DataError(f"{path}: not a gzip file, though named .gz")
-    f.seek(0)
-    return gzip.GzipFile(fileobj=f, mode="rb")
+    with raw:
+        if path.suffix != ".gz":
+            yield raw
+            return
+        if raw.read(2) != _GZIP_MAGIC:
+            raise DataError(f"{path}: not a gzip file, though named .gz")
+        raw.seek(0)
+        with gzip.GzipFile(fileobj=raw, mode="rb") as f:
+            yield f
 
 
 def _read_exact(f, n: int, path: pathlib.Path, what: str) -> bytes:
@@ -243,7 +248,7 @@ def _row_chunks(n: int, chunk_rows: int | None) -> tuple[int, ...]:
 def _lazy_rows(
     name: str, n: int, n_features: int, chunk_rows: int | None, reader, *args, identity=None
 ) -> da.Array:
-    """A Dask array of ``n`` rows whose every chunk is ``reader(*args, start, stop)`` run on a worker.
+    """A Dask array of ``n`` rows, each chunk ``reader(*args, start, stop)`` run on a worker.
 
     ``identity`` (a file's size and modification time, say) joins the name's
     token, so that data that changed gets new keys: the journal relies on it.
@@ -272,7 +277,8 @@ def _find_idx_file(folder: pathlib.Path, base: str) -> pathlib.Path:
 def _check_images(header: IDXHeader) -> tuple[int, int]:
     if header.magic != IMAGES_MAGIC or len(header.shape) != 3:
         raise DataError(
-            f"{header.path}: magic number 0x{header.magic:08x} is not an images file's (0x{IMAGES_MAGIC:08x})"
+            f"{header.path}: magic number 0x{header.magic:08x} is not an images file's "
+            f"(0x{IMAGES_MAGIC:08x})"
         )
     return header.shape[1], header.shape[2]
 
@@ -280,7 +286,8 @@ def _check_images(header: IDXHeader) -> tuple[int, int]:
 def _check_labels(header: IDXHeader, n_images: int, images: pathlib.Path) -> np.ndarray:
     if header.magic != LABELS_MAGIC or len(header.shape) != 1:
         raise DataError(
-            f"{header.path}: magic number 0x{header.magic:08x} is not a labels file's (0x{LABELS_MAGIC:08x})"
+            f"{header.path}: magic number 0x{header.magic:08x} is not a labels file's "
+            f"(0x{LABELS_MAGIC:08x})"
         )
     if header.shape[0] != n_images:
         raise DataError(
@@ -415,9 +422,29 @@ def load_dataset(
 ) -> Dataset:
     """Load a dataset by name: ``mnist`` (IDX folder or OpenML) or ``digits``.
 
-    For ``mnist``, ``data_dir`` (else ``$MNISTDIST_DATA``) names a folder of
-    IDX files; with neither, OpenML is used. ``train_size`` keeps only the
-    first that many training images.
+    Parameters
+    ----------
+    name : {"mnist", "digits"}, default="mnist"
+        ``digits`` is scikit-learn's bundled 8x8 set.
+    data_dir : path, optional
+        For ``mnist``, a folder of the four IDX files (default:
+        ``$MNISTDIST_DATA``; with neither, OpenML's ``mnist_784``).
+    train_size : int, optional
+        Keep only the first that many training images.
+    chunk_rows : int, optional
+        Rows per chunk (default: the ``mnistdist.chunk-rows`` setting).
+
+    Returns
+    -------
+    Dataset
+        Lazy chunked images and NumPy labels, for training and test.
+
+    Raises
+    ------
+    OptionError
+        If the name is unknown, or ``data_dir`` is given for ``digits``.
+    DataError
+        If a file is missing, malformed or inconsistent, or OpenML fails.
     """
     if name not in DATASETS:
         raise OptionError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
@@ -438,7 +465,7 @@ def load_dataset(
 
 
 def _file_probe(files: tuple[tuple[str, int], ...]):
-    """A function (pickled by value) telling which of ``files`` a process cannot read as they are."""
+    """A function (pickled by value) telling which of ``files`` a process cannot read as is."""
 
     def probe(dask_worker=None):
         import os
@@ -463,13 +490,12 @@ def unreadable_files(dataset: Dataset, client) -> dict[str, list[str]]:
 
 
 def _scatter_rows(client, X: da.Array, name: str) -> da.Array:
-    """``X`` read here and sent to the workers once, chunk by chunk, as a Dask array of the futures."""
+    """``X`` read here and sent to the workers once, chunk by chunk, as a Dask array of futures."""
     local = X.compute(scheduler="sync")
     bounds = np.cumsum((0,) + X.chunks[0])
     parts = [local[a:b] for a, b in itertools.pairwise(bounds)]
-    futures = client.scatter(
-        parts, hash=False
-    )  # unique keys: a hashed key shared with an earlier scatter is dropped when that one is released
+    # Unique keys: a hashed key shared with an earlier scatter is dropped when that one is released.
+    futures = client.scatter(parts, hash=False)
     blocks = [
         da.from_delayed(f, shape=p.shape, dtype=p.dtype, name=f"{name}-{i}-{f.key}")
         for i, (f, p) in enumerate(zip(futures, parts, strict=False))

@@ -1,8 +1,12 @@
-"""The figures of the report, drawn with matplotlib (Agg: no display needed).
+"""The figures of the report and of the tour, drawn with matplotlib.
 
 Each function takes plain arrays and returns a ``Figure``; :func:`save`
-writes it as a PNG atomically. Image functions take flat rows and the image
-side, so 28x28 MNIST and 8x8 digits draw alike.
+writes it as a PNG atomically. Image functions take flat rows of square
+images, so 28x28 MNIST and 8x8 digits draw alike.
+
+Figures are made on their own Agg canvas, without pyplot: importing this
+module changes no process-wide matplotlib state (the backend of a notebook
+that imports mnistdist stays its own), and no figure needs closing.
 """
 
 from __future__ import annotations
@@ -12,16 +16,13 @@ import io
 import os
 import pathlib
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .augment import FOUR_SHIFTS, image_side, shift_images
+from .augment import FOUR_SHIFTS, shift_images
 from .evaluate import error_matrix
+from .images import image_side
 from .outputs import write_bytes
 from .transformers import Deskew
 
@@ -35,11 +36,17 @@ class FigureRef:
     caption: str = ""
 
 
+def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, **kwargs):
+    """``pyplot.subplots`` without pyplot: a figure on its own Agg canvas, and its axes."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
 def save(fig: Figure, path: str | os.PathLike) -> None:
-    """Write ``fig`` as a PNG at ``path`` (atomically) and release it."""
+    """Write ``fig`` as a PNG at ``path``, atomically."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     write_bytes(path, buf.getvalue())
 
 
@@ -63,7 +70,7 @@ def digits_grid(
     """A grid of digits, each titled with its label when labels are given."""
     images = np.asarray(images)
     n_rows = max(1, -(-len(images) // n_cols))
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * 0.9, n_rows * 1.0), squeeze=False)
+    fig, axes = _subplots(n_rows, n_cols, figsize=(n_cols * 0.9, n_rows * 1.0), squeeze=False)
     side = image_side(images.shape[1])
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
@@ -83,7 +90,7 @@ def shifts_figure(image: np.ndarray) -> Figure:
     panels = [("original", image[0])] + [
         (name, shift_images(image, dx, dy)[0]) for name, (dx, dy) in FOUR_SHIFTS.items()
     ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.2 * len(panels), 2.4))
+    fig, axes = _subplots(1, len(panels), figsize=(2.2 * len(panels), 2.4))
     for ax, (name, img) in zip(axes, panels, strict=False):
         ax.imshow(img.reshape(side, side), cmap="binary", interpolation="nearest")
         ax.set_title(name)
@@ -95,7 +102,7 @@ def shifts_figure(image: np.ndarray) -> Figure:
 def search_heatmap(
     params: list[dict], mean: np.ndarray, std: np.ndarray, *, prefix: str = ""
 ) -> Figure:
-    """Mean (colour, first line) and spread (second line) of CV accuracy over weights x n_neighbors."""
+    """Mean (colour, first line) and spread (second line) of CV accuracy, weights x n_neighbors."""
     ks = sorted({p[prefix + "n_neighbors"] for p in params})
     ws = sorted({p[prefix + "weights"] for p in params})
     grid = np.full((len(ws), len(ks)), np.nan)
@@ -104,7 +111,7 @@ def search_heatmap(
         i, j = ws.index(p[prefix + "weights"]), ks.index(p[prefix + "n_neighbors"])
         if np.isnan(grid[i, j]) or m > grid[i, j]:  # other grid dimensions: show the best
             grid[i, j], spread[i, j] = m, s
-    fig, ax = plt.subplots(figsize=(1.6 * len(ks) + 2.5, 1.1 * len(ws) + 1.5))
+    fig, ax = _subplots(figsize=(1.6 * len(ks) + 2.5, 1.1 * len(ws) + 1.5))
     im = ax.imshow(grid, cmap="viridis", aspect="auto")
     for i in range(len(ws)):
         for j in range(len(ks)):
@@ -129,7 +136,7 @@ def search_heatmap(
 
 def confusion_figure(cm: np.ndarray, classes, *, title: str = "Confusion matrix") -> Figure:
     """The confusion matrix with its counts (rows: true class, columns: predicted)."""
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = _subplots(figsize=(6.5, 5.5))
     im = ax.imshow(cm, cmap="Blues")
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
@@ -151,7 +158,7 @@ def confusion_figure(cm: np.ndarray, classes, *, title: str = "Confusion matrix"
 def error_figure(cm: np.ndarray, classes) -> Figure:
     """The row-normalised error matrix, diagonal zeroed (the book's error-analysis plot)."""
     errors = error_matrix(cm)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig, ax = _subplots(figsize=(6.5, 5.5))
     im = ax.imshow(errors, cmap="gray")
     _class_axes(ax, classes)
     ax.set_title("Errors: share of each true class, diagonal zeroed")
@@ -163,7 +170,7 @@ def confused_pair_figure(
     images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, a, b, *, per_panel: int = 25
 ) -> Figure:
     """The book's 2x2 grid: true a / true b (rows) classified as a / as b (columns)."""
-    fig, axes = plt.subplots(2, 2, figsize=(8, 8))
+    fig, axes = _subplots(2, 2, figsize=(8, 8))
     n_cols = int(np.ceil(np.sqrt(per_panel)))
     for r, true in enumerate((a, b)):
         for c, pred in enumerate((a, b)):
@@ -179,7 +186,8 @@ def confused_pair_figure(
                     vmax=images.max() or 1,
                 )
             ax.set_title(
-                f"true {true}, predicted {pred} ({int(np.sum((y_true == true) & (y_pred == pred)))})"
+                f"true {true}, predicted {pred} "
+                f"({int(np.sum((y_true == true) & (y_pred == pred)))})"
             )
     return fig
 
@@ -187,7 +195,7 @@ def confused_pair_figure(
 def precision_recall_figure(precision: np.ndarray, recall: np.ndarray, classes) -> Figure:
     """Per-class precision and recall as side-by-side bars."""
     x = np.arange(len(classes))
-    fig, ax = plt.subplots(figsize=(8, 3.8))
+    fig, ax = _subplots(figsize=(8, 3.8))
     ax.bar(x - 0.2, precision, width=0.4, label="precision")
     ax.bar(x + 0.2, recall, width=0.4, label="recall")
     low = min(float(np.min(precision)), float(np.min(recall)))
@@ -229,6 +237,180 @@ def wrong_digits_figure(
     )
 
 
+def threshold_figure(
+    thresholds: np.ndarray,
+    precisions: np.ndarray,
+    recalls: np.ndarray,
+    chosen: tuple[float, float, float],
+) -> Figure:
+    """Precision and recall against the decision threshold; ``chosen`` is (threshold, p, r)."""
+    threshold, precision, recall = chosen
+    fig, ax = _subplots(figsize=(8, 4))
+    ax.plot(thresholds, precisions[:-1], "b--", label="precision", linewidth=2)
+    ax.plot(thresholds, recalls[:-1], "g-", label="recall", linewidth=2)
+    ax.axvline(threshold, color="k", linestyle="dotted", label=f"threshold {threshold:.0f}")
+    ax.plot([threshold, threshold], [precision, recall], "ko")
+    ax.set_xlabel("threshold")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center right")
+    ax.set_title("SGD 5-detector: precision and recall against the decision threshold")
+    return fig
+
+
+def precision_recall_curve_figure(
+    precisions: np.ndarray, recalls: np.ndarray, precision: float, recall: float
+) -> Figure:
+    """Precision against recall, with the point of the 90%-precision threshold."""
+    fig, ax = _subplots(figsize=(6, 5))
+    ax.plot(recalls, precisions, linewidth=2, label="precision/recall curve")
+    ax.plot([recall], [precision], "ko", label=f"threshold for 90% precision (recall {recall:.3f})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    return fig
+
+
+def roc_figure(curves: list[tuple[np.ndarray, np.ndarray, str, str]]) -> Figure:
+    """ROC curves, each ``(fpr, tpr, label, line style)``, over the random classifier's diagonal."""
+    fig, ax = _subplots(figsize=(6, 5))
+    for fpr, tpr, label, style in curves:
+        ax.plot(fpr, tpr, style, linewidth=2, label=label)
+    ax.plot([0, 1], [0, 1], "k:", label="random classifier")
+    ax.set_xlabel("false positive rate (fall-out)")
+    ax.set_ylabel("true positive rate (recall)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title("ROC curves of the 5-detectors")
+    return fig
+
+
+def denoise_figure(noisy: np.ndarray, cleaned: np.ndarray, original: np.ndarray) -> Figure:
+    """Noisy, cleaned and original digits side by side, one row each."""
+    side = image_side(noisy.shape[1])
+    fig, axes = _subplots(len(noisy), 3, figsize=(5, 1.7 * len(noisy)), squeeze=False)
+    for r in range(len(noisy)):
+        for c, (title, img) in enumerate(
+            (("noisy", noisy[r]), ("cleaned by KNN", cleaned[r]), ("original", original[r]))
+        ):
+            axes[r, c].imshow(img.reshape(side, side), cmap="binary", interpolation="nearest")
+            axes[r, c].set_axis_off()
+            if r == 0:
+                axes[r, c].set_title(title)
+    return fig
+
+
+def _data_figures(X_sample: np.ndarray, y_sample: np.ndarray, deskew: bool) -> dict:
+    refs = {
+        "samples": (
+            digits_grid(X_sample[:40], y_sample[:40]),
+            FigureRef(
+                "digits.png", "Training digits", "The first 40 training images with their labels."
+            ),
+        ),
+        "shifts": (
+            shifts_figure(X_sample[0]),
+            FigureRef(
+                "shifts.png",
+                "Shift augmentation",
+                "A training image and its four one-pixel shifted copies, as added to the "
+                "augmented training set.",
+            ),
+        ),
+    }
+    if deskew:
+        refs["deskew"] = (
+            deskew_figure(X_sample[:12]),
+            FigureRef(
+                "deskew.png",
+                "Deskewing",
+                "Training digits (top) and the same digits deskewed (bottom): sheared upright "
+                "and centred by their pixel moments.",
+            ),
+        )
+    return refs
+
+
+def _confusion_figures(evaluation: dict, model: str) -> dict:
+    cm, classes = np.asarray(evaluation["confusion_matrix"]), evaluation["classes"]
+    return {
+        "confusion": (
+            confusion_figure(cm, classes),
+            FigureRef(
+                "confusion_matrix.png",
+                "Confusion matrix",
+                f"Test predictions of the {model} model: rows are true classes, "
+                "columns predicted ones.",
+            ),
+        ),
+        "errors": (
+            error_figure(cm, classes),
+            FigureRef(
+                "error_matrix.png",
+                "Where the errors go",
+                "Each row divided by the class's size, with the diagonal zeroed: "
+                "bright cells are frequent confusions.",
+            ),
+        ),
+    }
+
+
+def _error_figures(X_test, y_test, y_pred, evaluation: dict, model: str) -> dict:
+    a, b = evaluation["most_confused_pair"]
+    n_wrong = int(np.sum(np.asarray(y_test) != np.asarray(y_pred)))
+    precision, recall = np.asarray(evaluation["precision"]), np.asarray(evaluation["recall"])
+    return {
+        **_confusion_figures(evaluation, model),
+        "pair": (
+            confused_pair_figure(X_test, y_test, y_pred, a, b),
+            FigureRef(
+                "confused_pair.png",
+                f"{a}s and {b}s",
+                f"The most confused pair: true {a} (top) and true {b} (bottom), "
+                f"classified as {a} (left) and as {b} (right).",
+            ),
+        ),
+        "wrong": (
+            wrong_digits_figure(X_test, y_test, y_pred),
+            FigureRef(
+                "wrong_digits.png",
+                "Still wrong",
+                f"The first {min(n_wrong, 40)} of the {n_wrong} test digits the {model} model "
+                "gets wrong, titled true→predicted.",
+            ),
+        ),
+        "precision_recall": (
+            precision_recall_figure(precision, recall, evaluation["classes"]),
+            FigureRef(
+                "precision_recall.png",
+                "Precision and recall per class",
+                f"On the test set, for the {model} model.",
+            ),
+        ),
+    }
+
+
+def _search_figures(params: list[dict], mean: np.ndarray, std: np.ndarray) -> dict:
+    """The heatmap, when every candidate has one KNN parameter prefix (else nothing)."""
+    prefixes = {k[: -len("n_neighbors")] for p in params for k in p if k.endswith("n_neighbors")}
+    if len(prefixes) != 1 or not all(len(p) > 0 for p in params):
+        return {}
+    return {
+        "search": (
+            search_heatmap(params, mean, std, prefix=prefixes.pop()),
+            FigureRef(
+                "search_heatmap.png",
+                "Grid search",
+                "Mean cross-validation accuracy over weights x n_neighbors (the best candidate "
+                "of each cell where the grid has more dimensions), with its standard deviation "
+                "over the folds.",
+            ),
+        )
+    }
+
+
 def write_report_figures(
     out_dir: str | os.PathLike,
     *,
@@ -250,89 +432,11 @@ def write_report_figures(
     ``deskew`` the report also shows what deskewing does to sample digits.
     """
     out = pathlib.Path(out_dir)
-    classes = evaluation["classes"]
-    cm = np.asarray(evaluation["confusion_matrix"])
-    a, b = evaluation["most_confused_pair"]
-    n_wrong = int(np.sum(np.asarray(y_test) != np.asarray(y_pred)))
     refs = {
-        "samples": (
-            digits_grid(X_train_sample[:40], y_train_sample[:40]),
-            FigureRef(
-                "digits.png", "Training digits", "The first 40 training images with their labels."
-            ),
-        ),
-        "shifts": (
-            shifts_figure(X_train_sample[0]),
-            FigureRef(
-                "shifts.png",
-                "Shift augmentation",
-                "A training image and its four one-pixel shifted copies, as added to the augmented training set.",
-            ),
-        ),
-        "confusion": (
-            confusion_figure(cm, classes),
-            FigureRef(
-                "confusion_matrix.png",
-                "Confusion matrix",
-                f"Test predictions of the {model} model: rows are true classes, columns predicted ones.",
-            ),
-        ),
-        "errors": (
-            error_figure(cm, classes),
-            FigureRef(
-                "error_matrix.png",
-                "Where the errors go",
-                "Each row divided by the class's size, with the diagonal zeroed: bright cells are frequent confusions.",
-            ),
-        ),
-        "pair": (
-            confused_pair_figure(X_test, y_test, y_pred, a, b),
-            FigureRef(
-                "confused_pair.png",
-                f"{a}s and {b}s",
-                f"The most confused pair: true {a} (top) and true {b} (bottom), classified as {a} (left) and as {b} (right).",
-            ),
-        ),
-        "wrong": (
-            wrong_digits_figure(X_test, y_test, y_pred),
-            FigureRef(
-                "wrong_digits.png",
-                "Still wrong",
-                f"The first {min(n_wrong, 40)} of the {n_wrong} test digits the {model} model gets wrong, titled true→predicted.",
-            ),
-        ),
-        "precision_recall": (
-            precision_recall_figure(
-                np.asarray(evaluation["precision"]), np.asarray(evaluation["recall"]), classes
-            ),
-            FigureRef(
-                "precision_recall.png",
-                "Precision and recall per class",
-                f"On the test set, for the {model} model.",
-            ),
-        ),
+        **_data_figures(X_train_sample, y_train_sample, deskew),
+        **_error_figures(X_test, y_test, y_pred, evaluation, model),
+        **_search_figures(search_params, search_mean, search_std),
     }
-    prefixes = {
-        k[: -len("n_neighbors")] for p in search_params for k in p if k.endswith("n_neighbors")
-    }
-    if len(prefixes) == 1 and all(len(p) > 0 for p in search_params):
-        refs["search"] = (
-            search_heatmap(search_params, search_mean, search_std, prefix=prefixes.pop()),
-            FigureRef(
-                "search_heatmap.png",
-                "Grid search",
-                "Mean cross-validation accuracy over weights x n_neighbors (the best candidate of each cell where the grid has more dimensions), with its standard deviation over the folds.",
-            ),
-        )
-    if deskew:
-        refs["deskew"] = (
-            deskew_figure(X_train_sample[:12]),
-            FigureRef(
-                "deskew.png",
-                "Deskewing",
-                "Training digits (top) and the same digits deskewed (bottom): sheared upright and centred by their pixel moments.",
-            ),
-        )
     for fig, ref in refs.values():
         save(fig, out / ref.filename)
     return {key: ref for key, (_, ref) in refs.items()}

@@ -20,11 +20,11 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 
 from . import config
-from .cluster import compute
-from .journal import Journal, compute_journaled
-from .knn import KNNClassifier, vote
+from .compute import Neighbors, compute, compute_journaled
+from .journal import Journal
+from .knn import KNNClassifier, predict_from_neighbors
 from .neighbors import kneighbors_dask
-from .preprocess import (
+from .pipeline_tasks import (
     KNN_PARAMS,
     fit_preprocessing,
     reference_blocks,
@@ -50,6 +50,41 @@ class FinalModel:
         return float(np.mean(self.y_pred == np.asarray(y_true)))
 
 
+def _preprocessed(estimator: BaseEstimator, X_train, y_train, X_test, name: str):
+    """The pipeline's preprocessing fitted on the training rows (or None), and the rows it makes.
+
+    Training rows gain the augmented copies (and their labels); test rows
+    only go through the steps.
+    """
+    prep, _, _ = split_pipeline(estimator)
+    if prep is None:
+        return None, X_train, y_train, X_test
+    fitted = fit_preprocessing(prep, X_train, y_train, name=f"fit-preprocessing-{name}")
+    return (
+        fitted,
+        reference_blocks(fitted, X_train, name=f"preprocess-{name}-train"),
+        np.tile(y_train, 1 + fitted.copies_per_image),
+        transform_blocks(fitted, X_test, name=f"preprocess-{name}-test"),
+    )
+
+
+def _test_neighbors(X_train, X_test, k: int, name: str, journal: Journal | None) -> Neighbors:
+    """The test rows' k nearest training rows, searched on the cluster or read from the journal."""
+    query = X_test.rechunk({0: int(config.get("query-rows"))})
+    lazy = kneighbors_dask(query, X_train, k, name=f"neighbors-{name}")
+    (found,) = compute_journaled(
+        [lazy], journal, label=f"predict {X_test.shape[0]} test images ({name})"
+    )
+    return found
+
+
+def _gathered_model(fitted_prep, X_train: da.Array, y_train, params: dict, name: str):
+    """The scikit-learn model: the training rows gathered here, behind the fitted steps."""
+    (train_rows,) = compute(X_train, label=f"gather {X_train.shape[0]} training images ({name})")
+    clf = KNNClassifier(**params).fit(train_rows, y_train)
+    return clf if fitted_prep is None else Pipeline([*fitted_prep.steps, ("knn", clf)])
+
+
 def fit_predict(
     estimator: BaseEstimator,
     X_train: da.Array,
@@ -62,55 +97,51 @@ def fit_predict(
 ) -> FinalModel:
     """Refit ``estimator``'s parameters on ``X_train`` and predict ``X_test`` on the cluster.
 
-    ``estimator`` is a KNN classifier or a pipeline ending in one; its
-    classifier's ``n_neighbors`` and ``weights`` are used. An
-    :class:`~mnistdist.augment.Augment` step adds its copies to the training
-    rows (never to the test rows). Neighbour tasks show
-    in the dashboard as ``neighbours-<name>``. With ``keep_model`` the training
-    set is gathered to build the returned scikit-learn model. With a
-    ``journal``, the test set's neighbours are saved once found, and read
-    back instead of searched again when already there.
+    An :class:`~mnistdist.augment.Augment` step adds its copies to the
+    training rows (never to the test rows).
+
+    Parameters
+    ----------
+    estimator : KNNClassifier or Pipeline ending in one
+        Its classifier's ``n_neighbors`` and ``weights`` are used.
+    X_train : dask.array.Array of shape (n_train, n_features)
+        Training rows.
+    y_train : array-like of shape (n_train,)
+        Their labels.
+    X_test : dask.array.Array of shape (n_test, n_features)
+        Rows to predict.
+    name : str, default="final"
+        Names the tasks (``neighbors-<name>``) and the log lines.
+    keep_model : bool, default=True
+        Gather the training set to build the returned scikit-learn model.
+    journal : Journal, optional
+        Keeps the test set's neighbors once found, and gives them back on a rerun.
+
+    Returns
+    -------
+    FinalModel
+        Model (None without ``keep_model``), predictions, probabilities, cost.
+
+    Raises
+    ------
+    OptionError
+        If ``estimator`` does not end in a Euclidean KNN classifier.
+    ClusterError
+        If the connection to the scheduler is lost.
     """
     t0 = time.perf_counter()
-    prep, _, knn = split_pipeline(estimator)
+    _, _, knn = split_pipeline(estimator)
     params = {p: knn.get_params()[p] for p in KNN_PARAMS}
-    y_train = np.asarray(y_train)
-    fitted_prep = None
-    if prep is not None:
-        fitted_prep = fit_preprocessing(prep, X_train, y_train, name=f"fit-preprocessing-{name}")
-        n_versions = 1 + fitted_prep.copies_per_image
-        X_train = reference_blocks(fitted_prep, X_train, name=f"preprocess-{name}-train")
-        y_train = np.tile(y_train, n_versions)
-        X_test = transform_blocks(fitted_prep, X_test, name=f"preprocess-{name}-test")
-
+    fitted_prep, X_train, y_train, X_test = _preprocessed(
+        estimator, X_train, np.asarray(y_train), X_test, name
+    )
     if keep_model:
-        # The neighbour search and the gathered model share these chunks:
+        # The neighbor search and the gathered model share these chunks:
         # computed once (and recomputed by Dask if a worker holding some dies).
         X_train = X_train.persist()
-    query = X_test.rechunk({0: int(config.get("query-rows"))})
-    lazy = kneighbors_dask(query, X_train, params["n_neighbors"], name=f"neighbours-{name}")
-    (found,) = compute_journaled(
-        [lazy], journal, label=f"predict {X_test.shape[0]} test images ({name})"
-    )
-    dist, ids = found.dist, found.ids
-    if keep_model:
-        (train_rows,) = compute(
-            X_train, label=f"gather {X_train.shape[0]} training images ({name})"
-        )
-
-    classes, codes = np.unique(y_train, return_inverse=True)
-    proba = vote(dist, ids, codes, len(classes), **params)
-    y_pred = classes[np.argmax(proba, axis=1)]
-    model = None
-    if keep_model:
-        clf = KNNClassifier(**params).fit(train_rows, y_train)
-        model = clf if fitted_prep is None else Pipeline([*fitted_prep.steps, ("knn", clf)])
-    seconds = time.perf_counter() - t0
-    log.info(
-        "%s: %d training rows, %d test predictions in %.1f s",
-        name,
-        X_train.shape[0],
-        len(y_pred),
-        seconds,
-    )
-    return FinalModel(model, y_pred, proba, int(X_train.shape[0]), seconds, found.loaded)
+    found = _test_neighbors(X_train, X_test, params["n_neighbors"], name, journal)
+    y_pred, proba = predict_from_neighbors(found.dist, found.ids, y_train, **params)
+    model = _gathered_model(fitted_prep, X_train, y_train, params, name) if keep_model else None
+    seconds, n_train = time.perf_counter() - t0, int(X_train.shape[0])
+    log.info("%s: %d training rows, %d predictions in %.1f s", name, n_train, len(y_pred), seconds)
+    return FinalModel(model, y_pred, proba, n_train, seconds, found.loaded)

@@ -13,7 +13,6 @@ matches exactly, whatever else changed in between.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import logging
 import os
@@ -22,8 +21,6 @@ import time
 
 import dask.array as da
 import numpy as np
-
-from .cluster import compute_each
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +48,6 @@ class Journal:
         self.path = os.fspath(path)
         self._db: sqlite3.Connection | None = None
         self.loaded = 0
-        self.saved = 0
 
     def _connect(self, create: bool) -> sqlite3.Connection | None:
         if self._db is None and (create or os.path.exists(self.path)):
@@ -59,7 +55,8 @@ class Journal:
             # FULL: a committed row survives a crash of this process or the machine.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS neighbours (key TEXT PRIMARY KEY, label TEXT, dist BLOB NOT NULL, ids BLOB NOT NULL, finished REAL NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS neighbours (key TEXT PRIMARY KEY, label TEXT, "
+                "dist BLOB NOT NULL, ids BLOB NOT NULL, finished REAL NOT NULL)"
             )
             self._db.commit()
         return self._db
@@ -85,7 +82,6 @@ class Journal:
                 "INSERT OR REPLACE INTO neighbours VALUES (?, ?, ?, ?, ?)",
                 (key, label, _pack(np.asarray(dist)), _pack(np.asarray(ids)), time.time()),
             )
-        self.saved += 1
         log.info("journal: saved %s", label or key)
 
     def __len__(self) -> int:
@@ -104,43 +100,6 @@ class Journal:
         self.close()
 
 
-@dataclasses.dataclass
-class Neighbours:
-    """One finished neighbour search, and whether it came from the journal."""
-
-    dist: np.ndarray
-    ids: np.ndarray
-    loaded: bool = False
-
-
 def journal_key(dist: da.Array) -> str:
     """The journal key of a lazy neighbour search: its Dask name, which encodes its inputs."""
     return dist.name
-
-
-def compute_journaled(
-    lazy: list[tuple[da.Array, da.Array]], journal: Journal | None, *, label: str
-) -> list[Neighbours]:
-    """Compute lazy ``(dist, ids)`` neighbour searches on the cluster, through the journal.
-
-    Those the journal holds are read back; the others are computed
-    together and each is saved the moment it finishes.
-    """
-    keys = [journal_key(dist) for dist, _ in lazy]
-    found = {key: journal.get(key) for key in keys} if journal is not None else {}
-    todo = {key: pair for key, pair in zip(keys, lazy, strict=False) if found.get(key) is None}
-
-    def save(key: str, result: tuple) -> None:
-        if journal is not None:
-            journal.put(key, *result, label=key.split("-distances-")[0])
-
-    computed = compute_each(todo, label=label, on_done=save)
-    out = []
-    for key in keys:
-        if key in computed:
-            out.append(Neighbours(*computed[key]))
-        else:
-            out.append(Neighbours(*found[key], loaded=True))
-    if journal is not None and len(todo) < len(keys):
-        log.info("%s: %d of %d read from the journal", label, len(keys) - len(todo), len(keys))
-    return out

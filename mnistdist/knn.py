@@ -67,6 +67,20 @@ def vote(
     return proba / total
 
 
+def predict_from_neighbors(
+    dist: np.ndarray, ids: np.ndarray, y_train: np.ndarray, n_neighbors: int, weights: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and class probabilities from neighbors found elsewhere (on the cluster, say).
+
+    ``ids`` index the training rows labelled ``y_train``; the vote is
+    :func:`vote`'s, the label the most voted class (ties to the lower), as
+    :meth:`KNNClassifier.predict` decides.
+    """
+    classes, codes = np.unique(np.asarray(y_train), return_inverse=True)
+    proba = vote(dist, ids, codes, len(classes), n_neighbors, weights)
+    return classes[np.argmax(proba, axis=1)], proba
+
+
 class KNNClassifier(ClassifierMixin, BaseEstimator):
     """k-nearest-neighbours classifier (Euclidean) with exact blocked neighbour search.
 
@@ -78,6 +92,13 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         ``"distance"`` weighs each vote by the inverse of its distance.
     ref_rows : int, default=16384
         Training rows compared at once; memory grows with it, speed barely.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels seen by ``fit``.
+    n_features_in_ : int
+        Pixels per training row.
     """
 
     def __init__(self, n_neighbors: int = 5, weights: str = "uniform", ref_rows: int = 16384):
@@ -86,20 +107,56 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         self.ref_rows = ref_rows
 
     def fit(self, X, y) -> KNNClassifier:
-        """Store the training set (in its own numeric dtype) and its classes."""
+        """Store the training set (in its own numeric dtype) and its classes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training rows.
+        y : array-like of shape (n_samples,)
+            Their class labels.
+
+        Returns
+        -------
+        KNNClassifier
+            This classifier, fitted.
+
+        Raises
+        ------
+        ValueError
+            If the parameters are invalid, or ``n_neighbors`` exceeds the training rows.
+        """
         check_knn_params(self.n_neighbors, self.weights)
         X, y = validate_data(self, X, y, dtype=None if _is_numeric(X) else np.float64)
         check_classification_targets(y)
         if self.n_neighbors > X.shape[0]:
             raise ValueError(
-                f"n_neighbors={self.n_neighbors} is larger than the training set (n_samples = {X.shape[0]})"
+                f"n_neighbors={self.n_neighbors} is larger than the training set "
+                f"(n_samples = {X.shape[0]})"
             )
         self.classes_, self._y_codes = np.unique(y, return_inverse=True)
         self._fit_X = X
         return self
 
     def kneighbors(self, X, n_neighbors: int | None = None, return_distance: bool = True):
-        """Distances and training-row indices of each row's nearest neighbours, nearest first."""
+        """Distances and training-row indices of each row's nearest neighbors, nearest first.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query rows.
+        n_neighbors : int, optional
+            How many neighbors (default: the classifier's ``n_neighbors``).
+        return_distance : bool, default=True
+            Return the distances too.
+
+        Returns
+        -------
+        dist : ndarray of shape (n_queries, n_neighbors)
+            Euclidean distances, only when ``return_distance``.
+        ids : ndarray of shape (n_queries, n_neighbors)
+            Indices of the training rows.
+        """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=None if _is_numeric(X) else np.float64)
         k = self.n_neighbors if n_neighbors is None else n_neighbors
@@ -107,17 +164,39 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         return (dist, ids) if return_distance else ids
 
     def predict_proba(self, X) -> np.ndarray:
-        """Share of the (weighted) votes of each class, columns in ``classes_`` order."""
+        """Share of the (weighted) votes of each class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Rows to classify.
+
+        Returns
+        -------
+        ndarray of shape (n_queries, n_classes)
+            Probabilities, columns in ``classes_`` order.
+        """
         dist, ids = self.kneighbors(X)
         return self.proba_from_neighbors(dist, ids)
 
     def proba_from_neighbors(self, dist: np.ndarray, ids: np.ndarray) -> np.ndarray:
-        """Class probabilities from neighbours found elsewhere (for example on the cluster)."""
+        """Class probabilities from neighbors found elsewhere (for example on the cluster)."""
         check_is_fitted(self)
         return vote(dist, ids, self._y_codes, len(self.classes_), self.n_neighbors, self.weights)
 
     def predict(self, X) -> np.ndarray:
-        """The class with most votes; ties go to the lowest class, as in scikit-learn."""
+        """The class with most votes; ties go to the lowest class, as in scikit-learn.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Rows to label.
+
+        Returns
+        -------
+        ndarray of shape (n_queries,)
+            The label of each row: one of ``classes_``.
+        """
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 

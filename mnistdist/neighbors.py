@@ -21,7 +21,6 @@ import logging
 import math
 import threading
 
-import dask
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
@@ -203,35 +202,9 @@ def _part(pair: tuple, i: int) -> np.ndarray:
     return pair[i]
 
 
-def kneighbors_dask(
-    query: da.Array,
-    ref: da.Array,
-    k: int,
-    *,
-    name: str = "neighbours",
-    ref_keep: np.ndarray | None = None,
-) -> tuple[da.Array, da.Array]:
-    """Lazy exact k nearest neighbours of every row of ``query`` among the rows of ``ref``.
-
-    One task per (query block, reference chunk) pair computes local
-    neighbours, one task per query block merges them: tasks show in the
-    dashboard as ``<name>`` and ``merge-<name>``. ``ref_keep`` (a boolean mask
-    over ``ref``'s rows) leaves rows out of the reference, as a CV fold leaves
-    out its validation rows. Returns ``(dist, ids)`` as Dask arrays with
-    ``query``'s row chunks and ``k`` columns; ``ids`` index ``ref``'s rows.
-    """
-    if query.ndim != 2 or ref.ndim != 2 or query.shape[1] != ref.shape[1]:
-        raise ValueError(
-            f"query {query.shape} and reference {ref.shape} must be 2-D with equal widths"
-        )
-    query = query.rechunk({1: -1})
-    ref = ref.rechunk({1: -1})
-    n_ref = int(ref.shape[0] if ref_keep is None else np.count_nonzero(ref_keep))
-    if k > n_ref:
-        raise ValueError(f"k={k} is larger than the {n_ref} reference rows")
-    token = tokenize(query, ref, k, ref_keep)
-    map_name, merge_name = f"{name}-{token}", f"merge-{name}-{token}"
-
+def _pair_layer(query: da.Array, ref: da.Array, k: int, names: tuple[str, str], ref_keep):
+    """The graph layer: a task per (query block, kept reference chunk), a merge per query block."""
+    map_name, merge_name = names
     offsets = np.concatenate([[0], np.cumsum(ref.chunks[0])])
     layer = {}
     for qi in range(query.numblocks[0]):
@@ -251,6 +224,38 @@ def kneighbors_dask(
             )
             parts.append((map_name, qi, rj))
         layer[(merge_name, qi, 0)] = (_merge_task, parts, k)
+    return layer
+
+
+def kneighbors_dask(
+    query: da.Array,
+    ref: da.Array,
+    k: int,
+    *,
+    name: str = "neighbors",
+    ref_keep: np.ndarray | None = None,
+) -> tuple[da.Array, da.Array]:
+    """Lazy exact k nearest neighbors of every row of ``query`` among the rows of ``ref``.
+
+    One task per (query block, reference chunk) pair computes local
+    neighbors, one task per query block merges them: tasks show in the
+    dashboard as ``<name>`` and ``merge-<name>``. ``ref_keep`` (a boolean mask
+    over ``ref``'s rows) leaves rows out of the reference, as a CV fold leaves
+    out its validation rows. Returns ``(dist, ids)`` as Dask arrays with
+    ``query``'s row chunks and ``k`` columns; ``ids`` index ``ref``'s rows.
+    """
+    if query.ndim != 2 or ref.ndim != 2 or query.shape[1] != ref.shape[1]:
+        raise ValueError(
+            f"query {query.shape} and reference {ref.shape} must be 2-D with equal widths"
+        )
+    query = query.rechunk({1: -1})
+    ref = ref.rechunk({1: -1})
+    n_ref = int(ref.shape[0] if ref_keep is None else np.count_nonzero(ref_keep))
+    if k > n_ref:
+        raise ValueError(f"k={k} is larger than the {n_ref} reference rows")
+    token = tokenize(query, ref, k, ref_keep)
+    merge_name = f"merge-{name}-{token}"
+    layer = _pair_layer(query, ref, k, (f"{name}-{token}", merge_name), ref_keep)
 
     # Each block of `pairs` holds a (dist, ids) tuple; the two arrays below
     # take them apart, so one merge serves both.
@@ -264,10 +269,3 @@ def kneighbors_dask(
         _part, 1, dtype=np.int64, meta=np.empty((0, 0), np.int64), name=f"{name}-ids-{token}"
     )
     return dist, ids
-
-
-def compute_kneighbors(*pairs: tuple[da.Array, da.Array]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Compute several lazy ``(dist, ids)`` pairs in one pass over the cluster."""
-    flat = [a for pair in pairs for a in pair]
-    out = dask.compute(*flat)
-    return [(out[2 * i], out[2 * i + 1]) for i in range(len(pairs))]

@@ -20,16 +20,17 @@ import numpy as np
 from .errors import OutputError
 from .journal import FILENAME as JOURNAL
 
-#: By default, files whose presence means a folder already holds a run's results, finished or not.
-RESULT_FILES = (
-    "metrics.json",
-    "cv_results.csv",
-    "benchmark.json",
-    "search.json",
-    "augment.json",
-    "tour.json",
-    JOURNAL,
-)
+#: Each job's result files: their presence means a folder already holds that job's
+#: results, finished or not. The one list of them; the jobs read their own entry.
+JOB_RESULTS: dict[str, tuple[str, ...]] = {
+    "report": ("metrics.json", "cv_results.csv", JOURNAL),
+    "search": ("search.json", "cv_results.csv", JOURNAL),
+    "tour": ("tour.json",),
+    "augment": ("augment.json",),
+    "benchmark": ("benchmark.json",),
+}
+#: Every job's result files, the default of :func:`prepare_out_dir`.
+RESULT_FILES = tuple(dict.fromkeys(name for names in JOB_RESULTS.values() for name in names))
 
 
 @contextlib.contextmanager
@@ -83,7 +84,7 @@ def prepare_out_dir(
     resume: bool = False,
     results: tuple[str, ...] = RESULT_FILES,
 ) -> pathlib.Path:
-    """Create the output folder, refusing one that holds ``results`` unless told what to do with them.
+    """Create the output folder, refusing one that holds ``results`` unless told what to do.
 
     A job names its own result files, so jobs can share a folder (the tour
     joins the report's). ``resume`` keeps what is there (the journal of
@@ -102,7 +103,8 @@ def prepare_out_dir(
     found = [name for name in results if (path / name).exists()]
     if found and not (overwrite or resume):
         raise OutputError(
-            f"output folder {path} already holds results ({', '.join(found)}); pass --resume to finish an interrupted run or --overwrite to replace them"
+            f"output folder {path} already holds results ({', '.join(found)}); pass --resume "
+            "to finish an interrupted run or --overwrite to replace them"
         )
     if overwrite:
         (path / JOURNAL).unlink(missing_ok=True)

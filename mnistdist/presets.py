@@ -80,13 +80,17 @@ PRESETS = {
         "best",
         best_pipeline(n_features),
         _best_grid(n_features),
-        "deskewing x blur x augmentation (shifts, rotations) x cosine x PCA size x KNN, augmenting training folds only",
+        "deskewing x blur x augmentation (shifts, rotations) x cosine x PCA size x KNN, "
+        "augmenting training folds only",
     ),
 }
 
 
 def get_preset(name: str, n_features: int = 784) -> Preset:
-    """The preset called ``name`` for images of ``n_features`` pixels; an unknown name is an :class:`OptionError`."""
+    """The preset called ``name`` for images of ``n_features`` pixels.
+
+    An unknown name is an :class:`OptionError`.
+    """
     if name not in PRESETS:
         raise OptionError(f"unknown preset {name!r}: choose from {', '.join(PRESETS)}")
     return PRESETS[name](n_features)

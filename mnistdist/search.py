@@ -7,7 +7,7 @@ runs in two stages:
 1. **Neighbours** - for every fold (and every distinct preprocessing setting,
    if the pipeline has some in the grid), the validation rows' ``k_max``
    nearest training-fold rows are found once, by tasks named
-   ``neighbours-fold-<f>`` on the workers. Together they form a sparse
+   ``neighbors-fold-<f>`` on the workers. Together they form a sparse
    precomputed neighbour graph: row i holds i's neighbours from the training
    part of the fold that validates i.
 2. **Scoring** - dask-ml's ``GridSearchCV`` distributes every
@@ -47,11 +47,12 @@ from sklearn.model_selection import ParameterGrid, check_cv
 from sklearn.neighbors import KNeighborsClassifier
 
 from . import config
+from .compute import compute_journaled
 from .errors import OptionError
-from .journal import Journal, compute_journaled
+from .journal import Journal
 from .knn import KNNClassifier, check_knn_params
 from .neighbors import kneighbors_dask
-from .preprocess import (
+from .pipeline_tasks import (
     KNN_PARAMS,
     Preprocessing,
     apply_stateless_before,
@@ -73,7 +74,7 @@ class SearchResult:
     cv_results: dict
     best_index: int
     folds: list[tuple[np.ndarray, np.ndarray]]
-    n_neighbour_searches: int
+    n_neighbor_searches: int
     seconds: dict[str, float]
     #: Of the neighbour searches, how many were read back from a journal.
     n_loaded: int = 0
@@ -87,15 +88,15 @@ class SearchResult:
         return float(self.cv_results["mean_test_score"][self.best_index])
 
     def summary(self) -> dict:
-        """The numbers a report needs, JSON-ready."""
+        """The numbers a report needs, JSON-ready (keys keep their published spelling)."""
         return {
             "best_params": self.best_params,
             "best_score": self.best_score,
             "n_candidates": len(self.cv_results["params"]),
             "n_splits": len(self.folds),
-            "n_neighbour_searches": self.n_neighbour_searches,
+            "n_neighbour_searches": self.n_neighbor_searches,
             "n_neighbour_searches_loaded": self.n_loaded,
-            "n_neighbour_searches_computed": self.n_neighbour_searches - self.n_loaded,
+            "n_neighbour_searches_computed": self.n_neighbor_searches - self.n_loaded,
             "mean_test_score": [float(s) for s in self.cv_results["mean_test_score"]],
             "std_test_score": [float(s) for s in self.cv_results["std_test_score"]],
             "params": self.cv_results["params"],
@@ -139,7 +140,27 @@ def _grid_candidates(
     return candidates
 
 
-def _folds(cv, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+def cv_folds(cv, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The ``(train, test)`` row indices of each fold, as ``GridSearchCV`` would split.
+
+    Parameters
+    ----------
+    cv : int, cross-validation generator, iterable of splits or None
+        As in scikit-learn; an int (None: 5) means ``StratifiedKFold``
+        without shuffling.
+    y : ndarray of shape (n_samples,)
+        The labels.
+
+    Returns
+    -------
+    list of (ndarray, ndarray)
+        Training and validation row indices of each fold.
+
+    Raises
+    ------
+    OptionError
+        If an int ``cv`` is below 2 or above the size of the smallest class.
+    """
     if isinstance(cv, int) or cv is None:
         n_splits = 5 if cv is None else cv
         if isinstance(n_splits, bool) or n_splits < 2:
@@ -153,30 +174,60 @@ def _folds(cv, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.asarray(tr), np.asarray(te)) for tr, te in splitter.split(np.zeros((len(y), 1)), y)]
 
 
-def _neighbour_graph(n: int, k: int, folds, results) -> sp.csr_matrix:
-    """The (n, n) graph whose row i holds i's k neighbours from the training part of its fold.
+@dataclasses.dataclass
+class _Group:
+    """Candidates that differ only in the classifier's parameters: they share neighbors."""
 
-    A neighbour that is an augmented copy (reference row ``j >= n``) stands
+    rest: dict  # the candidates' other parameters (preprocessing), all equal
+    members: list[int]  # indices into the candidates
+    knn_params: list[dict]  # each member's n_neighbors and weights
+
+    @property
+    def k(self) -> int:
+        return max(p["n_neighbors"] for p in self.knn_params)
+
+
+def _group_candidates(candidates: list[dict], prefix: str, base_knn: dict) -> list[_Group]:
+    """Candidates grouped by everything but ``weights`` and ``n_neighbors``, in grid order."""
+    groups: dict[str, _Group] = {}
+    for i, cand in enumerate(candidates):
+        knn_params = {p: cand.get(prefix + p, base_knn[p]) for p in KNN_PARAMS}
+        try:
+            check_knn_params(**knn_params)
+        except ValueError as exc:
+            raise OptionError(str(exc)) from None
+        rest = {n: v for n, v in cand.items() if n not in {prefix + p for p in KNN_PARAMS}}
+        key = tokenize(sorted(rest.items(), key=lambda kv: kv[0]))
+        group = groups.setdefault(key, _Group(rest, [], []))
+        group.members.append(i)
+        group.knn_params.append(knn_params)
+    return list(groups.values())
+
+
+def _neighbor_graph(n: int, k: int, folds, results) -> sp.csr_matrix:
+    """The (n, n) graph whose row i holds i's k neighbors from the training part of its fold.
+
+    A neighbor that is an augmented copy (reference row ``j >= n``) stands
     for its image ``j % n``: a row may then name one image twice, and
-    scikit-learn counts each as a neighbour, as it would the copies.
+    scikit-learn counts each as a neighbor, as it would the copies.
     """
     data = np.empty((n, k))
     indices = np.empty((n, k), dtype=np.int64)
     for (_, test), (dist, ids) in zip(folds, results, strict=False):
-        rows = np.sort(test)  # the order _fold_neighbours queried them in
+        rows = np.sort(test)  # the order _fold_neighbors queried them in
         data[rows], indices[rows] = dist, ids % n
     # Rows are sorted by distance, as KNeighborsClassifier(metric="precomputed") wants.
     return sp.csr_matrix((data.ravel(), indices.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
 
 
-def _fold_neighbours(
+def _fold_neighbors(
     X: da.Array, y: np.ndarray, prep: Preprocessing | None, folds, k: int, label: str
 ) -> list:
-    """Lazy neighbours of every fold's validation rows among its training rows (and their copies).
+    """Lazy neighbors of every fold's validation rows among its training rows (and their copies).
 
     The reference of fold f is every image and every augmented copy of it,
     with the validation images *and their copies* masked out: no version of
-    a validation image is ever a neighbour of one, and validation rows are
+    a validation image is ever a neighbor of one, and validation rows are
     never augmented.
     """
     query_rows = int(config.get("query-rows"))
@@ -196,12 +247,114 @@ def _fold_neighbours(
         keep = np.tile(keep, reference.shape[0] // n)
         query = reference[:n][np.sort(test)].rechunk({0: query_rows})
         pairs.append(
-            kneighbors_dask(query, reference, k, name=f"neighbours-fold-{f}{label}", ref_keep=keep)
+            kneighbors_dask(query, reference, k, name=f"neighbors-fold-{f}{label}", ref_keep=keep)
         )
     return pairs
 
 
-def neighbour_search(
+def _search_group_neighbors(
+    estimator: BaseEstimator,
+    X: da.Array,
+    y: np.ndarray,
+    group: _Group,
+    folds,
+    *,
+    label: str,
+    journal: Journal | None,
+    shared: dict[str, da.Array],
+) -> tuple[sp.csr_matrix, int]:
+    """One group's neighbor graph over all folds, and how many folds the journal gave back.
+
+    ``label`` ends the task names; ``shared`` holds images transformed once
+    by stateless steps (deskewed, say), by Dask name, for every group that
+    uses the same ones.
+    """
+    prep, X_group = apply_stateless_before(
+        split_pipeline(clone(estimator).set_params(**group.rest))[0], X
+    )
+    if X_group is not X:
+        if X_group.name not in shared:
+            shared[X_group.name] = X_group.persist()
+        X_group = shared[X_group.name]
+    lazy = _fold_neighbors(X_group, y, prep, folds, group.k, label)
+    found = compute_journaled(lazy, journal, label=f"neighbors of {len(folds)} folds{label}")
+    graph = _neighbor_graph(len(y), group.k, folds, [(r.dist, r.ids) for r in found])
+    return graph, sum(r.loaded for r in found)
+
+
+def _score_group(graph: sp.csr_matrix, y: np.ndarray, folds, group: _Group) -> np.ndarray:
+    """Each member's validation score on each fold, by dask-ml over the precomputed graph."""
+    grid = [{p: [params[p]] for p in KNN_PARAMS} for params in group.knn_params]
+    scorer = GridSearchCV(
+        KNeighborsClassifier(metric="precomputed"),
+        grid,
+        cv=folds,
+        refit=False,
+        iid=False,
+        error_score="raise",
+        return_train_score=False,
+    )
+    with warnings.catch_warnings():
+        # Column-slicing the graph per fold may unsort rows; they are re-sorted anyway.
+        warnings.simplefilter("ignore", EfficiencyWarning)
+        scorer.fit(graph, y)
+    return np.array([scorer.cv_results_[f"split{f}_test_score"] for f in range(len(folds))]).T
+
+
+def _assemble_cv_results(candidates: list[dict], split_scores: np.ndarray) -> tuple[dict, int]:
+    """scikit-learn's ``cv_results_`` layout from each candidate's fold scores; and the best."""
+    mean = split_scores.mean(axis=1)
+    cv_results: dict = {"params": candidates}
+    for name in sorted({n for c in candidates for n in c}):
+        cv_results[f"param_{name}"] = [c.get(name) for c in candidates]
+    for f in range(split_scores.shape[1]):
+        cv_results[f"split{f}_test_score"] = split_scores[:, f]
+    cv_results["mean_test_score"] = mean
+    cv_results["std_test_score"] = split_scores.std(axis=1)
+    # Ranked as scikit-learn ranks: ties share the best rank.
+    cv_results["rank_test_score"] = rankdata(-mean, method="min").astype(int)
+    best = int(np.flatnonzero(cv_results["rank_test_score"] == 1)[0])
+    return cv_results, best
+
+
+def _search_groups(estimator, X, y, groups: list[_Group], folds, *, n_candidates, journal):
+    """Every group's neighbors searched, then its candidates scored.
+
+    Returns every candidate's fold scores, the seconds spent on each stage
+    and how many neighbor searches the journal gave back.
+    """
+    split_scores = np.empty((n_candidates, len(folds)))
+    seconds = {"neighbours": 0.0, "scoring": 0.0}
+    n_loaded, shared = 0, {}
+    for g, group in enumerate(groups):
+        label = f"-group-{g}" if len(groups) > 1 else ""
+        t0 = time.perf_counter()
+        graph, loaded = _search_group_neighbors(
+            estimator, X, y, group, folds, label=label, journal=journal, shared=shared
+        )
+        t1 = time.perf_counter()
+        split_scores[group.members] = _score_group(graph, y, folds, group)
+        seconds["neighbours"] += t1 - t0
+        seconds["scoring"] += time.perf_counter() - t1
+        n_loaded += loaded
+        log.info(
+            "group %d: %d candidates scored from one neighbor search per fold",
+            g,
+            len(group.members),
+        )
+    return split_scores, seconds, n_loaded
+
+
+def _check_k_max(groups: list[_Group], folds) -> None:
+    smallest_train = min(len(tr) for tr, _ in folds)
+    k_max = max(group.k for group in groups)
+    if k_max > smallest_train:
+        raise OptionError(
+            f"n_neighbors={k_max} is larger than the smallest training fold ({smallest_train} rows)"
+        )
+
+
+def neighbors_search(
     X: da.Array,
     y: np.ndarray,
     *,
@@ -212,101 +365,51 @@ def neighbour_search(
 ) -> SearchResult:
     """Grid-search a KNN classifier (or a pipeline ending in one) by cross-validation.
 
-    ``X`` is a Dask array of image rows, ``y`` the labels in NumPy. ``cv``
-    follows scikit-learn (an int means ``StratifiedKFold`` without shuffling,
-    as in ``GridSearchCV``). Candidates that differ only in the classifier's
-    ``weights`` or ``n_neighbors`` share one neighbour search per fold.
-    Runs on the current Dask client (or Dask's default scheduler).
+    Candidates that differ only in the classifier's ``weights`` or
+    ``n_neighbors`` share one neighbor search per fold (tasks named
+    ``neighbors-fold-<f>``) on the current Dask client; their scores equal
+    scikit-learn's ``GridSearchCV`` on the same folds.
+
+    Parameters
+    ----------
+    X : dask.array.Array of shape (n_samples, n_features)
+        Image rows.
+    y : array-like of shape (n_samples,)
+        Labels, in NumPy (folds and votes need them on the client).
+    estimator : KNNClassifier or Pipeline ending in one, optional
+        What to search (default: ``KNNClassifier()``).
+    param_grid : dict or list of dicts, optional
+        As in ``GridSearchCV`` (default: :data:`DEFAULT_GRID`, the book's).
+    cv : int, cross-validation generator or iterable of splits, default=5
+        As in scikit-learn: an int means ``StratifiedKFold`` without shuffling.
+    journal : Journal, optional
+        Saves each fold's neighbors as they finish and reads back those
+        already there, so an interrupted search can resume.
+
+    Returns
+    -------
+    SearchResult
+        ``cv_results`` in scikit-learn's layout, the best candidate, the
+        folds and the time spent finding neighbors and scoring.
+
+    Raises
+    ------
+    OptionError
+        If the shapes disagree, the grid is empty or names unknown
+        parameters, a KNN parameter is invalid, ``cv`` cannot split ``y``, or
+        ``n_neighbors`` exceeds a training fold.
     """
     estimator = KNNClassifier() if estimator is None else estimator
-    param_grid = DEFAULT_GRID if param_grid is None else param_grid
     y = np.asarray(y)
     if X.ndim != 2 or X.shape[0] != len(y):
         raise OptionError(f"X has shape {X.shape} but there are {len(y)} labels")
     _, prefix, knn = split_pipeline(estimator)
-    candidates = _grid_candidates(estimator, param_grid)
-    knn_names = {prefix + p: p for p in KNN_PARAMS}
-    folds = _folds(cv, y)
-    base_knn = knn.get_params(deep=False)
-
-    # Candidates sharing everything but weights and n_neighbors share neighbours.
-    groups: dict[str, list[int]] = {}
-    for i, cand in enumerate(candidates):
-        knn_params = {p: cand.get(prefix + p, base_knn[p]) for p in KNN_PARAMS}
-        try:
-            check_knn_params(**knn_params)
-        except ValueError as exc:
-            raise OptionError(str(exc)) from None
-        rest = {n: v for n, v in cand.items() if n not in knn_names}
-        groups.setdefault(tokenize(sorted(rest.items(), key=lambda kv: kv[0])), []).append(i)
-
-    smallest_train = min(len(tr) for tr, _ in folds)
-    k_max = max(cand.get(prefix + "n_neighbors", base_knn["n_neighbors"]) for cand in candidates)
-    if k_max > smallest_train:
-        raise OptionError(
-            f"n_neighbors={k_max} is larger than the smallest training fold ({smallest_train} rows)"
-        )
-
-    split_scores = np.empty((len(candidates), len(folds)))
-    seconds = {"neighbours": 0.0, "scoring": 0.0}
-    n_loaded = 0
-    shared: dict[str, da.Array] = {}
-    for g, members in enumerate(groups.values()):
-        rest = {n: v for n, v in candidates[members[0]].items() if n not in knn_names}
-        group_prep, X_group = apply_stateless_before(
-            split_pipeline(clone(estimator).set_params(**rest))[0], X
-        )
-        if X_group is not X:
-            # Deskewed (or otherwise) images, computed once and shared by the groups that use them.
-            if X_group.name not in shared:
-                shared[X_group.name] = X_group.persist()
-            X_group = shared[X_group.name]
-        label = f"-group-{g}" if len(groups) > 1 else ""
-        k = max(candidates[i].get(prefix + "n_neighbors", base_knn["n_neighbors"]) for i in members)
-
-        t0 = time.perf_counter()
-        lazy = _fold_neighbours(X_group, y, group_prep, folds, k, label)
-        results = compute_journaled(lazy, journal, label=f"neighbours of {len(folds)} folds{label}")
-        n_loaded += sum(r.loaded for r in results)
-        graph = _neighbour_graph(len(y), k, folds, [(r.dist, r.ids) for r in results])
-        t1 = time.perf_counter()
-
-        grid = [
-            {p: [candidates[i].get(prefix + p, base_knn[p])] for p in KNN_PARAMS} for i in members
-        ]
-        scorer = GridSearchCV(
-            KNeighborsClassifier(metric="precomputed"),
-            grid,
-            cv=folds,
-            refit=False,
-            iid=False,
-            error_score="raise",
-            return_train_score=False,
-        )
-        with warnings.catch_warnings():
-            # Column-slicing the graph per fold may unsort rows; they are re-sorted anyway.
-            warnings.simplefilter("ignore", EfficiencyWarning)
-            scorer.fit(graph, y)
-        seconds["neighbours"] += t1 - t0
-        seconds["scoring"] += time.perf_counter() - t1
-        for j, i in enumerate(members):
-            split_scores[i] = [
-                scorer.cv_results_[f"split{f}_test_score"][j] for f in range(len(folds))
-            ]
-        log.info(
-            "group %d: %d candidates scored from one neighbour search per fold", g, len(members)
-        )
-
-    mean = split_scores.mean(axis=1)
-    cv_results: dict = {"params": candidates}
-    for name in sorted({n for c in candidates for n in c}):
-        cv_results[f"param_{name}"] = [c.get(name) for c in candidates]
-    for f in range(len(folds)):
-        cv_results[f"split{f}_test_score"] = split_scores[:, f]
-    cv_results["mean_test_score"] = mean
-    cv_results["std_test_score"] = split_scores.std(axis=1)
-    cv_results["rank_test_score"] = rankdata(-mean, method="min").astype(
-        int
-    )  # as scikit-learn ranks
-    best = int(np.flatnonzero(cv_results["rank_test_score"] == 1)[0])
+    candidates = _grid_candidates(estimator, DEFAULT_GRID if param_grid is None else param_grid)
+    folds = cv_folds(cv, y)
+    groups = _group_candidates(candidates, prefix, knn.get_params(deep=False))
+    _check_k_max(groups, folds)
+    split_scores, seconds, n_loaded = _search_groups(
+        estimator, X, y, groups, folds, n_candidates=len(candidates), journal=journal
+    )
+    cv_results, best = _assemble_cv_results(candidates, split_scores)
     return SearchResult(cv_results, best, folds, len(groups) * len(folds), seconds, n_loaded)

@@ -20,10 +20,8 @@ import time
 
 import dask
 import joblib
-import matplotlib.pyplot as plt
 import numpy as np
 from dask.base import tokenize
-from matplotlib.figure import Figure
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import SGDClassifier
@@ -43,7 +41,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from . import figures
-from .augment import image_side
+from .compute import current_client
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +79,7 @@ def sgd() -> SGDClassifier:
 @contextlib.contextmanager
 def on_cluster():
     """Run joblib-parallel scikit-learn work (``n_jobs=-1``) on the current Dask client, if any."""
-    try:
-        from distributed import get_client
-
-        get_client()
-    except (ImportError, ValueError):
+    if current_client() is None:
         yield
         return
     with joblib.parallel_config(backend="dask"):
@@ -112,13 +106,8 @@ def _on_workers(obj):
     earlier call's futures can race with this one and drop the data
     ("lost dependencies").
     """
-    try:
-        from distributed import get_client
-
-        client = get_client()
-    except (ImportError, ValueError):
-        return obj
-    return client.scatter(obj, hash=False)
+    client = current_client()
+    return obj if client is None else client.scatter(obj, hash=False)
 
 
 def _fit_score_fold(estimator, X, y, train, test) -> float:
@@ -173,7 +162,10 @@ def part_detector(X: np.ndarray, y: np.ndarray) -> tuple[dict, dict, np.ndarray]
 def threshold_for_precision(
     y_true: np.ndarray, scores: np.ndarray, target: float = 0.90
 ) -> tuple[float, float, float]:
-    """The lowest threshold whose precision reaches ``target``: (threshold, precision, recall) there."""
+    """The lowest threshold whose precision reaches ``target``.
+
+    Returns ``(threshold, precision, recall)`` at that threshold.
+    """
     precisions, _recalls, thresholds = precision_recall_curve(y_true, scores)
     reaching = np.flatnonzero(precisions[:-1] >= target)
     if not len(reaching):
@@ -194,25 +186,8 @@ def part_tradeoff(y: np.ndarray, scores: np.ndarray) -> tuple[dict, dict]:
         "recall_at_90_precision": recall,
     }
 
-    fig1, ax = plt.subplots(figsize=(8, 4))
-    ax.plot(thresholds, precisions[:-1], "b--", label="precision", linewidth=2)
-    ax.plot(thresholds, recalls[:-1], "g-", label="recall", linewidth=2)
-    ax.axvline(threshold, color="k", linestyle="dotted", label=f"threshold {threshold:.0f}")
-    ax.plot([threshold, threshold], [precision, recall], "ko")
-    ax.set_xlabel("threshold")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="center right")
-    ax.set_title("SGD 5-detector: precision and recall against the decision threshold")
-
-    fig2, ax = plt.subplots(figsize=(6, 5))
-    ax.plot(recalls, precisions, linewidth=2, label="precision/recall curve")
-    ax.plot([recall], [precision], "ko", label=f"threshold for 90% precision (recall {recall:.3f})")
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left")
+    fig1 = figures.threshold_figure(thresholds, precisions, recalls, (threshold, precision, recall))
+    fig2 = figures.precision_recall_curve_figure(precisions, recalls, precision, recall)
     return numbers, {"tour_threshold.png": fig1, "tour_precision_recall.png": fig2}
 
 
@@ -234,21 +209,12 @@ def part_roc(
         "forest5_precision": float(precision_score(y5, forest_pred)),
         "forest5_recall": float(recall_score(y5, forest_pred)),
     }
-    fig, ax = plt.subplots(figsize=(6, 5))
-    ax.plot(
-        fpr_f,
-        tpr_f,
-        "b-",
-        linewidth=2,
-        label=f"random forest (AUC {numbers['forest5_roc_auc']:.4f})",
+    fig = figures.roc_figure(
+        [
+            (fpr_f, tpr_f, f"random forest (AUC {numbers['forest5_roc_auc']:.4f})", "b-"),
+            (fpr, tpr, f"SGD (AUC {numbers['sgd5_roc_auc']:.4f})", "g--"),
+        ]
     )
-    ax.plot(fpr, tpr, "g--", linewidth=2, label=f"SGD (AUC {numbers['sgd5_roc_auc']:.4f})")
-    ax.plot([0, 1], [0, 1], "k:", label="random classifier")
-    ax.set_xlabel("false positive rate (fall-out)")
-    ax.set_ylabel("true positive rate (recall)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    ax.set_title("ROC curves of the 5-detectors")
     return numbers, {"tour_roc.png": fig}
 
 
@@ -367,22 +333,9 @@ def part_denoise(X: np.ndarray, X_test: np.ndarray, config: TourConfig) -> tuple
         "denoise_mae_cleaned": float(np.mean(np.abs(cleaned - truth))),
         "denoise_rmse_cleaned": float(np.sqrt(np.mean((cleaned - truth) ** 2))),
     }
-    return numbers, {"tour_denoise.png": denoise_figure(X_test_noisy[:5], cleaned[:5], X_test[:5])}
-
-
-def denoise_figure(noisy: np.ndarray, cleaned: np.ndarray, original: np.ndarray) -> Figure:
-    """Noisy, cleaned and original digits side by side, one row each."""
-    side = image_side(noisy.shape[1])
-    fig, axes = plt.subplots(len(noisy), 3, figsize=(5, 1.7 * len(noisy)), squeeze=False)
-    for r in range(len(noisy)):
-        for c, (title, img) in enumerate(
-            (("noisy", noisy[r]), ("cleaned by KNN", cleaned[r]), ("original", original[r]))
-        ):
-            axes[r, c].imshow(img.reshape(side, side), cmap="binary", interpolation="nearest")
-            axes[r, c].set_axis_off()
-            if r == 0:
-                axes[r, c].set_title(title)
-    return fig
+    return numbers, {
+        "tour_denoise.png": figures.denoise_figure(X_test_noisy[:5], cleaned[:5], X_test[:5])
+    }
 
 
 #: Title and caption of each figure the tour draws, by file name.
@@ -393,7 +346,8 @@ CAPTIONS = {
     ),
     "tour_threshold.png": (
         "Precision and recall against the threshold",
-        "SGD 5-detector, decision scores from cross_val_predict (cv=3); the dotted line is the lowest threshold with at least 90% precision.",
+        "SGD 5-detector, decision scores from cross_val_predict (cv=3); the dotted line is "
+        "the lowest threshold with at least 90% precision.",
     ),
     "tour_precision_recall.png": (
         "Precision against recall",
@@ -401,7 +355,8 @@ CAPTIONS = {
     ),
     "tour_roc.png": (
         "ROC curves",
-        "The SGD and random-forest 5-detectors (forest scores: predict_proba from cross_val_predict, cv=3).",
+        "The SGD and random-forest 5-detectors (forest scores: predict_proba from "
+        "cross_val_predict, cv=3).",
     ),
     "tour_confusion_matrix.png": (
         "Confusion matrix, ten classes",
@@ -413,7 +368,8 @@ CAPTIONS = {
     ),
     "tour_3_and_5.png": (
         "3s and 5s",
-        "True 3 (top) and true 5 (bottom), classified as 3 (left) and as 5 (right) by the standardised SGD.",
+        "True 3 (top) and true 5 (bottom), classified as 3 (left) and as 5 (right) by the "
+        "standardised SGD.",
     ),
     "tour_denoise.png": (
         "Cleaning noisy digits",
@@ -425,7 +381,10 @@ CAPTIONS = {
 def run_tour(
     X: np.ndarray, y: np.ndarray, X_test: np.ndarray, config: TourConfig = TourConfig()
 ) -> tuple[dict, dict]:
-    """Every part of the chapter in order; returns all numbers (with ``seconds`` per part) and figures."""
+    """Every part of the chapter in order.
+
+    Returns all numbers (with ``seconds`` per part) and the figures by file name.
+    """
     numbers: dict = {"seconds": {}}
     figs: dict = {"tour_some_digit.png": figures.digits_grid(X[:1], y[:1], n_cols=1)}
     seconds = numbers["seconds"]

@@ -14,7 +14,7 @@ import scipy.ndimage
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import validate_data
 
-from .augment import image_side
+from .images import image_side
 
 
 class _ImageTransformer(TransformerMixin, BaseEstimator):
@@ -23,11 +23,47 @@ class _ImageTransformer(TransformerMixin, BaseEstimator):
     _verb = "transform"  # for the error on non-square rows
 
     def fit(self, X, y=None):
+        """Check the parameters and that the rows are square images; nothing is learned.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, side * side)
+            Flat square images.
+        y : ignored
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        OptionError
+            If the rows are not square images.
+        ValueError
+            If a parameter is invalid.
+        """
         X = validate_data(self, X, dtype=(np.float32, np.float64, np.uint8), reset=True)
         self._check_params(X)
         return self
 
     def transform(self, X):
+        """Transform every image.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, side * side)
+            Flat square images (float32, float64 or uint8).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, side * side), float32
+            The transformed images, flat.
+
+        Raises
+        ------
+        OptionError
+            If the rows are not square images.
+        """
         X = validate_data(self, X, dtype=(np.float32, np.float64, np.uint8), reset=False)
         side = image_side(X.shape[1], self._verb)
         images = X.astype(np.float32, copy=True).reshape(-1, side, side)
@@ -72,6 +108,8 @@ class Deskew(_ImageTransformer):
     mass moves to the image's centre. Resampling is bilinear
     (``scipy.ndimage.affine_transform``, order 1, zero outside). Blank images,
     and any without vertical extent, pass through unchanged.
+
+    It has no parameters; ``fit`` and ``transform`` are described on them.
     """
 
     _verb = "deskew"
@@ -93,9 +131,12 @@ class Deskew(_ImageTransformer):
 
 
 class GaussianBlur(_ImageTransformer):
-    """Blur each image with a Gaussian of standard deviation ``sigma`` pixels (0: unchanged).
+    """Blur each image with a Gaussian, zero outside the image (a digit on a blank page).
 
-    Zero outside the image, as for a digit on a blank page.
+    Parameters
+    ----------
+    sigma : float, default=1.0
+        Standard deviation in pixels, at least 0 (0 leaves images unchanged).
     """
 
     _verb = "blur"

@@ -2,10 +2,9 @@ import socket
 import time
 
 import dask
-import dask.array as da
 import pytest
 
-from mnistdist.cluster import compute, connect, describe, package_versions, scheduler_address
+from mnistdist.cluster import connect, describe, package_versions, scheduler_address
 from mnistdist.errors import ClusterError
 
 
@@ -44,14 +43,6 @@ def test_unreachable_scheduler_fails_fast_with_a_clear_error():
     ):
         pass
     assert time.perf_counter() - t < 15
-
-
-def test_compute_with_and_without_progress(client, capsys):
-    x = da.arange(100, chunks=10)
-    assert compute(x.sum(), label="sum")[0] == 4950
-    with dask.config.set({"mnistdist.progress": True}):
-        assert compute(x.sum(), label="summing")[0] == 4950
-    assert "summing:" in capsys.readouterr().out
 
 
 def test_package_versions():

@@ -3,7 +3,7 @@ from sklearn.decomposition import PCA
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
-from mnistdist.augment import Augment, augment_shifts
+from mnistdist.augment import AUGMENTATIONS, Augment, augment_shifts, make_copy
 from mnistdist.final import fit_predict
 from mnistdist.knn import KNNClassifier
 from mnistdist.transformers import Deskew
@@ -88,7 +88,7 @@ def test_augmented_pipeline_adds_copies_to_training_rows_only(client, digits, di
     rows = np.concatenate(
         [
             pca.transform(straight),
-            *(pca.transform(c) for c in Augment("shift8").fit(straight).copies(straight)),
+            *(pca.transform(make_copy(straight, how)) for _, how in AUGMENTATIONS["shift8"]),
         ]
     )
     ref = (

@@ -69,7 +69,7 @@ def test_bad_parameters(params, message):
         KNNClassifier(**params).fit(np.zeros((5, 2)), [0, 1, 0, 1, 0])
 
 
-def test_more_neighbours_than_samples():
+def test_more_neighbors_than_samples():
     with pytest.raises(ValueError, match=r"larger than the training set \(n_samples = 3\)"):
         KNNClassifier(n_neighbors=4).fit(np.zeros((3, 2)), [0, 1, 0])
 

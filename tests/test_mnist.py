@@ -12,7 +12,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from mnistdist import tour
 from mnistdist.data import load_dataset
-from mnistdist.search import DEFAULT_GRID, neighbour_search
+from mnistdist.search import DEFAULT_GRID, neighbors_search
 
 pytestmark = pytest.mark.slow
 #: scikit-learn 1.9.1 reproduces the book's SGD numbers exactly; other versions may drift a little.
@@ -42,7 +42,7 @@ def test_real_mnist_loads_and_checks(mnist_dir):
 def test_search_matches_sklearn_on_real_digits(client, mnist_dir):
     ds = load_dataset("mnist", data_dir=mnist_dir, train_size=6000)
     X, y = ds.X_train.compute(), ds.y_train
-    ours = neighbour_search(ds.X_train, y, cv=3)
+    ours = neighbors_search(ds.X_train, y, cv=3)
     ref = GridSearchCV(KNeighborsClassifier(), DEFAULT_GRID, cv=3, n_jobs=-1).fit(
         X.astype(np.float64), y
     )
@@ -109,7 +109,10 @@ def test_tour_detector_matches_the_book(client, mnist_dir):
 
 
 def test_best_preset_beats_the_book_on_real_digits(tmp_path, mnist_dir):
-    """The search of issue 6 on a tenth of MNIST: deskewing is chosen, and the chosen model beats the book's."""
+    """The search of issue 6 on a tenth of MNIST.
+
+    Deskewing is chosen, and the chosen model beats the book's.
+    """
     proc = mnistdist(
         "report",
         "--preset",

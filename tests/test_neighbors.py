@@ -85,13 +85,13 @@ def test_dask_version_with_excluded_rows(client, digits_arrays):
         da.from_array(Q, chunks=100),
         da.from_array(X, chunks=250),
         4,
-        name="neighbours-test",
+        name="neighbors-test",
         ref_keep=keep,
     )
     assert dist.chunks == ((100, 100, 100, 60), (4,))
     names = {key[0] for key in dict(ids.__dask_graph__())}
-    assert any(n.startswith("neighbours-test-") for n in names) and any(
-        n.startswith("merge-neighbours-test-") for n in names
+    assert any(n.startswith("neighbors-test-") for n in names) and any(
+        n.startswith("merge-neighbors-test-") for n in names
     )
     with dask.config.set(scheduler=client):
         dist, ids = dask.compute(dist, ids)

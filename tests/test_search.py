@@ -1,5 +1,6 @@
 import csv
 
+import dask
 import numpy as np
 import pytest
 from dask.utils import key_split
@@ -11,12 +12,11 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mnistdist.augment import Augment
+from mnistdist.augment import AUGMENTATIONS, Augment, make_copy
 from mnistdist.errors import OptionError
 from mnistdist.knn import KNNClassifier
-from mnistdist.neighbors import compute_kneighbors
-from mnistdist.preprocess import Preprocessing
-from mnistdist.search import DEFAULT_GRID, _fold_neighbours, neighbour_search
+from mnistdist.pipeline_tasks import Preprocessing
+from mnistdist.search import DEFAULT_GRID, _fold_neighbors, neighbors_search
 from mnistdist.transformers import Deskew
 
 
@@ -26,7 +26,7 @@ def _split_scores(cv_results, n_splits):
 
 def test_scores_equal_sklearn_grid_search(client, digits, digits_arrays):
     X, y, _, _ = digits_arrays
-    ours = neighbour_search(digits.X_train, y)
+    ours = neighbors_search(digits.X_train, y)
     ref = GridSearchCV(KNeighborsClassifier(), DEFAULT_GRID, cv=5).fit(X, y)
     assert ours.cv_results["params"] == ref.cv_results_["params"]
     np.testing.assert_allclose(
@@ -41,34 +41,34 @@ def test_scores_equal_sklearn_grid_search(client, digits, digits_arrays):
     assert ours.best_params == ref.best_params_ and ours.best_score == pytest.approx(
         ref.best_score_, abs=1e-3
     )
-    assert ours.n_neighbour_searches == 5
+    assert ours.n_neighbor_searches == 5
 
 
-def _neighbour_tasks(client, **kwargs):
+def _neighbor_tasks(client, **kwargs):
     with get_task_stream(client) as stream:
-        result = neighbour_search(**kwargs)
+        result = neighbors_search(**kwargs)
     names = [t["key"][0] if isinstance(t["key"], tuple) else t["key"] for t in stream.data]
-    return result, sum(n.startswith("neighbours-fold-") for n in names)
+    return result, sum(n.startswith("neighbors-fold-") for n in names)
 
 
-def test_candidates_share_one_neighbour_search_per_fold(client, digits):
+def test_candidates_share_one_neighbor_search_per_fold(client, digits):
     """Six candidates run exactly the neighbour tasks of one (counted by the scheduler)."""
     X, y = digits.X_train, digits.y_train
-    six, n_six = _neighbour_tasks(client, X=X, y=y, param_grid=DEFAULT_GRID, cv=4)
-    one, n_one = _neighbour_tasks(
+    six, n_six = _neighbor_tasks(client, X=X, y=y, param_grid=DEFAULT_GRID, cv=4)
+    one, n_one = _neighbor_tasks(
         client, X=X, y=y, param_grid={"n_neighbors": [5], "weights": ["uniform"]}, cv=4
     )
     assert n_six == n_one > 0
     assert (
         len(six.cv_results["params"]) == 6
-        and six.n_neighbour_searches == one.n_neighbour_searches == 4
+        and six.n_neighbor_searches == one.n_neighbor_searches == 4
     )
 
 
 def test_folds_are_sklearns_and_cv_objects_work(client, digits, digits_arrays):
     X, y, _, _ = digits_arrays
     cv = KFold(3, shuffle=True, random_state=0)
-    ours = neighbour_search(
+    ours = neighbors_search(
         digits.X_train, y, cv=cv, param_grid={"n_neighbors": [1, 2], "weights": ["uniform"]}
     )
     ref = GridSearchCV(
@@ -91,13 +91,13 @@ def test_pipeline_with_preprocessing_in_the_grid(client, digits, digits_arrays):
         "knn__n_neighbors": [1, 3],
         "knn__weights": ["uniform", "distance"],
     }
-    ours = neighbour_search(digits.X_train, y, estimator=pipe, param_grid=grid, cv=3)
+    ours = neighbors_search(digits.X_train, y, estimator=pipe, param_grid=grid, cv=3)
     ref = GridSearchCV(pipe, grid, cv=3).fit(X, y)
     assert ours.cv_results["params"] == ref.cv_results_["params"]
     np.testing.assert_allclose(
         ours.cv_results["mean_test_score"], ref.cv_results_["mean_test_score"], atol=1e-3
     )
-    assert ours.n_neighbour_searches == 2 * 3  # one per PCA setting and fold
+    assert ours.n_neighbor_searches == 2 * 3  # one per PCA setting and fold
     assert ours.best_params == ref.best_params_
 
 
@@ -110,7 +110,7 @@ def test_unsorted_user_folds(client, digits, digits_arrays):
         for train, test in KFold(3, shuffle=True, random_state=1).split(X)
     ]
     grid = {"n_neighbors": [1, 3], "weights": ["distance"]}
-    ours = neighbour_search(digits.X_train, y, cv=folds, param_grid=grid)
+    ours = neighbors_search(digits.X_train, y, cv=folds, param_grid=grid)
     ref = GridSearchCV(KNeighborsClassifier(), grid, cv=folds).fit(X, y)
     np.testing.assert_allclose(
         _split_scores(ours.cv_results, 3), _split_scores(ref.cv_results_, 3), atol=1e-3
@@ -118,7 +118,7 @@ def test_unsorted_user_folds(client, digits, digits_arrays):
 
 
 def test_cv_results_csv(tmp_path, client, digits):
-    result = neighbour_search(digits.X_train[:300], digits.y_train[:300], cv=3)
+    result = neighbors_search(digits.X_train[:300], digits.y_train[:300], cv=3)
     result.write_csv(tmp_path / "cv_results.csv")
     with open(tmp_path / "cv_results.csv") as f:
         rows = list(csv.DictReader(f))
@@ -155,17 +155,17 @@ def test_cv_results_csv(tmp_path, client, digits):
 )
 def test_bad_options_raise_option_error(digits, kwargs, message):
     with pytest.raises(OptionError, match=message):
-        neighbour_search(digits.X_train, digits.y_train, **kwargs)
+        neighbors_search(digits.X_train, digits.y_train, **kwargs)
 
 
 def _by_hand(pipe, X, y, folds, kind):
-    """The fold loop written out: fit on the training rows, add their copies, score the validation rows."""
+    """The fold loop written out: fit on training rows, add their copies, score validation rows."""
     scores = []
     for train, test in folds:
         model = clone(pipe).set_params(augment=None)
         prep = Pipeline(model.steps[:-1]).fit(X[train], y[train])
         train_rows = prep.transform(X[train])
-        copies = [prep.transform(c) for c in Augment(kind).fit(X[train]).copies(X[train])]
+        copies = [prep.transform(make_copy(X[train], how)) for _, how in AUGMENTATIONS[kind]]
         knn = clone(model.steps[-1][1]).fit(
             np.concatenate([train_rows, *copies]), np.tile(y[train], 1 + len(copies))
         )
@@ -183,7 +183,7 @@ def test_augmented_search_equals_the_fold_loop_by_hand(client, digits, digits_ar
             ("knn", KNeighborsClassifier(n_neighbors=3, weights="distance")),
         ]
     )
-    ours = neighbour_search(
+    ours = neighbors_search(
         digits.X_train, y, estimator=pipe, param_grid={"knn__n_neighbors": [3]}, cv=3
     )
     folds = ours.folds
@@ -199,7 +199,7 @@ def test_copies_of_an_image_never_cross_a_split(client, digits):
     folds = [(tr, te) for tr, te in KFold(3, shuffle=True, random_state=0).split(np.zeros(n))]
     prep = Preprocessing(augment=Augment("shift8+rotate").fit(np.zeros((1, 64))))
     for (train, test), (dist, ids) in zip(
-        folds, compute_kneighbors(*_fold_neighbours(X, y, prep, folds, 30, "")), strict=False
+        folds, dask.compute(*_fold_neighbors(X, y, prep, folds, 30, "")), strict=False
     ):
         assert ids.max() >= n  # copies are there...
         source = ids % n
@@ -210,7 +210,10 @@ def test_copies_of_an_image_never_cross_a_split(client, digits):
 
 
 def test_augmented_grid_shares_deskewing(client, digits):
-    """Deskewing runs once for all folds and groups; candidates differing in KNN params share each group's search."""
+    """Deskewing runs once for all folds and groups.
+
+    Candidates differing in KNN params share each group's search.
+    """
     pipe = Pipeline(
         [
             ("deskew", Deskew()),
@@ -226,7 +229,7 @@ def test_augmented_grid_shares_deskewing(client, digits):
     }
     X = digits.X_train
     with get_task_stream(client) as stream:
-        result = neighbour_search(X, digits.y_train, estimator=pipe, param_grid=grid, cv=3)
+        result = neighbors_search(X, digits.y_train, estimator=pipe, param_grid=grid, cv=3)
     prefixes = [key_split(t["key"]) for t in stream.data]
     deskew = [t["key"] for t in stream.data if "deskew" in key_split(t["key"])]
     # One deskewed array (Dask may fuse a chunk's load into its deskew task and alias it),
@@ -238,4 +241,4 @@ def test_augmented_grid_shares_deskewing(client, digits):
     assert {f"augment-{d}" for d in ("left", "right", "up", "down")} <= {
         p.split("-concatenate")[0] for p in prefixes
     }
-    assert result.n_neighbour_searches == 2 * 3 and len(result.cv_results["params"]) == 8
+    assert result.n_neighbor_searches == 2 * 3 and len(result.cv_results["params"]) == 8

@@ -9,7 +9,7 @@ from sklearn.preprocessing import StandardScaler
 from mnistdist.augment import Augment, shift_images
 from mnistdist.errors import OptionError
 from mnistdist.knn import KNNClassifier
-from mnistdist.preprocess import (
+from mnistdist.pipeline_tasks import (
     Preprocessing,
     apply_stateless_before,
     fit_preprocessing,

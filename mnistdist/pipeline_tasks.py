@@ -40,7 +40,7 @@ class Preprocessing:
 
     @classmethod
     def from_steps(cls, steps: list[tuple[str, object]]) -> Preprocessing | None:
-        """Split a pipeline's steps; ``None`` when there is nothing to do ("passthrough" steps dropped)."""
+        """Split a pipeline's steps; None when there is nothing to do ("passthrough" dropped)."""
         steps = [(n, s) for n, s in steps if s is not None and s != "passthrough"]
         at = [i for i, (_, s) in enumerate(steps) if isinstance(s, Augment)]
         if len(at) > 1:
@@ -103,14 +103,16 @@ def split_pipeline(estimator: BaseEstimator) -> tuple[Preprocessing | None, str,
     params = knn.get_params(deep=False) if hasattr(knn, "get_params") else {}
     if not all(p in params for p in KNN_PARAMS):
         raise OptionError(
-            f"the last step must be a k-nearest-neighbours classifier with {' and '.join(KNN_PARAMS)}, got {type(knn).__name__}"
+            "the last step must be a k-nearest-neighbours classifier with "
+            f"{' and '.join(KNN_PARAMS)}, got {type(knn).__name__}"
         )
     if (
         params.get("metric", "minkowski") not in ("minkowski", "euclidean")
         or params.get("p", 2) != 2
     ):
         raise OptionError(
-            "the neighbour search is Euclidean: the classifier's metric must be euclidean (minkowski, p=2)"
+            "the neighbour search is Euclidean: the classifier's metric must be euclidean "
+            "(minkowski, p=2)"
         )
     if prep is not None and prep.augment is not None:
         check_augmentation(prep.augment.kind)
@@ -185,7 +187,7 @@ def transform_blocks(fitted: Preprocessing, X: da.Array, *, name: str = "preproc
 
 
 def reference_blocks(fitted: Preprocessing, X: da.Array, *, name: str = "preprocess") -> da.Array:
-    """The reference rows for a neighbour search: ``X`` preprocessed, followed by its augmented copies.
+    """The reference rows for a neighbor search: ``X`` preprocessed, then its augmented copies.
 
     ``X``'s ``n`` rows come first, then ``n`` rows per copy, each copy in
     ``X``'s row order: row ``j`` of the result is a version of image ``j % n``.

@@ -20,11 +20,15 @@ BOOK_PLAIN, BOOK_AUGMENTED, BOOK_CV = 0.9714, 0.9763, 0.9716
 
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1000px; margin: 2em auto; padding: 0 1em; color: #222; }
+body { font-family: system-ui, sans-serif; max-width: 1000px; margin: 2em auto; padding: 0 1em;
+       color: #222; }
 h1 { margin-bottom: 0.2em; } .sub { color: #666; margin-top: 0; }
-table { border-collapse: collapse; margin: 0.8em 0; } td, th { border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }
-th { background: #f3f3f3; } td.l, th.l { text-align: left; } tr.best { background: #eaf6ea; font-weight: 600; }
-.big { font-size: 1.3em; } figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+table { border-collapse: collapse; margin: 0.8em 0; }
+td, th { border: 1px solid #ccc; padding: 0.3em 0.7em; text-align: right; }
+th { background: #f3f3f3; } td.l, th.l { text-align: left; }
+tr.best { background: #eaf6ea; font-weight: 600; }
+.big { font-size: 1.3em; } figure { margin: 1.2em 0; }
+figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.92em; } code { background: #f5f5f5; padding: 0 0.2em; }
 """
 
@@ -52,7 +56,8 @@ def _table(
 def _figure(fig: FigureRef) -> str:
     return (
         f'<figure><img src="{html.escape(fig.filename)}" alt="{html.escape(fig.title)}">'
-        f"<figcaption><b>{html.escape(fig.title)}.</b> {html.escape(fig.caption)}</figcaption></figure>"
+        f"<figcaption><b>{html.escape(fig.title)}.</b> {html.escape(fig.caption)}</figcaption>"
+        "</figure>"
     )
 
 
@@ -85,16 +90,11 @@ def _figures(figures: dict, *keys: str) -> str:
     return "".join(_figure(FigureRef(**figures[k])) for k in chosen if k in figures)
 
 
-def _search_sections(metrics: dict) -> list[str]:
-    search = metrics["search"]
-    data = metrics["data"]
-    best = metrics["best_params"]
-    figures = metrics.get("figures", {})
-    mnist = data["dataset"] == "mnist"
-    chosen = metrics.get("chosen")
-    book_knn = metrics.get("book_params", best)
+def _accuracy_rows(metrics: dict, mnist: bool) -> list[list]:
+    data, chosen = metrics["data"], metrics.get("chosen")
+    book_knn = metrics.get("book_params", metrics["best_params"])
     knn_text = ", ".join(f"{k}={v!r}" for k, v in sorted(book_knn.items()))
-    acc_rows = [
+    rows = [
         [
             f"KNN({knn_text}) on the training set",
             data["n_train"],
@@ -109,7 +109,7 @@ def _search_sections(metrics: dict) -> list[str]:
         ],
     ]
     if chosen:
-        acc_rows.append(
+        rows.append(
             [
                 "the pipeline chosen by cross-validation",
                 chosen["n_train"],
@@ -117,62 +117,107 @@ def _search_sections(metrics: dict) -> list[str]:
                 "-",
             ]
         )
-        headline = (
-            f'<p class="big">Test accuracy <b>{metrics["test_accuracy_chosen"]:.2%}</b> with the pipeline chosen by '
-            f"cross-validation ({data['n_test']} test images, never seen by the search; the book's two models, "
-            "whose parameters are fixed in advance, are evaluated on them beside it).</p>"
-        )
-        beyond = [
-            "<h2>Beyond the book</h2>",
-            "<p>The search tried deskewing, Gaussian blur, augmentation of the training folds (the book's four one-pixel shifts, eight-way "
-            "shifts, two-pixel shifts, small rotations, shifts and rotations together), a cosine distance (rows normalised) and "
-            "PCA sizes, with the KNN's parameters. Copies of an image are only ever added to the training side of a fold, "
-            "never to the fold that scores them. The chosen pipeline, refit on all training images:</p>",
-            "<ol>"
-            + "".join(f"<li><code>{html.escape(step)}</code></li>" for step in chosen["steps"])
-            + "</ol>",
-            _figures(figures, "deskew", "wrong"),
-        ]
-    else:
-        headline = (
+    return rows
+
+
+_BEYOND = (
+    "<p>The search tried deskewing, Gaussian blur, augmentation of the training folds (the "
+    "book's four one-pixel shifts, eight-way shifts, two-pixel shifts, small rotations, shifts "
+    "and rotations together), a cosine distance (rows normalised) and PCA sizes, with the KNN's "
+    "parameters. Copies of an image are only ever added to the training side of a fold, never "
+    "to the fold that scores them. The chosen pipeline, refit on all training images:</p>"
+)
+
+
+def _headline(metrics: dict) -> tuple[str, list[str]]:
+    """The headline accuracy, and the 'beyond the book' section when a pipeline was chosen."""
+    n_test, chosen = metrics["data"]["n_test"], metrics.get("chosen")
+    if not chosen:
+        best = ", ".join(f"{k}={v!r}" for k, v in sorted(metrics["best_params"].items()))
+        return (
             f'<p class="big">Test accuracy <b>{metrics["test_accuracy_augmented"]:.2%}</b> with '
-            f"<code>KNeighborsClassifier({html.escape(', '.join(f'{k}={v!r}' for k, v in sorted(best.items())))})</code> "
-            f"on the shift-augmented training set ({data['n_test']} test images, never seen by the search).</p>"
-        )
-        beyond = []
-    cand_rows = [
+            f"<code>KNeighborsClassifier({html.escape(best)})</code> on the shift-augmented "
+            f"training set ({n_test} test images, never seen by the search).</p>"
+        ), []
+    headline = (
+        f'<p class="big">Test accuracy <b>{metrics["test_accuracy_chosen"]:.2%}</b> with the '
+        f"pipeline chosen by cross-validation ({n_test} test images, never seen by the search; "
+        "the book's two models, whose parameters are fixed in advance, are evaluated on them "
+        "beside it).</p>"
+    )
+    steps = "".join(f"<li><code>{html.escape(step)}</code></li>" for step in chosen["steps"])
+    beyond = [
+        "<h2>Beyond the book</h2>",
+        _BEYOND,
+        f"<ol>{steps}</ol>",
+        _figures(metrics.get("figures", {}), "deskew", "wrong"),
+    ]
+    return headline, beyond
+
+
+def _grid_section(metrics: dict, mnist: bool) -> list[str]:
+    search = metrics["search"]
+    rows = [
         [", ".join(f"{k}={v}" for k, v in sorted(p.items())), f"{m:.4f}", f"{s:.4f}"]
         for p, m, s in zip(
             search["params"], search["mean_test_score"], search["std_test_score"], strict=False
         )
     ]
-    seconds = [[phase.replace("_", " "), f"{s:.1f}"] for phase, s in metrics["seconds"].items()]
-    workers = [
-        [w["address"], w["threads"], w.get("memory_limit") or "-"]
-        for w in metrics["cluster"]["workers"]
+    return [
+        "<h2>Grid search</h2>",
+        f"<p>{search['n_splits']}-fold cross-validation on the {metrics['data']['n_train']} "
+        f"training images, {search['n_candidates']} candidates from "
+        f"{search['n_neighbour_searches']} neighbour searches (one per fold and preprocessing "
+        "setting: candidates that differ only in the KNN's parameters share them). Best mean "
+        f"CV accuracy {search['best_score']:.4f}"
+        + (f" (book: {BOOK_CV:.4f})." if mnist else ".")
+        + "</p>",
+        _figures(metrics.get("figures", {}), "search"),
+        _table(
+            ["candidate", "mean CV accuracy", "std"],
+            rows,
+            best_row=search["params"].index(metrics["best_params"]),
+        ),
     ]
-    peaks = metrics["cluster"].get("peak_memory_bytes", {})
-    for row in workers:
-        row.append(f"{peaks[row[0]] / 2**20:.0f} MiB" if row[0] in peaks else "-")
+
+
+def _run_section(metrics: dict) -> list[str]:
+    cluster = metrics["cluster"]
+    seconds = [[phase.replace("_", " "), f"{s:.1f}"] for phase, s in metrics["seconds"].items()]
+    peaks = cluster.get("peak_memory_bytes", {})
+    workers = [
+        [
+            w["address"],
+            w["threads"],
+            w.get("memory_limit") or "-",
+            f"{peaks[w['address']] / 2**20:.0f} MiB" if w["address"] in peaks else "-",
+        ]
+        for w in cluster["workers"]
+    ]
     versions = [[name, v] for name, v in sorted(metrics["versions"].items())]
+    return [
+        "<h2>Run</h2>",
+        _table(["phase", "seconds"], seconds),
+        f"<p>Cluster: scheduler <code>{html.escape(cluster['scheduler'])}</code>, "
+        f"{len(cluster['workers'])} workers. Dask's task-level profile of this run: "
+        '<a href="dask-report.html">dask-report.html</a>.</p>',
+        _table(["worker", "threads", "memory limit", "peak memory"], workers),
+        _table(["package", "version"], versions),
+    ]
+
+
+def _search_sections(metrics: dict) -> list[str]:
+    figures = metrics.get("figures", {})
+    mnist = metrics["data"]["dataset"] == "mnist"
+    chosen = metrics.get("chosen")
     pair = metrics["most_confused_pair"]
+    headline, beyond = _headline(metrics)
     return [
         "<h2>Result</h2>",
         headline,
-        _table(["model", "training rows", "test accuracy", "book"], acc_rows),
+        _table(["model", "training rows", "test accuracy", "book"], _accuracy_rows(metrics, mnist)),
         *beyond,
-        "<h2>Grid search</h2>",
-        f"<p>{search['n_splits']}-fold cross-validation on the {data['n_train']} training images, "
-        f"{search['n_candidates']} candidates from {search['n_neighbour_searches']} neighbour searches "
-        f"(one per fold and preprocessing setting: candidates that differ only in the KNN's parameters share them). Best mean CV accuracy {search['best_score']:.4f}"
-        + (f" (book: {BOOK_CV:.4f})." if mnist else ".")
-        + "</p>",
-        _figures(figures, "search"),
-        _table(
-            ["candidate", "mean CV accuracy", "std"],
-            cand_rows,
-            best_row=search["params"].index(best),
-        ),
+        *_grid_section(metrics, mnist),
         f"<h2>Error analysis ({'chosen' if chosen else 'augmented'} model, test set)</h2>",
         f"<p>The most confused pair is <b>{pair[0]} and {pair[1]}</b>.</p>",
         _figures(
@@ -185,17 +230,13 @@ def _search_sections(metrics: dict) -> list[str]:
         ),
         "<h2>Data</h2>",
         _figures(figures, "samples", "shifts"),
-        "<h2>Run</h2>",
-        _table(["phase", "seconds"], seconds),
-        f"<p>Cluster: scheduler <code>{html.escape(metrics['cluster']['scheduler'])}</code>, "
-        f"{len(metrics['cluster']['workers'])} workers. Dask's task-level profile of this run: "
-        '<a href="dask-report.html">dask-report.html</a>.</p>',
-        _table(["worker", "threads", "memory limit", "peak memory"], workers),
-        _table(["package", "version"], versions),
+        *_run_section(metrics),
     ]
 
 
 def _tour_sections(tour: dict) -> list[str]:
+    source = tour.get("data", {}).get("source", "")
+    sklearn = tour.get("versions", {}).get("scikit-learn", "?")
     mnist = tour.get("data", {}).get("dataset") == "mnist"
     rows = [
         [key, _fmt(value), _fmt(BOOK_TOUR[key]) if mnist else "-"]
@@ -210,9 +251,10 @@ def _tour_sections(tour: dict) -> list[str]:
     seconds = [[part, f"{s:.1f}"] for part, s in tour["seconds"].items()]
     return [
         '<h2 id="tour">Classification tour</h2>',
-        "<p>The chapter's other experiments, with every cross-validation run on the cluster: a 5-detector and its "
-        "precision/recall trade-off, ROC curves, multiclass strategies, error analysis, multilabel and multioutput "
-        f"classification ({html.escape(tour.get('data', {}).get('source', ''))}, scikit-learn {html.escape(tour.get('versions', {}).get('scikit-learn', '?'))}).</p>",
+        "<p>The chapter's other experiments, with every cross-validation run on the cluster: "
+        "a 5-detector and its precision/recall trade-off, ROC curves, multiclass strategies, "
+        "error analysis, multilabel and multioutput classification "
+        f"({html.escape(source)}, scikit-learn {html.escape(sklearn)}).</p>",
         _table(["number", "mnistdist", "book"], rows),
         _figures(tour.get("figures", {})),
         _table(["number", "value"], other),
@@ -221,21 +263,23 @@ def _tour_sections(tour: dict) -> list[str]:
 
 
 def render(metrics: dict | None = None, tour: dict | None = None) -> str:
-    """The report's HTML from ``metrics.json`` (the main job) and ``tour.json`` (the tour), either or both."""
+    """The report's HTML from ``metrics.json`` (the main job), ``tour.json`` (the tour) or both."""
     generated = (metrics or tour or {}).get("generated") or datetime.datetime.now(
         datetime.UTC
     ).isoformat(timespec="seconds")
     data = (metrics or tour or {}).get("data", {})
     sections = [
         "<h1>mnistdist report</h1>",
-        f'<p class="sub">{html.escape(data.get("dataset", ""))} from {html.escape(data.get("source", ""))}, generated {html.escape(generated)}</p>',
+        f'<p class="sub">{html.escape(data.get("dataset", ""))} from '
+        f"{html.escape(data.get('source', ''))}, generated {html.escape(generated)}</p>",
     ]
     if metrics:
         sections += _search_sections(metrics)
     if tour:
         sections += _tour_sections(tour)
     body = "\n".join(sections)
-    return f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>mnistdist report</title><style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n'
+    head = f'<meta charset="utf-8"><title>mnistdist report</title><style>{_STYLE}</style>'
+    return f'<!doctype html>\n<html lang="en"><head>{head}</head>\n<body>\n{body}\n</body></html>\n'
 
 
 def write_report(out_dir: str | os.PathLike) -> pathlib.Path:

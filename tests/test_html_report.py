@@ -1,6 +1,6 @@
 import json
 
-from mnistdist.report import render, write_report
+from mnistdist.html_report import render, write_report
 
 
 def _metrics(dataset="mnist"):

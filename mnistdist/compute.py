@@ -1,0 +1,262 @@
+"""Running Dask graphs on the current client, and reporting their progress.
+
+:func:`compute_each` and :func:`compute` run collections on the current
+``distributed`` client (or Dask's default scheduler without one), cancel
+what is left if anything fails or the user presses Ctrl-C, and turn a lost
+scheduler into a :class:`~mnistdist.errors.ClusterError`.
+
+Progress
+--------
+The library never prints. With the ``mnistdist.progress`` setting on (in
+dask.config; the jobs turn it on unless ``--quiet``), each computation is
+reported on the ``mnistdist.progress`` logger: one INFO record when it
+starts and one when it ends, with its elapsed time. An application shows
+them by giving that logger a handler, for example with
+:func:`show_progress`. When standard output is a terminal, distributed's
+progress bar is drawn there between the two records; when it is redirected
+to a file, it is not, so a log holds two lines per phase rather than the
+bar's ten carriage-return updates a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
+from typing import TextIO
+
+import dask
+import dask.array as da
+import numpy as np
+from distributed import Client, as_completed, get_client, progress
+from distributed.comm.core import CommClosedError
+
+from . import config
+from .errors import ClusterError
+from .journal import Journal, journal_key
+
+log = logging.getLogger(__name__)
+#: Where computations report their start and end (see the module docstring).
+progress_log = logging.getLogger("mnistdist.progress")
+
+
+def current_client() -> Client | None:
+    """The current ``distributed`` client, or None when there is none."""
+    try:
+        return get_client()
+    except ValueError:
+        return None
+
+
+def show_progress(stream: TextIO) -> None:
+    """Show the ``mnistdist.progress`` records on ``stream``, one plain line each.
+
+    For applications (the jobs call it); calling it again changes the
+    stream rather than adding a second handler.
+
+    Parameters
+    ----------
+    stream : text stream
+        Where the lines go, for example ``sys.stdout``.
+    """
+    for handler in [h for h in progress_log.handlers if getattr(h, "_mnistdist", False)]:
+        progress_log.removeHandler(handler)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler._mnistdist = True  # type: ignore[attr-defined]
+    progress_log.addHandler(handler)
+    progress_log.setLevel(logging.INFO)
+    progress_log.propagate = False
+
+
+def _on_terminal() -> bool:
+    """Whether standard output, where distributed draws its bar, is a terminal."""
+    isatty = getattr(sys.stdout, "isatty", None)
+    return bool(isatty and isatty())
+
+
+@contextlib.contextmanager
+def _reported(label: str, futures: list) -> Iterator[None]:
+    """Report the block's computation on the progress logger, with a bar on a terminal."""
+    if not config.get("progress"):
+        yield
+        return
+    progress_log.info("%s: started", label)
+    start = time.perf_counter()
+    bar = None
+    if futures and _on_terminal():
+        bar = threading.Thread(
+            target=progress, args=futures, kwargs={"notebook": False}, daemon=True
+        )
+        bar.start()
+    outcome = "stopped after"
+    try:
+        yield
+        outcome = "done in"
+    finally:
+        if bar is not None:
+            bar.join(timeout=2)
+        progress_log.info("%s: %s %.1f s", label, outcome, time.perf_counter() - start)
+
+
+def _compute_locally(items: dict[str, tuple], on_done) -> dict[str, tuple]:
+    results: dict[str, tuple] = {}
+    for name, collections in items.items():
+        results[name] = dask.compute(*collections)
+        if on_done is not None:
+            on_done(name, results[name])
+    return results
+
+
+def _gather_groups(groups: dict[str, list], on_done) -> dict[str, tuple]:
+    """Each group's results the moment its last future completes, handed to ``on_done``."""
+    owner = {id(f): name for name, futures in groups.items() for f in futures}
+    remaining = {name: len(futures) for name, futures in groups.items()}
+    results: dict[str, tuple] = {}
+    for future in as_completed([f for futures in groups.values() for f in futures]):
+        name = owner[id(future)]
+        remaining[name] -= 1
+        if remaining[name] == 0:
+            results[name] = tuple(f.result() for f in groups[name])
+            if on_done is not None:
+                on_done(name, results[name])
+    return results
+
+
+def _cancel_and_explain(client: Client, futures: list, exc: BaseException) -> None:
+    """Cancel what is still running; raise :class:`ClusterError` if the scheduler was lost."""
+    if client.status == "running":
+        with contextlib.suppress(Exception):
+            client.cancel(futures)
+    if isinstance(exc, (CancelledError, CommClosedError)) or (
+        isinstance(exc, OSError) and client.status != "running"
+    ):
+        raise ClusterError(
+            f"lost the connection to the Dask scheduler at {client.scheduler.address} "
+            f"({type(exc).__name__})"
+        ) from None
+
+
+def compute_each(
+    items: dict[str, tuple], *, label: str, on_done: Callable[[str, tuple], None] | None = None
+) -> dict[str, tuple]:
+    """Compute named groups of collections, handing each group to ``on_done`` as it finishes.
+
+    On a distributed client every group runs at once as futures, and a
+    group's results are passed on the moment its last future completes (so
+    the caller can save them before the rest is done). Progress is reported
+    as the module docstring says.
+
+    Parameters
+    ----------
+    items : dict of str to tuple of Dask collections
+        The groups, by name.
+    label : str
+        What the computation is, for the progress lines and the log.
+    on_done : callable ``(name, results)``, optional
+        Called with each group's computed results as soon as they are all in.
+
+    Returns
+    -------
+    dict of str to tuple
+        Each group's computed results, by name.
+
+    Raises
+    ------
+    ClusterError
+        If the connection to the scheduler is lost; every future still
+        running is cancelled first, as it is on any failure or Ctrl-C.
+    """
+    log.info("%s: computing %d groups", label, len(items))
+    client = current_client()
+    if client is None:
+        with _reported(label, []):
+            return _compute_locally(items, on_done)
+    groups = {name: client.compute(list(collections)) for name, collections in items.items()}
+    everything = [f for futures in groups.values() for f in futures]
+    try:
+        with _reported(label, everything):
+            return _gather_groups(groups, on_done)
+    except BaseException as exc:
+        _cancel_and_explain(client, everything, exc)
+        raise
+
+
+def compute(*collections, label: str = "compute") -> tuple:
+    """``dask.compute`` on the current client, reported as :func:`compute_each` reports.
+
+    Parameters
+    ----------
+    *collections : Dask collections
+        What to compute.
+    label : str, default="compute"
+        What the computation is, for the progress lines.
+
+    Returns
+    -------
+    tuple
+        The computed results, in order.
+
+    Raises
+    ------
+    ClusterError
+        If the connection to the scheduler is lost.
+    """
+    return compute_each({label: collections}, label=label)[label]
+
+
+@dataclasses.dataclass
+class Neighbors:
+    """One finished neighbour search, and whether it came from the journal."""
+
+    dist: np.ndarray
+    ids: np.ndarray
+    loaded: bool = False
+
+
+def compute_journaled(
+    lazy: list[tuple[da.Array, da.Array]], journal: Journal | None, *, label: str
+) -> list[Neighbors]:
+    """Compute lazy ``(dist, ids)`` neighbour searches on the cluster, through the journal.
+
+    Those the journal holds are read back; the others are computed
+    together and each is saved the moment it finishes.
+    """
+    keys = [journal_key(dist) for dist, _ in lazy]
+    found = {key: journal.get(key) for key in keys} if journal is not None else {}
+    todo = {key: pair for key, pair in zip(keys, lazy, strict=False) if found.get(key) is None}
+
+    def save(key: str, result: tuple) -> None:
+        if journal is not None:
+            journal.put(key, *result, label=key.split("-distances-")[0])
+
+    computed = compute_each(todo, label=label, on_done=save)
+    out = []
+    for key in keys:
+        if key in computed:
+            out.append(Neighbors(*computed[key]))
+        else:
+            out.append(Neighbors(*found[key], loaded=True))
+    if journal is not None and len(todo) < len(keys):
+        log.info("%s: %d of %d read from the journal", label, len(keys) - len(todo), len(keys))
+    return out
+
+
+def _peak_memory_probe():
+    # A closure, so it is pickled by value for workers without mnistdist.
+    def probe(dask_worker=None):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+    return probe
+
+
+def peak_memory(client: Client) -> dict[str, int]:
+    """Each worker process's peak resident memory so far, in bytes, by address."""
+    return client.run(_peak_memory_probe())
