@@ -13,7 +13,8 @@ reported on the ``mnistdist.progress`` logger: one INFO record when it
 starts and one when it ends, with its elapsed time. An application shows
 them by giving that logger a handler, for example with
 :func:`show_progress`. When standard output is a terminal, distributed's
-progress bar is drawn there between the two records; when it is redirected
+progress bar is drawn there between the two records (in a Jupyter notebook
+too); when it is redirected
 to a file, it is not, so a log holds two lines per phase rather than the
 bar's ten carriage-return updates a second.
 """
@@ -75,9 +76,13 @@ def show_progress(stream: TextIO) -> None:
 
 
 def _on_terminal() -> bool:
-    """Whether standard output, where distributed draws its bar, is a terminal."""
+    """Whether a person watches standard output, where distributed draws its bar.
+
+    A terminal, or a Jupyter kernel's output stream (a notebook redraws the
+    bar in place); not a file or a pipe.
+    """
     isatty = getattr(sys.stdout, "isatty", None)
-    return bool(isatty and isatty())
+    return bool(isatty and isatty()) or type(sys.stdout).__module__.startswith("ipykernel")
 
 
 @contextlib.contextmanager

@@ -61,7 +61,7 @@ def test_notebook_shows_the_client_widget_and_dashboard_link(executed):
 
 
 def test_notebook_shows_progress_figures_and_results(executed):
-    search = _text(_cell(executed, "neighbour_search(dataset.X_train"))
+    search = _text(_cell(executed, "neighbors_search(dataset.X_train"))
     assert "Completed" in search  # the progress bar of the neighbour tasks
     assert "mean CV accuracy 0.9" in search
     for source in ("search_heatmap(cv", "error_figure(np.array"):
