@@ -15,6 +15,7 @@ from Dask's own ``distributed.comm.tls`` settings.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -28,12 +29,14 @@ from concurrent.futures import CancelledError
 import dask
 import dask.config
 from dask.utils import parse_timedelta
-from distributed import Client, LocalCluster, as_completed, get_client, progress
+from distributed import Client, LocalCluster, SpecCluster, as_completed, get_client, progress
 from distributed.comm.core import CommClosedError
 from distributed.security import Security
 
 from . import config
+from .addresses import TLS_ENV, check_scheduler_address
 from .errors import ClusterError
+from .interrupts import children_ignore_interrupts
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,6 @@ PACKAGES = (
 #: Those that must agree between the client and every process of the cluster:
 #: tasks are pickled by one and run by the other.
 MUST_AGREE = ("python", "dask", "distributed", "dask-ml", "scikit-learn", "numpy", "scipy")
-TLS_ENV = ("MNISTDIST_TLS_CA_FILE", "MNISTDIST_TLS_CERT", "MNISTDIST_TLS_KEY")
 
 
 def package_versions() -> dict[str, str]:
@@ -170,19 +172,45 @@ def connect(
     n_workers: int | None = None,
     threads_per_worker: int = 1,
     memory_limit: str | None = "auto",
-    dashboard_address: str = ":8787",
+    dashboard_address: str | None = None,
     timeout: str | float | None = None,
+    worker_log: str | os.PathLike | None = None,
 ) -> Iterator[Client]:
     """A ``Client`` on the given scheduler, or on a new ``LocalCluster``; closed on exit.
 
-    The neighbour search is BLAS-bound, so the embedded cluster uses one
-    single-threaded worker process per core. A remote scheduler that does
-    not answer within ``timeout`` (default ``mnistdist.connect-timeout``)
-    raises :class:`ClusterError`; so does one that refuses the connection
-    (a TLS scheduler asked over plain TCP, for example).
+    Parameters
+    ----------
+    address : str, optional
+        Scheduler address; default ``DASK_SCHEDULER_ADDRESS``, else an embedded cluster.
+    n_workers, threads_per_worker, memory_limit
+        The embedded cluster's worker processes (default: one single-threaded
+        process per core, as the neighbour search is BLAS-bound).
+    dashboard_address : str, optional
+        The embedded cluster's dashboard (default ``mnistdist.dashboard-address``,
+        loopback only: the dashboard shows task names and data sizes to anyone
+        who reaches it).
+    timeout : str or float, optional
+        How long to wait for a remote scheduler (default ``mnistdist.connect-timeout``).
+    worker_log : path, optional
+        A file for the embedded cluster's processes' stderr (their warnings
+        and log lines), instead of the terminal.
+
+    Raises
+    ------
+    OptionError
+        For an address no job can connect to (checked before trying).
+    ClusterError
+        For a scheduler that does not answer within ``timeout`` or refuses the
+        connection (a TLS scheduler asked over plain TCP, for example).
+
+    Notes
+    -----
+    The embedded cluster's processes ignore SIGINT (see
+    :mod:`mnistdist.interrupts`): Ctrl-C reaches the client, which closes them.
     """
     address = scheduler_address(address)
     if address:
+        check_scheduler_address(address)
         seconds = parse_timedelta(timeout if timeout is not None else config.get("connect-timeout"))
         try:
             client = Client(address, timeout=seconds, set_as_default=True, security=tls_security())
@@ -193,18 +221,36 @@ def connect(
         with client:
             yield client
         return
-    n_workers = n_workers or os.cpu_count() or 1
-    with (
-        LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=threads_per_worker,
-            processes=True,
-            memory_limit=memory_limit,
-            dashboard_address=dashboard_address,
-        ) as cluster,
-        Client(cluster, set_as_default=True) as client,
-    ):
+    cluster = None
+    try:
+        with children_ignore_interrupts(worker_log):
+            cluster = LocalCluster(
+                n_workers=n_workers or os.cpu_count() or 1,
+                threads_per_worker=threads_per_worker,
+                processes=True,
+                memory_limit=memory_limit,
+                dashboard_address=dashboard_address or config.get("dashboard-address"),
+            )
+    except BaseException:
+        if cluster is not None:  # Ctrl-C held back during the start arrives here
+            _close_quietly(cluster)
+        raise
+    with cluster, Client(cluster, set_as_default=True) as client:
         yield client
+
+
+def _close_quietly(cluster: SpecCluster) -> None:
+    with contextlib.suppress(BaseException):
+        cluster.close(timeout=10)
+    SpecCluster._instances.discard(cluster)
+
+
+@atexit.register  # registered after distributed's own, so it runs first
+def _close_clusters_quietly() -> None:
+    """Close clusters a Ctrl-C left open before Distributed's exit hook does, without its tracebacks."""
+    for cluster in list(SpecCluster._instances):
+        if getattr(cluster, "shutdown_on_close", False):
+            _close_quietly(cluster)
 
 
 def describe(client: Client) -> dict:

@@ -119,7 +119,7 @@ def test_saved_model_predicts_like_the_cluster(report_run, digits_arrays):
     assert [int(r["true"]) for r in rows] == list(y_test)
     model = joblib.load(out / "model.joblib")
     np.testing.assert_array_equal(model.predict(Q), [int(r["augmented"]) for r in rows])
-    assert model.get_params()["n_neighbors"] == 4
+    assert model[-1].get_params()["n_neighbors"] == 4
 
 
 def test_rerun_refuses_to_overwrite(report_run):
