@@ -13,8 +13,8 @@ previous one until the new one has finished, then the new one.
 * An interrupted or failed run leaves its staging folder, and the journal of
   finished work in it, where ``resume`` continues it. A run that finished
   nothing leaves nothing behind.
-* ``resume`` continues the staging folder; with none, it starts from the
-  results folder as it is, reusing its journal.
+* ``resume`` continues the staging folder; with none, it starts a new run
+  that reuses the results folder's journal (and replaces the folder whole).
 * ``overwrite`` discards an unfinished staging folder too.
 """
 
@@ -153,7 +153,9 @@ def begin(
     try:
         if not staging.exists():
             staging.mkdir()
-            if out.is_dir() and not overwrite:
+            if found and resume and (out / JOURNAL).is_file():  # replaced whole, reusing its work
+                shutil.copy2(out / JOURNAL, staging / JOURNAL)
+            elif out.is_dir() and not found:  # joining a folder of other jobs' results
                 _copy_into(out, staging)
         with tempfile.TemporaryFile(dir=staging):  # os.access says yes to root on a read-only mount
             pass
