@@ -335,11 +335,15 @@ def preflight(args: argparse.Namespace) -> None:
             f"--workers {args.workers}: more than {MAX_WORKERS_PER_CORE} worker processes per core ({cores} cores)"
         )
     staging.check_out(args.out)
+    if args.data is not None and not args.data.strip():  # "" would mean: download from OpenML
+        raise OptionError("--data is empty: name the folder of the MNIST IDX files")
     dataset = load_dataset(args.dataset, data_dir=args.data, train_size=args.train_size)
     if getattr(args, "cv", None) is None:
         return
     folds = cv_folds(args.cv, dataset.y_train)
     grid = preset_from_args(args, dataset.X_train.shape[1]).param_grid
+    if not isinstance(grid, dict):  # a preset's own grid: its sizes depend on its augmentations
+        return
     smallest_train = min(len(train) for train, _ in folds)
     k_max = max(grid.get("n_neighbors", [1]))
     if k_max > smallest_train:
@@ -382,11 +386,20 @@ def _job_logging(verbose: bool) -> Iterator[None]:
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     logging.getLogger("mnistdist").setLevel(logging.INFO)
     routed = {}
-    for name in ("distributed", "bokeh", "tornado"):
+    # Distributed gives some loggers (per its "logging" setting) stderr handlers of their own.
+    names = [
+        name
+        for name, logger in logging.root.manager.loggerDict.items()
+        if name.split(".")[0] in ("distributed", "bokeh", "tornado")
+        and isinstance(logger, logging.Logger)
+        and (logger.handlers or name in ("distributed", "bokeh", "tornado"))
+    ]
+    for name in {"distributed", "bokeh", "tornado", *names}:
         logger = logging.getLogger(name)
         routed[name] = (logger.level, list(logger.handlers), logger.propagate)
         logger.handlers, logger.propagate = [], True
-        logger.setLevel(logging.WARNING)
+        if name in ("distributed", "bokeh", "tornado"):
+            logger.setLevel(logging.WARNING)
     logging.captureWarnings(True)
     try:
         yield
@@ -396,6 +409,10 @@ def _job_logging(verbose: bool) -> Iterator[None]:
             logger = logging.getLogger(name)
             logger.setLevel(level)
             logger.handlers, logger.propagate = handlers, propagate
+        if not verbose:
+            # A client whose scheduler is gone goes on logging its reconnection attempts
+            # from its own thread after the job has returned; the job's line said it all.
+            logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
         _close_log_files()
         root.setLevel(saved_root[0])
         root.handlers = saved_root[1]
