@@ -1,4 +1,4 @@
-"""Ctrl-C as a terminal sends it: to the job alone, once, and never in the middle of a start or a swap.
+"""Ctrl-C as a terminal sends it: to the job alone, once, never amid a start or a swap.
 
 A terminal sends SIGINT to its whole foreground process group. The embedded
 cluster's worker processes are in that group, and each would print its own

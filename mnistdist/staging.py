@@ -89,7 +89,10 @@ def recover(out: pathlib.Path) -> None:
 
 
 def _copy_into(src: pathlib.Path, dst: pathlib.Path) -> None:
-    """Fill ``dst`` with ``src``'s files: hard links (outputs are replaced, never edited), the journal copied."""
+    """Fill ``dst`` with ``src``'s files: hard links (outputs are replaced, never edited).
+
+    The journal is copied: SQLite edits its file in place.
+    """
 
     def link_or_copy(a: str, b: str) -> None:
         if os.path.basename(a) != JOURNAL:  # SQLite edits its file in place
@@ -143,12 +146,14 @@ def begin(
     if staging.exists() and not resume:
         if not overwrite:
             raise OutputError(
-                f"an unfinished run is in {staging}; pass --resume to finish it or --overwrite to discard it"
+                f"an unfinished run is in {staging}; "
+                "pass --resume to finish it or --overwrite to discard it"
             )
         shutil.rmtree(staging)
     if found and not (overwrite or resume):
         raise OutputError(
-            f"output folder {out} already holds results ({', '.join(found)}); pass --resume to finish an interrupted run or --overwrite to replace them"
+            f"output folder {out} already holds results ({', '.join(found)}); "
+            "pass --resume to finish an interrupted run or --overwrite to replace them"
         )
     try:
         if not staging.exists():

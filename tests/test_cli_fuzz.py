@@ -1,4 +1,4 @@
-"""Every job with bad values for its options: exit 1 or 2, one stderr line, no traceback, nothing touched.
+"""Every job with bad values for its options: exit 1 or 2, one line, no traceback, nothing touched.
 
 hypothesis drives the jobs in-process through ``jobs.cli.main`` (each case
 fails before any cluster starts, as the error is knowable from the options

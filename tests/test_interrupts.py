@@ -35,7 +35,7 @@ ARGS = ["report", "--dataset", "digits", "--cv", "5", "--workers", "2", "--quiet
 
 
 class Job:
-    """The job in a session of its own, as a terminal's foreground process group; stdout followed."""
+    """The job in a session of its own, as a terminal's foreground group; its stdout followed."""
 
     def __init__(self, out, env, *extra):
         self.proc = subprocess.Popen(
@@ -45,7 +45,8 @@ class Job:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
-            # A test run in the background ignores SIGINT and children inherit that: a terminal's job has the default.
+            # A test run in the background ignores SIGINT, and children inherit that;
+            # a terminal's job has the default.
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.lines = []

@@ -54,7 +54,7 @@ def test_an_interrupted_run_is_resumed_from_its_staging_folder(finished):
     folder = staging.begin(finished, results=RESULTS, overwrite=True)
     (folder / "journal.sqlite").write_text("new journal")
     assert staging.abandon(finished) == folder / "journal.sqlite"  # finished work kept
-    with pytest.raises(OutputError, match="an unfinished run is in .*--resume"):
+    with pytest.raises(OutputError, match=r"an unfinished run is in .*--resume"):
         staging.begin(finished, results=RESULTS)
     assert _snapshot(finished) == before
     again = staging.begin(finished, results=RESULTS, resume=True)
