@@ -224,7 +224,7 @@ def out_dir(args: argparse.Namespace, results: tuple[str, ...]) -> pathlib.Path:
 
 
 def result_path(args: argparse.Namespace, name: str = "") -> pathlib.Path:
-    """Where an output of the job will be once the run has finished (``--out``, not the staging folder)."""
+    """Where an output will be once the run has finished: in ``--out``, not the staging folder."""
     return pathlib.Path(args.out) / name
 
 
@@ -332,7 +332,8 @@ def preflight(args: argparse.Namespace) -> None:
     cores = os.cpu_count() or 1
     if args.workers is not None and args.workers > MAX_WORKERS_PER_CORE * cores:
         raise OptionError(
-            f"--workers {args.workers}: more than {MAX_WORKERS_PER_CORE} worker processes per core ({cores} cores)"
+            f"--workers {args.workers}: more than {MAX_WORKERS_PER_CORE} worker processes "
+            f"per core ({cores} cores)"
         )
     staging.check_out(args.out)
     if args.data is not None and not args.data.strip():  # "" would mean: download from OpenML

@@ -92,7 +92,8 @@ def job(args: argparse.Namespace) -> int:
     ):
         print(f"{key}: {numbers[key]}")
     print(
-        f"tour: {common.result_path(args, 'tour.json')}, {common.result_path(args, report.name)} (total {numbers['seconds']['total']:.0f} s)"
+        f"tour: {common.result_path(args, 'tour.json')}, {common.result_path(args, report.name)}"
+        f" (total {numbers['seconds']['total']:.0f} s)"
     )
     return 0
 

@@ -247,7 +247,7 @@ def _close_quietly(cluster: SpecCluster) -> None:
 
 @atexit.register  # registered after distributed's own, so it runs first
 def _close_clusters_quietly() -> None:
-    """Close clusters a Ctrl-C left open before Distributed's exit hook does, without its tracebacks."""
+    """Close clusters a Ctrl-C left open, before Distributed's exit hook would, with its tracebacks."""
     for cluster in list(SpecCluster._instances):
         if getattr(cluster, "shutdown_on_close", False):
             _close_quietly(cluster)
