@@ -1,3 +1,3 @@
-from jobs.cli import main
+from jobs.console import main
 
 raise SystemExit(main())

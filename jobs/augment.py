@@ -48,7 +48,8 @@ def job(args: argparse.Namespace) -> int:
         },
     )
     print(
-        f"augment: {images.shape[0]} images ({images.nbytes / 2**20:.0f} MiB) in {seconds:.1f} s -> {out}"
+        f"augment: {images.shape[0]} images ({images.nbytes / 2**20:.0f} MiB) in {seconds:.1f} s"
+        f" -> {common.result_path(args)}"
     )
     return 0
 

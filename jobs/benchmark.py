@@ -38,7 +38,7 @@ def job(args: argparse.Namespace) -> int:
     report["data"] = dataset.summary()
     print(format_table(report))
     write_json(out / "benchmark.json", report)
-    print(f"benchmark: {out / 'benchmark.json'}")
+    print(f"benchmark: {common.result_path(args, 'benchmark.json')}")
     return 0 if report.get("scores_agree", True) else 1
 
 

@@ -29,6 +29,7 @@ from mnistdist.html_report import write_report
 from mnistdist.images import image_side
 from mnistdist.knn import KNNClassifier
 from mnistdist.outputs import JOB_RESULTS, atomic_path, write_json, write_text
+from mnistdist.pixels import with_pixel_check
 from mnistdist.presets import BOOK_BEST
 from mnistdist.search import neighbors_search
 
@@ -147,7 +148,7 @@ def job(args: argparse.Namespace) -> int:
         deskew="deskew" in final.model.named_steps if final_name == "chosen" else False,
     )
     with atomic_path(out / "model.joblib") as tmp:
-        joblib.dump(final.model, tmp)
+        joblib.dump(with_pixel_check(final.model), tmp)
     header = "index,true,plain,augmented" + (",chosen" if not book else "")
     columns = [dataset.y_test, plain.y_pred, augmented.y_pred] + (
         [final.y_pred] if not book else []
@@ -185,7 +186,7 @@ def job(args: argparse.Namespace) -> int:
         }
     write_json(out / "metrics.json", metrics)
     write_report(out)
-    print(f"report: {out / 'report.html'} (total {seconds['total']:.0f} s)")
+    print(f"report: {common.result_path(args, 'report.html')} (total {seconds['total']:.0f} s)")
     return 0
 
 

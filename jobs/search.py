@@ -48,7 +48,10 @@ def job(args: argparse.Namespace) -> int:
     ):
         mark = "*" if params == result.best_params else " "
         print(f"{mark} {params}: {mean:.4f} ± {std:.4f}")
-    print(f"search: best {result.best_params} ({result.best_score:.4f}); {out / 'cv_results.csv'}")
+    print(
+        f"search: best {result.best_params} ({result.best_score:.4f}); "
+        f"{common.result_path(args, 'cv_results.csv')}"
+    )
     return 0
 
 

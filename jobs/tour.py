@@ -91,7 +91,10 @@ def job(args: argparse.Namespace) -> int:
         "sgd_scaled_cv_accuracy",
     ):
         print(f"{key}: {numbers[key]}")
-    print(f"tour: {out / 'tour.json'}, {report} (total {numbers['seconds']['total']:.0f} s)")
+    print(
+        f"tour: {common.result_path(args, 'tour.json')}, {common.result_path(args, report.name)}"
+        f" (total {numbers['seconds']['total']:.0f} s)"
+    )
     return 0
 
 

@@ -15,6 +15,7 @@ from Dask's own ``distributed.comm.tls`` settings.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -26,11 +27,13 @@ from collections.abc import Iterator
 import dask
 import dask.config
 from dask.utils import parse_timedelta
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, SpecCluster
 from distributed.security import Security
 
 from . import config
+from .addresses import TLS_ENV, check_scheduler_address
 from .errors import ClusterError
+from .interrupts import children_ignore_interrupts
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,6 @@ PACKAGES = (
 #: Those that must agree between the client and every process of the cluster:
 #: tasks are pickled by one and run by the other.
 MUST_AGREE = ("python", "dask", "distributed", "dask-ml", "scikit-learn", "numpy", "scipy")
-TLS_ENV = ("MNISTDIST_TLS_CA_FILE", "MNISTDIST_TLS_CERT", "MNISTDIST_TLS_KEY")
 
 
 def package_versions() -> dict[str, str]:
@@ -179,8 +181,9 @@ def connect(
     n_workers: int | None = None,
     threads_per_worker: int = 1,
     memory_limit: str | None = "auto",
-    dashboard_address: str = ":8787",
+    dashboard_address: str | None = None,
     timeout: str | float | None = None,
+    worker_log: str | os.PathLike | None = None,
 ) -> Iterator[Client]:
     """A ``Client`` on the given scheduler, or on a new ``LocalCluster``; closed on exit.
 
@@ -198,11 +201,16 @@ def connect(
         Threads of each embedded worker.
     memory_limit : str, optional, default="auto"
         Memory limit of each embedded worker.
-    dashboard_address : str, default=":8787"
-        Where the embedded cluster serves its dashboard (a free port if taken).
+    dashboard_address : str, optional
+        The embedded cluster's dashboard (default ``mnistdist.dashboard-address``,
+        loopback only: the dashboard shows task names and data sizes to anyone
+        who reaches it; a free port if taken).
     timeout : str or float, optional
         How long to wait for a remote scheduler (default: the
         ``mnistdist.connect-timeout`` setting).
+    worker_log : path, optional
+        A file for the embedded cluster's processes' stderr (their warnings
+        and log lines), instead of the terminal.
 
     Yields
     ------
@@ -211,28 +219,66 @@ def connect(
 
     Raises
     ------
+    OptionError
+        For an address no job can connect to (checked before trying).
     ClusterError
         If a remote scheduler does not answer within ``timeout`` or refuses
         the connection (a TLS scheduler asked over plain TCP, for example),
         or the TLS settings are incomplete.
+
+    Notes
+    -----
+    The embedded cluster's processes ignore SIGINT (see
+    :mod:`mnistdist.interrupts`): Ctrl-C reaches the client, which closes them.
     """
     address = scheduler_address(address)
     if address:
+        check_scheduler_address(address)
         with _remote_client(address, timeout) as client:
             yield client
         return
-    n_workers = n_workers or os.cpu_count() or 1
-    with (
-        LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=threads_per_worker,
-            processes=True,
-            memory_limit=memory_limit,
-            dashboard_address=dashboard_address,
-        ) as cluster,
-        Client(cluster, set_as_default=True) as client,
-    ):
+    cluster = _local_cluster(
+        n_workers or os.cpu_count() or 1,
+        threads_per_worker,
+        memory_limit,
+        dashboard_address or config.get("dashboard-address"),
+        worker_log,
+    )
+    with cluster, Client(cluster, set_as_default=True) as client:
         yield client
+
+
+def _local_cluster(n_workers, threads_per_worker, memory_limit, dashboard_address, worker_log):
+    """A ``LocalCluster`` whose processes ignore SIGINT, closed quietly if its start is cut."""
+    cluster = None
+    try:
+        with children_ignore_interrupts(worker_log):
+            cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=threads_per_worker,
+                processes=True,
+                memory_limit=memory_limit,
+                dashboard_address=dashboard_address,
+            )
+    except BaseException:
+        if cluster is not None:  # Ctrl-C held back during the start arrives here
+            _close_quietly(cluster)
+        raise
+    return cluster
+
+
+def _close_quietly(cluster: SpecCluster) -> None:
+    with contextlib.suppress(BaseException):
+        cluster.close(timeout=10)
+    SpecCluster._instances.discard(cluster)
+
+
+@atexit.register  # registered after distributed's own, so it runs first
+def _close_clusters_quietly() -> None:
+    """Close clusters a Ctrl-C left open, before Distributed's exit hook would (with tracebacks)."""
+    for cluster in list(SpecCluster._instances):
+        if getattr(cluster, "shutdown_on_close", False):
+            _close_quietly(cluster)
 
 
 def describe(client: Client) -> dict:

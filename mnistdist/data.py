@@ -269,7 +269,7 @@ def _flat_rows(header: IDXHeader, start: int, stop: int) -> np.ndarray:
 
 def _find_idx_file(folder: pathlib.Path, base: str) -> pathlib.Path:
     for candidate in (folder / base, folder / f"{base}.gz"):
-        if candidate.exists():
+        if candidate.is_symlink() or candidate.exists():  # a broken link is reported when opened
             return candidate
     raise DataError(f"{folder}: missing {base} (or {base}.gz)")
 
@@ -280,7 +280,10 @@ def _check_images(header: IDXHeader) -> tuple[int, int]:
             f"{header.path}: magic number 0x{header.magic:08x} is not an images file's "
             f"(0x{IMAGES_MAGIC:08x})"
         )
-    return header.shape[1], header.shape[2]
+    rows, cols = header.shape[1], header.shape[2]
+    if rows != cols:  # shifts, rotations, deskewing and the figures all need square digits
+        raise DataError(f"{header.path}: the header says images of {rows}x{cols}, not square")
+    return rows, cols
 
 
 def _check_labels(header: IDXHeader, n_images: int, images: pathlib.Path) -> np.ndarray:
@@ -304,7 +307,14 @@ def load_mnist_idx(data_dir: str | os.PathLike, *, chunk_rows: int | None = None
     """MNIST from a folder of the four IDX files, checked, as lazy chunked arrays."""
     folder = pathlib.Path(data_dir).expanduser()
     if not folder.is_dir():
-        raise DataError(f"{folder}: data folder not found")
+        try:
+            folder.stat()
+            problem = "not a folder"
+        except FileNotFoundError:
+            problem = "data folder not found"
+        except (OSError, ValueError) as exc:  # a symlink loop, a NUL in the name
+            problem = f"cannot open ({getattr(exc, 'strerror', None) or exc})"
+        raise DataError(f"{folder}: {problem}")
     folder = folder.resolve()  # workers may run in another folder
     parts, shapes, files = {}, {}, []
     for split in ("train", "test"):

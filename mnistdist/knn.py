@@ -1,12 +1,19 @@
 """The k-nearest-neighbours classifier: a scikit-learn estimator, and its vote.
 
-:class:`KNNClassifier` predicts exactly as scikit-learn's
-``KNeighborsClassifier(n_neighbors, weights)`` with the Euclidean metric (same
-neighbours, same votes, ties to the lower class), but finds neighbours with
-the blocked float32/float64 search of :mod:`mnistdist.neighbors`: faster,
+:class:`KNNClassifier` votes as scikit-learn's
+``KNeighborsClassifier(n_neighbors, weights)`` with the Euclidean metric
+(same weights, ties between classes to the lower class), but finds neighbours
+with the blocked float32/float64 search of :mod:`mnistdist.neighbors`: faster,
 exact, and in bounded memory whatever the training set's size. It keeps the
 training images in their own dtype (uint8 for MNIST), so the model of the
 300,000 augmented images stays a quarter of a GB.
+
+Tie rule: among training rows at exactly the same distance from a query,
+the one with the lower index is the nearer. scikit-learn's choice between
+such rows depends on float rounding and on the input's dtype, so on integer
+pixels with exact distance ties the two can pick different neighbours, and
+their CV scores can differ slightly. On float64 input the scores equal
+scikit-learn's.
 """
 
 from __future__ import annotations

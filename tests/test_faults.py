@@ -19,6 +19,8 @@ from conftest import (
 )
 from distributed import Client
 
+from mnistdist.staging import staging_path
+
 
 @pytest.fixture(scope="module")
 def reference_report(tmp_path_factory):
@@ -78,7 +80,7 @@ def test_scheduler_lost_mid_job_keeps_finished_work(start_cluster, tmp_path, ref
         ["search", "--dataset", "digits", "--cv", "10", "--scheduler", first.address, "--resume"],
         out,
     )
-    wait_for(lambda: journal_rows(out) >= 2, timeout=120)
+    wait_for(lambda: journal_rows(staging_path(out)) >= 2, timeout=120)
     with Client(first.address) as client:
         scheduler_pid = client.run_on_scheduler(os.getpid)
     os.kill(scheduler_pid, signal.SIGKILL)
@@ -89,7 +91,7 @@ def test_scheduler_lost_mid_job_keeps_finished_work(start_cluster, tmp_path, ref
         "lost the connection to the Dask scheduler",
     )
     assert "--resume" in stderr
-    saved = journal_rows(out)
+    saved = journal_rows(staging_path(out))
     assert saved >= 2
 
     second = start_cluster(2)  # the cluster is back (at a new address)

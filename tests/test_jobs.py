@@ -119,7 +119,7 @@ def test_saved_model_predicts_like_the_cluster(report_run, digits_arrays):
     assert [int(r["true"]) for r in rows] == list(y_test)
     model = joblib.load(out / "model.joblib")
     np.testing.assert_array_equal(model.predict(Q), [int(r["augmented"]) for r in rows])
-    assert model.get_params()["n_neighbors"] == 4
+    assert model[-1].get_params()["n_neighbors"] == 4
 
 
 def test_rerun_refuses_to_overwrite(report_run):
@@ -218,8 +218,45 @@ def test_non_square_images_are_refused_before_any_work(tmp_path, cluster):
         "--scheduler",
         cluster.scheduler_address,
     )
-    assert_one_line_error(proc, 2, "cannot shift images of 756 pixels: not a square image")
-    assert not (tmp_path / "out" / "journal.sqlite").exists()
+    assert_one_line_error(proc, 1, "the header says images of 27x28, not square")
+    assert not (tmp_path / "out").exists()
+
+
+def test_images_of_784_pixels_that_are_not_square_are_refused(tmp_path):
+    from mnistdist.data import write_idx
+
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 60), ("test", 20)):
+        write_idx(
+            folder / MNIST_FILES[f"{split}_images"], rng.integers(0, 256, (n, 14, 56), np.uint8)
+        )
+        write_idx(folder / MNIST_FILES[f"{split}_labels"], rng.integers(0, 10, n, np.uint8))
+    proc = mnistdist("report", "--data", folder, "--out", tmp_path / "out", timeout=60)
+    assert_one_line_error(proc, 1, "images of 14x56, not square")
+    assert not (tmp_path / "out").exists() and "cluster:" not in proc.stdout  # before any work
+
+
+def test_a_data_file_that_is_a_symlink_loop_says_so(tmp_path, idx_folder):
+    folder, _ = idx_folder
+    labels = folder / (MNIST_FILES["train_labels"] + ".gz")
+    labels.unlink()
+    labels.symlink_to(labels)
+    proc = mnistdist("search", "--data", folder, "--out", tmp_path / "out", timeout=60)
+    assert_one_line_error(proc, 1, "Too many levels of symbolic links")
+
+
+def test_the_embedded_dashboard_listens_on_loopback(tmp_path, monkeypatch):
+    from mnistdist.cluster import connect
+
+    with connect(n_workers=1) as client:
+        host = client.cluster.scheduler.http_server.address if False else None
+        assert client.dashboard_link.startswith("http://127.0.0.1:")
+        listening = {
+            s.getsockname()[0] for s in client.cluster.scheduler.http_server._sockets.values()
+        }
+    assert listening == {"127.0.0.1"}, (listening, host)
 
 
 def test_overwrite_and_resume_exclude_each_other(tmp_path):

@@ -19,6 +19,7 @@ from conftest import (
 )
 
 from mnistdist.journal import Journal
+from mnistdist.staging import staging_path
 
 CV = 10  # ten fold searches: room to stop in the middle
 
@@ -88,11 +89,11 @@ def _start_search(out, cluster):
 def test_interrupted_search_resumes_without_recomputing(slow_cluster, tmp_path, reference, sig):
     out = tmp_path / "out"
     job = _start_search(out, slow_cluster)
-    wait_for(lambda: journal_rows(out) >= 2)
+    wait_for(lambda: journal_rows(staging_path(out)) >= 2)
     job.send_signal(sig)
     _, stderr = job.communicate(timeout=30)
-    saved = journal_rows(out)
-    assert 2 <= saved < CV and not (out / "cv_results.csv").exists()
+    saved = journal_rows(staging_path(out))
+    assert 2 <= saved < CV and not (out / "cv_results.csv").exists() and not out.exists()
     if sig == signal.SIGINT:
         assert job.returncode == 130 and "Traceback" not in stderr
         assert "interrupted; finished work is saved in" in stderr and "--resume" in stderr

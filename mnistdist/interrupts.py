@@ -1,0 +1,138 @@
+"""Ctrl-C as a terminal sends it: to the job alone, once, never amid a start or a swap.
+
+A terminal sends SIGINT to its whole foreground process group. The embedded
+cluster's worker processes are in that group, and each would print its own
+traceback. They are started with SIGINT ignored instead, so Ctrl-C reaches
+only the job, which shuts them down.
+
+Two moments must not be cut: starting a cluster (a half-started one cannot
+be closed cleanly) and swapping a results folder into place. An interrupt
+that arrives then is held back and raised as soon as the moment is over.
+While the job shuts down after the first Ctrl-C, later ones are ignored: a
+second KeyboardInterrupt inside that cleanup would cut it short.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import shlex
+import signal
+import tempfile
+import threading
+from collections.abc import Iterator
+from multiprocessing import spawn
+
+_held = {"depth": 0, "pending": False, "after": None}
+
+
+def _on_interrupt(signum, frame) -> None:
+    if _held["depth"]:
+        _held["pending"] = True
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def interrupt_once() -> Iterator[None]:
+    """Within the block, the first SIGINT raises KeyboardInterrupt and later ones are ignored.
+
+    Only in the main thread (where Python runs signal handlers), and not
+    where SIGINT is ignored already (a job started in the background).
+    """
+    if not _in_main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, _held["after"] or previous)
+        _held["pending"] = False
+
+
+def ignore_after_job() -> None:
+    """Leave SIGINT ignored when :func:`interrupt_once` ends: for a process that exits right after.
+
+    A Ctrl-C while the interpreter tears down would otherwise print a
+    traceback from wherever it lands (an exit hook, a weakref callback).
+    """
+    _held["after"] = signal.SIG_IGN
+
+
+@contextlib.contextmanager
+def held_interrupts(*, raise_after: bool = True) -> Iterator[None]:
+    """Hold back a Ctrl-C (under :func:`interrupt_once`) until the block ends.
+
+    Parameters
+    ----------
+    raise_after : bool
+        Raise the held interrupt as KeyboardInterrupt when the block ends
+        (False: drop it, for a block after which the job has finished anyway).
+    """
+    _held["depth"] += 1
+    try:
+        yield
+    finally:
+        _held["depth"] -= 1
+        if not _held["depth"] and _held["pending"]:
+            _held["pending"] = False
+            if raise_after:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _spawn_ignoring_sigint() -> Iterator[None]:
+    """Processes spawned by multiprocessing in the block start with SIGINT ignored.
+
+    They are started through a two-line shell script that ignores SIGINT and
+    execs Python: an ignored signal stays ignored through ``exec``, and
+    Python then installs no KeyboardInterrupt handler of its own. (Blocking
+    the signal instead does not reach them: Distributed starts them from
+    threads that do not inherit this thread's signal mask.)
+    """
+    python = spawn.get_executable()
+    with tempfile.TemporaryDirectory(prefix="mnistdist-") as tmp:
+        wrapper = pathlib.Path(tmp) / "python"
+        wrapper.write_text(
+            f"#!/bin/sh\ntrap '' INT\nexec {shlex.quote(os.fsdecode(python))} \"$@\"\n"
+        )
+        wrapper.chmod(0o700)
+        spawn.set_executable(str(wrapper))
+        try:
+            yield
+        finally:
+            spawn.set_executable(python)
+
+
+@contextlib.contextmanager
+def children_ignore_interrupts(stderr_path: str | os.PathLike | None = None) -> Iterator[None]:
+    """Processes started in the block never see SIGINT (and write their stderr to ``stderr_path``).
+
+    Meant for starting a cluster: a Ctrl-C meanwhile is held back
+    (:func:`held_interrupts`) and raised once the cluster is up, so it can be
+    closed cleanly. Off POSIX, only the stderr redirection applies.
+    """
+    saved_stderr = None
+    with (
+        held_interrupts(),
+        _spawn_ignoring_sigint() if os.name == "posix" else contextlib.nullcontext(),
+    ):
+        if stderr_path is not None:
+            saved_stderr = os.dup(2)
+            fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            os.dup2(fd, 2)
+            os.close(fd)
+        try:
+            yield
+        finally:
+            if saved_stderr is not None:
+                os.dup2(saved_stderr, 2)
+                os.close(saved_stderr)

@@ -1,0 +1,197 @@
+"""Results folders as transactions: a run writes beside ``--out`` and swaps its folder into place.
+
+A run writes every output into a staging folder, ``.<name>.staging`` beside
+the results folder ``<name>``, and only once it has finished swaps that
+folder into place (the old one is renamed aside, the new one renamed in, the
+old one deleted). So a results folder always holds one whole run: the
+previous one until the new one has finished, then the new one.
+
+* A fresh run starts its staging folder with what the results folder already
+  holds, so jobs can share one (the tour joins the report's), unless that
+  folder holds this job's results: then it is refused without ``overwrite``,
+  and with it the new run starts empty (the folder is replaced whole).
+* An interrupted or failed run leaves its staging folder, and the journal of
+  finished work in it, where ``resume`` continues it. A run that finished
+  nothing leaves nothing behind.
+* ``resume`` continues the staging folder; with none, it starts a new run
+  that reuses the results folder's journal (and replaces the folder whole).
+* ``overwrite`` discards an unfinished staging folder too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import shutil
+import tempfile
+
+from .errors import OptionError, OutputError
+from .interrupts import held_interrupts
+from .journal import FILENAME as JOURNAL
+
+
+def staging_path(out: str | os.PathLike) -> pathlib.Path:
+    """The staging folder of the results folder ``out``."""
+    out = pathlib.Path(out)
+    return out.with_name(f".{out.name}.staging")
+
+
+def _replaced_path(out: pathlib.Path) -> pathlib.Path:
+    """Where the previous results wait, during a swap, to be deleted."""
+    return out.with_name(f".{out.name}.replaced")
+
+
+def check_out(out: str | os.PathLike) -> pathlib.Path:
+    """``out`` as an absolute path, refused if it cannot be a results folder of its own.
+
+    Raises
+    ------
+    OptionError
+        When ``out`` is empty, or is the current folder or one holding it
+        (swapping it would move the folder the user is working in).
+    OutputError
+        When ``out`` exists and is not a folder.
+    """
+    text = os.fspath(out)
+    if not text.strip():
+        raise OptionError("--out is empty: name a folder for the results")
+    if "\0" in text:
+        raise OptionError(f"--out {text!r} contains a NUL character")
+    path = pathlib.Path(os.path.abspath(text))
+    cwd = pathlib.Path.cwd()
+    if path == cwd or path in cwd.parents:
+        raise OptionError(
+            f"--out {text} is the current folder or holds it: name a folder of its own"
+        )
+    try:
+        is_dir, exists = path.is_dir(), os.path.lexists(path)
+    except OSError as exc:
+        raise OutputError(f"output folder {text}: {exc.strerror or exc}") from None
+    if exists and not is_dir:
+        raise OutputError(f"output path {text} is not a folder")
+    return path
+
+
+def recover(out: pathlib.Path) -> None:
+    """Finish a swap that a crash cut between its two renames.
+
+    The previous results are renamed aside only once the staging folder is
+    complete, so if they are aside and the results folder is missing, the
+    staging folder is the finished run.
+    """
+    replaced, staging = _replaced_path(out), staging_path(out)
+    if not replaced.exists():
+        return
+    if not out.exists():
+        os.rename(staging if staging.is_dir() else replaced, out)
+    shutil.rmtree(replaced, ignore_errors=True)
+
+
+def _copy_into(src: pathlib.Path, dst: pathlib.Path) -> None:
+    """Fill ``dst`` with ``src``'s files: hard links (outputs are replaced, never edited).
+
+    The journal is copied: SQLite edits its file in place.
+    """
+
+    def link_or_copy(a: str, b: str) -> None:
+        if os.path.basename(a) != JOURNAL:  # SQLite edits its file in place
+            with contextlib.suppress(OSError):
+                os.link(a, b)
+                return
+        shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, copy_function=link_or_copy, dirs_exist_ok=True, symlinks=True)
+
+
+def begin(
+    out: str | os.PathLike,
+    *,
+    results: tuple[str, ...],
+    overwrite: bool = False,
+    resume: bool = False,
+) -> pathlib.Path:
+    """Start (or, with ``resume``, continue) a run's staging folder for ``out``; return it.
+
+    Parameters
+    ----------
+    out : path
+        The results folder.
+    results : tuple of str
+        Files whose presence in ``out`` means it holds this job's results.
+    overwrite, resume : bool
+        What to do with results or an unfinished run already there.
+
+    Returns
+    -------
+    pathlib.Path
+        The staging folder, created and writable.
+
+    Raises
+    ------
+    OptionError, OutputError
+        For an unusable ``out``, or results or an unfinished run there
+        without ``overwrite`` or ``resume``.
+    """
+    if overwrite and resume:
+        raise OutputError("--overwrite and --resume exclude each other")
+    out = check_out(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        recover(out)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
+    staging = staging_path(out)
+    found = [name for name in results if (out / name).exists()]
+    if staging.exists() and not resume:
+        if not overwrite:
+            raise OutputError(
+                f"an unfinished run is in {staging}; "
+                "pass --resume to finish it or --overwrite to discard it"
+            )
+        shutil.rmtree(staging)
+    if found and not (overwrite or resume):
+        raise OutputError(
+            f"output folder {out} already holds results ({', '.join(found)}); "
+            "pass --resume to finish an interrupted run or --overwrite to replace them"
+        )
+    try:
+        if not staging.exists():
+            staging.mkdir()
+            if found and resume and (out / JOURNAL).is_file():  # replaced whole, reusing its work
+                shutil.copy2(out / JOURNAL, staging / JOURNAL)
+            elif out.is_dir() and not found:  # joining a folder of other jobs' results
+                _copy_into(out, staging)
+        with tempfile.TemporaryFile(dir=staging):  # os.access says yes to root on a read-only mount
+            pass
+    except OSError as exc:
+        abandon(out)
+        raise OutputError(f"output folder {out} is not writable: {exc.strerror or exc}") from None
+    return staging
+
+
+def commit(out: str | os.PathLike) -> pathlib.Path:
+    """Swap the finished staging folder into place as ``out``; return ``out``."""
+    out = pathlib.Path(os.path.abspath(out))
+    staging, replaced = staging_path(out), _replaced_path(out)
+    with held_interrupts(raise_after=False):  # the run has finished: never stop between renames
+        if out.exists():
+            os.rename(out, replaced)
+        os.rename(staging, out)
+    shutil.rmtree(replaced, ignore_errors=True)
+    return out
+
+
+def abandon(out: str | os.PathLike) -> pathlib.Path | None:
+    """After a failed run: keep its staging folder if it holds finished work, else delete it.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The journal kept for ``resume``, or None.
+    """
+    staging = staging_path(os.path.abspath(out))
+    if (staging / JOURNAL).exists():
+        return staging / JOURNAL
+    shutil.rmtree(staging, ignore_errors=True)
+    return None
