@@ -1,1 +1,2 @@
-"""mnistdist's jobs: thin entry points that parse options, connect, call the library and write outputs."""
+"""mnistdist's jobs: thin entry points that parse options, connect, call the library and
+write outputs."""

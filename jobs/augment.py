@@ -11,10 +11,9 @@ from mnistdist.compute import compute
 from mnistdist.data import write_idx
 from mnistdist.figures import save, shifts_figure
 from mnistdist.images import image_side
-from mnistdist.outputs import JOB_RESULTS, write_json
+from mnistdist.outputs import write_json
 
 NAME = "augment"
-RESULTS = JOB_RESULTS["augment"]  # what this job refuses to overwrite
 HELP = "build the training set plus its four one-pixel shifts (5x) and save it as IDX files"
 
 
@@ -23,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def job(args: argparse.Namespace) -> int:
-    out = common.out_dir(args, RESULTS)
+    out = common.out_dir(args)
     with common.cluster(args) as client:
         dataset = common.load(args, client)
         image_side(
@@ -52,11 +51,3 @@ def job(args: argparse.Namespace) -> int:
         f" -> {common.result_path(args)}"
     )
     return 0
-
-
-def main(argv=None) -> int:
-    return common.standalone(NAME, HELP, add_arguments, job, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""``mnistdist benchmark``: the book's GridSearchCV against mnistdist's search, same data and folds."""
+"""``mnistdist benchmark``: the book's GridSearchCV against mnistdist's search, same folds."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ import argparse
 from jobs import common
 from mnistdist.benchmark import format_table, run_benchmark
 from mnistdist.cluster import describe, package_versions
-from mnistdist.outputs import JOB_RESULTS, write_json
+from mnistdist.outputs import write_json
 
 NAME = "benchmark"
-RESULTS = JOB_RESULTS["benchmark"]  # what this job refuses to overwrite
 HELP = "time scikit-learn's GridSearchCV against mnistdist's distributed search"
 
 
@@ -23,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def job(args: argparse.Namespace) -> int:
-    out = common.out_dir(args, RESULTS)
+    out = common.out_dir(args)
     with common.cluster(args) as client:
         dataset = common.load(args, client)
         report = run_benchmark(
@@ -40,11 +39,3 @@ def job(args: argparse.Namespace) -> int:
     write_json(out / "benchmark.json", report)
     print(f"benchmark: {common.result_path(args, 'benchmark.json')}")
     return 0 if report.get("scores_agree", True) else 1
-
-
-def main(argv=None) -> int:
-    return common.standalone(NAME, HELP, add_arguments, job, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

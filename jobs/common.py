@@ -9,7 +9,7 @@ import logging
 import os
 import pathlib
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 
 import dask.config
 from distributed import performance_report
@@ -17,7 +17,7 @@ from distributed import performance_report
 from mnistdist import staging
 from mnistdist.addresses import check_scheduler_address
 from mnistdist.cluster import connect, describe, prepare, scheduler_address
-from mnistdist.compute import show_progress
+from mnistdist.compute import peak_memory, show_progress
 from mnistdist.data import (
     DATA_ENV,
     DATASETS,
@@ -31,9 +31,9 @@ from mnistdist.interrupts import interrupt_once
 from mnistdist.journal import FILENAME as JOURNAL
 from mnistdist.journal import Journal
 from mnistdist.knn import WEIGHTS
-from mnistdist.outputs import atomic_path
+from mnistdist.outputs import JOB_RESULTS, atomic_path
 from mnistdist.presets import PRESETS, Preset, get_preset
-from mnistdist.search import DEFAULT_GRID, cv_folds
+from mnistdist.search import DEFAULT_GRID, SearchResult, cv_folds, neighbors_search
 
 PROG = "mnistdist"
 #: The job's log in its results folder: Dask's and scikit-learn's warnings, the library's steps.
@@ -80,7 +80,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_out: str) -
         "--data",
         metavar="DIR",
         default=None,
-        help=f"folder of the four MNIST IDX files, .gz or raw (default: ${DATA_ENV}, else download from OpenML)",
+        help=f"folder of the four MNIST IDX files, .gz or raw "
+        f"(default: ${DATA_ENV}, else download from OpenML)",
     )
     group.add_argument(
         "--train-size",
@@ -104,7 +105,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_out: str) -
         "--scheduler",
         metavar="ADDRESS",
         default=None,
-        help="Dask scheduler, e.g. tcp://host:8786 (default: $DASK_SCHEDULER_ADDRESS, else an embedded LocalCluster)",
+        help="Dask scheduler, e.g. tcp://host:8786 "
+        "(default: $DASK_SCHEDULER_ADDRESS, else an embedded LocalCluster)",
     )
     group.add_argument(
         "--workers",
@@ -118,14 +120,16 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_out: str) -
 
 
 def add_grid_arguments(parser: argparse.ArgumentParser, *, presets: bool = True) -> None:
-    """The search: ``--preset book|best``, and for the book's grid ``--n-neighbors 3 4 5 --weights uniform distance``; ``--cv 5``."""
+    """The search: ``--preset book|best``; for the book's grid ``--n-neighbors`` and ``--weights``;
+    ``--cv``."""
     group = parser.add_argument_group("grid search")
     if presets:
         group.add_argument(
             "--preset",
             choices=list(PRESETS),
             default="book",
-            help="book: the chapter's KNN grid; best: deskewing x augmentation x PCA x KNN (default: book)",
+            help="book: the chapter's KNN grid; best: deskewing x augmentation x PCA x KNN "
+            "(default: book)",
         )
     group.add_argument(
         "--n-neighbors",
@@ -152,12 +156,13 @@ def add_grid_arguments(parser: argparse.ArgumentParser, *, presets: bool = True)
 
 
 def preset_from_args(args: argparse.Namespace, n_features: int = 784) -> Preset:
-    """The estimator and grid the options ask for (duplicates in the book's grid dropped, order kept)."""
+    """The estimator and grid the options ask for (the book's grid without duplicates, in order)."""
     preset = get_preset(getattr(args, "preset", "book"), n_features)
     if preset.name != "book":
         if args.n_neighbors is not None or args.weights is not None:
             raise OptionError(
-                f"--n-neighbors and --weights set the book's grid; --preset {preset.name} has a grid of its own"
+                f"--n-neighbors and --weights set the book's grid; "
+                f"--preset {preset.name} has a grid of its own"
             )
         return preset
     grid = {
@@ -177,14 +182,17 @@ def load(args: argparse.Namespace, client=None) -> Dataset:
     dataset = load_dataset(args.dataset, data_dir=args.data, train_size=args.train_size)
     if client is not None and (unreadable := unreadable_files(dataset, client)):
         print(
-            f"data: {len(unreadable)} workers cannot read {', '.join(sorted({p for ps in unreadable.values() for p in ps}))}; sending the images from the client once"
+            f"data: {len(unreadable)} workers cannot read "
+            f"{', '.join(sorted({p for ps in unreadable.values() for p in ps}))}; "
+            "sending the images from the client once"
         )
         dataset = scatter_dataset(dataset, client)
     if client is not None:
         dataset = dataset.persist()  # read the files once, whatever the phases that follow
     info = dataset.summary()
     print(
-        f"data: {info['dataset']} from {info['source']}: {info['n_train']} train, {info['n_test']} test images of {info['image_shape'][0]}x{info['image_shape'][1]}"
+        f"data: {info['dataset']} from {info['source']}: {info['n_train']} train, "
+        f"{info['n_test']} test images of {info['image_shape'][0]}x{info['image_shape'][1]}"
     )
     return dataset
 
@@ -210,12 +218,38 @@ def cluster(args: argparse.Namespace) -> Iterator:
         yield client
 
 
-def out_dir(args: argparse.Namespace, results: tuple[str, ...]) -> pathlib.Path:
+def search(
+    args: argparse.Namespace, dataset: Dataset, journal: Journal
+) -> tuple[Preset, SearchResult]:
+    """The cross-validated search the options ask for, on the current client; prints its result."""
+    preset = preset_from_args(args, dataset.X_train.shape[1])
+    print(f"search ({preset.name}): {preset.description}, {args.cv} folds")
+    result = neighbors_search(
+        dataset.X_train,
+        dataset.y_train,
+        estimator=preset.estimator,
+        param_grid=preset.param_grid,
+        cv=args.cv,
+        journal=journal,
+    )
+    print(f"search: best {result.best_params} with mean CV accuracy {result.best_score:.4f}")
+    return preset, result
+
+
+def cluster_summary(client) -> dict:
+    """The cluster's description for a job's JSON, with each worker's peak memory so far."""
+    return {**describe(client), "peak_memory_bytes": peak_memory(client)}
+
+
+def out_dir(args: argparse.Namespace) -> pathlib.Path:
     """The folder the job writes into, before any work starts: a staging folder beside ``--out``.
 
     :func:`run` swaps it into place as ``--out`` when the job has finished
-    (see :mod:`mnistdist.staging`); the job's log is written there.
+    (see :mod:`mnistdist.staging`); the job's log is written there. The job's
+    result files (``outputs.JOB_RESULTS``) say whether ``--out`` already holds
+    its results.
     """
+    results = JOB_RESULTS[args.command]
     args.staging = staging.begin(
         args.out, results=results, overwrite=args.overwrite, resume=args.resume
     )
@@ -235,13 +269,14 @@ def journal(out) -> Iterator[Journal]:
         yield j
         if j.loaded:
             print(
-                f"resume: {j.loaded} finished neighbour searches read from {out / JOURNAL}, not recomputed"
+                f"resume: {j.loaded} finished neighbor searches read from {out / JOURNAL}, "
+                "not recomputed"
             )
 
 
 @contextlib.contextmanager
 def performance_report_file(path: pathlib.Path) -> Iterator[None]:
-    """Dask's ``performance_report`` of the block, written atomically, and only if the block succeeds.
+    """Dask's ``performance_report`` of the block, written atomically, only if the block succeeds.
 
     After a failure (a lost scheduler, Ctrl-C) the report is skipped rather
     than fetched from a cluster that may be gone, so the job's own error line
@@ -419,14 +454,3 @@ def _job_logging(verbose: bool) -> Iterator[None]:
         root.setLevel(saved_root[0])
         root.handlers = saved_root[1]
         logging.getLogger("mnistdist").setLevel(logging.NOTSET)
-
-
-def standalone(
-    name: str, description: str, add_arguments, job, argv: Sequence[str] | None = None
-) -> int:
-    """Entry point for running one job module directly (``python -m jobs.<name>``)."""
-    parser = Parser(prog=f"{PROG} {name}", description=description)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    args.command = name
-    return run(job, args)

@@ -11,8 +11,6 @@ KNN, the chosen pipeline is refit and evaluated, and the book's two models
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import datetime
 import time
 
 import joblib
@@ -20,21 +18,19 @@ from sklearn.base import clone
 
 from jobs import common
 from mnistdist.augment import augment_shifts
-from mnistdist.cluster import describe, package_versions
-from mnistdist.compute import peak_memory
+from mnistdist.cluster import package_versions
 from mnistdist.evaluate import evaluate
 from mnistdist.figures import write_report_figures
-from mnistdist.final import fit_predict
+from mnistdist.final import FinalModel, fit_predict
 from mnistdist.html_report import write_report
 from mnistdist.images import image_side
 from mnistdist.knn import KNNClassifier
-from mnistdist.outputs import JOB_RESULTS, atomic_path, write_json, write_text
+from mnistdist.outputs import atomic_path, write_json, write_text
 from mnistdist.pixels import with_pixel_check
 from mnistdist.presets import BOOK_BEST
-from mnistdist.search import neighbors_search
+from mnistdist.results import figure_records, predictions_csv, report_metrics
 
 NAME = "report"
-RESULTS = JOB_RESULTS["report"]  # what this job refuses to overwrite
 HELP = "search, refit the best model (and the book's), evaluate on the test set, write the report"
 
 
@@ -44,8 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def job(args: argparse.Namespace) -> int:
-    common.preset_from_args(args)  # conflicting options are refused before any work
-    out = common.out_dir(args, RESULTS)
+    out = common.out_dir(args)
     seconds: dict[str, float] = {}
     t_start = time.perf_counter()
     with (
@@ -55,85 +50,81 @@ def job(args: argparse.Namespace) -> int:
     ):
         t = time.perf_counter()
         dataset = common.load(args, client)
-        image_side(
-            dataset.X_train.shape[1]
-        )  # shifting needs square images: refuse others before any work
+        image_side(dataset.X_train.shape[1])  # shifting needs square images: refuse others now
         seconds["load"] = time.perf_counter() - t
-
-        preset = common.preset_from_args(args, dataset.X_train.shape[1])
-        print(f"search ({preset.name}): {preset.description}, {args.cv} folds")
-        result = neighbors_search(
-            dataset.X_train,
-            dataset.y_train,
-            estimator=preset.estimator,
-            param_grid=preset.param_grid,
-            cv=args.cv,
-            journal=journal,
-        )
+        preset, result = common.search(args, dataset, journal)
         result.write_csv(out / "cv_results.csv")
-        seconds["search_neighbours"] = result.seconds["neighbours"]
+        seconds["search_neighbors"] = result.seconds["neighbors"]
         seconds["search_scoring"] = result.seconds["scoring"]
-        print(f"search: best {result.best_params} with mean CV accuracy {result.best_score:.4f}")
-
-        # The book's two models: the searched KNN (book preset), or the book's own choice for comparison.
-        book = preset.name == "book"
-        book_knn = KNNClassifier(**(result.best_params if book else BOOK_BEST))
-        plain = fit_predict(
-            book_knn,
-            dataset.X_train,
-            dataset.y_train,
-            dataset.X_test,
-            name="plain",
-            keep_model=False,
-            journal=journal,
-        )
-        seconds["final_plain"] = plain.seconds
-        print(
-            f"plain: test accuracy {plain.accuracy(dataset.y_test):.4f} ({plain.n_train} training images)"
-        )
-
-        X_aug, y_aug = augment_shifts(dataset.X_train, dataset.y_train)
-        augmented = fit_predict(
-            book_knn,
-            X_aug,
-            y_aug,
-            dataset.X_test,
-            name="augmented",
-            keep_model=book,
-            journal=journal,
-        )
-        seconds["final_augmented"] = augmented.seconds
-        print(
-            f"augmented: test accuracy {augmented.accuracy(dataset.y_test):.4f} ({augmented.n_train} training images)"
-        )
-
-        final, final_name = augmented, "augmented"
-        if not book:
-            estimator = clone(preset.estimator).set_params(**result.best_params)
-            final, final_name = (
-                fit_predict(
-                    estimator,
-                    dataset.X_train,
-                    dataset.y_train,
-                    dataset.X_test,
-                    name="chosen",
-                    journal=journal,
-                ),
-                "chosen",
-            )
-            seconds["final_chosen"] = final.seconds
-            print(
-                f"chosen: test accuracy {final.accuracy(dataset.y_test):.4f} ({final.n_train} training rows)"
-            )
-
+        models = _fit_models(dataset, preset, result.best_params, journal, seconds)
+        final = "chosen" if "chosen" in models else "augmented"
         X_test = dataset.X_test.compute()
         X_sample = dataset.X_train[:40].compute()
-        cluster_info = describe(client)
-        cluster_info["peak_memory_bytes"] = peak_memory(client)
+        cluster_info = common.cluster_summary(client)
 
     t = time.perf_counter()
-    evaluation = evaluate(dataset.y_test, final.y_pred)
-    figures = write_report_figures(
+    evaluation = evaluate(dataset.y_test, models[final].y_pred)
+    figures = _write_figures(out, dataset, X_sample, X_test, result, models, final, evaluation)
+    with atomic_path(out / "model.joblib") as tmp:
+        joblib.dump(with_pixel_check(models[final].model), tmp)
+    write_text(out / "predictions.csv", predictions_csv(dataset.y_test, models))
+    seconds["outputs"] = time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - t_start
+
+    data = {**dataset.summary(), "n_train_augmented": int(models["augmented"].n_train)}
+    extra = {
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "data": data,
+        "versions": package_versions(),
+        "cluster": cluster_info,
+        "figures": figure_records(figures),
+    }
+    if preset.name != "book":
+        extra["book_params"] = BOOK_BEST
+    metrics = report_metrics(
+        preset=preset.name,
+        models=models,
+        final=final,
+        y_test=dataset.y_test,
+        search=result.summary(),
+        evaluation=evaluation,
+        extra=extra,
+    )
+    write_json(out / "metrics.json", metrics)
+    write_report(out)
+    print(f"report: {common.result_path(args, 'report.html')} (total {seconds['total']:.0f} s)")
+    return 0
+
+
+def _fit_models(dataset, preset, best_params, journal, seconds) -> dict[str, FinalModel]:
+    """The book's two models (the searched KNN, or with another preset the book's own choice)
+    on the plain and the shift-augmented training set, and with another preset the chosen
+    pipeline; each fitted and evaluated on the cluster, its time in ``seconds``."""
+    book = preset.name == "book"
+    book_knn = KNNClassifier(**(best_params if book else BOOK_BEST))
+    X_aug, y_aug = augment_shifts(dataset.X_train, dataset.y_train)
+    fits = {
+        "plain": (book_knn, dataset.X_train, dataset.y_train, False),
+        "augmented": (book_knn, X_aug, y_aug, book),
+    }
+    if not book:
+        chosen = clone(preset.estimator).set_params(**best_params)
+        fits["chosen"] = (chosen, dataset.X_train, dataset.y_train, True)
+    models = {}
+    for name, (estimator, X, y, keep) in fits.items():
+        models[name] = fit_predict(
+            estimator, X, y, dataset.X_test, name=name, keep_model=keep, journal=journal
+        )
+        seconds[f"final_{name}"] = models[name].seconds
+        accuracy = models[name].accuracy(dataset.y_test)
+        print(f"{name}: test accuracy {accuracy:.4f} ({models[name].n_train} training rows)")
+    return models
+
+
+def _write_figures(out, dataset, X_sample, X_test, result, models, final, evaluation) -> dict:
+    """The report's figures, written into ``out``; their references by key."""
+    model = models[final].model
+    return write_report_figures(
         out,
         X_train_sample=X_sample,
         y_train_sample=dataset.y_train[:40],
@@ -142,57 +133,8 @@ def job(args: argparse.Namespace) -> int:
         search_std=result.cv_results["std_test_score"],
         X_test=X_test,
         y_test=dataset.y_test,
-        y_pred=final.y_pred,
+        y_pred=models[final].y_pred,
         evaluation=evaluation,
-        model=final_name,
-        deskew="deskew" in final.model.named_steps if final_name == "chosen" else False,
+        model=final,
+        deskew=final == "chosen" and "deskew" in model.named_steps,
     )
-    with atomic_path(out / "model.joblib") as tmp:
-        joblib.dump(with_pixel_check(final.model), tmp)
-    header = "index,true,plain,augmented" + (",chosen" if not book else "")
-    columns = [dataset.y_test, plain.y_pred, augmented.y_pred] + (
-        [final.y_pred] if not book else []
-    )
-    rows = [header] + [
-        ",".join(map(str, (i, *values))) for i, values in enumerate(zip(*columns, strict=False))
-    ]
-    write_text(out / "predictions.csv", "\n".join(rows) + "\n")
-    seconds["outputs"] = time.perf_counter() - t
-    seconds["total"] = time.perf_counter() - t_start
-
-    data = dataset.summary()
-    data["n_train_augmented"] = int(augmented.n_train)
-    metrics = {
-        "preset": preset.name,
-        "test_accuracy_plain": plain.accuracy(dataset.y_test),
-        "test_accuracy_augmented": augmented.accuracy(dataset.y_test),
-        "best_params": result.best_params,
-        "search": result.summary(),
-        f"evaluation_{final_name}": evaluation,
-        "most_confused_pair": evaluation["most_confused_pair"],
-        "seconds": {k: round(v, 3) for k, v in seconds.items()},
-        "data": data,
-        "versions": package_versions(),
-        "cluster": cluster_info,
-        "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "figures": {key: dataclasses.asdict(ref) for key, ref in figures.items()},
-    }
-    if not book:
-        metrics["book_params"] = BOOK_BEST
-        metrics["test_accuracy_chosen"] = final.accuracy(dataset.y_test)
-        metrics["chosen"] = {
-            "steps": [f"{name}: {step!r}" for name, step in final.model.steps],
-            "n_train": final.n_train,
-        }
-    write_json(out / "metrics.json", metrics)
-    write_report(out)
-    print(f"report: {common.result_path(args, 'report.html')} (total {seconds['total']:.0f} s)")
-    return 0
-
-
-def main(argv=None) -> int:
-    return common.standalone(NAME, HELP, add_arguments, job, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""``mnistdist tour``: the rest of the classification chapter, with its cross-validations on the cluster.
+"""``mnistdist tour``: the rest of the classification chapter, its cross-validations on the cluster.
 
 A 5-detector, the precision/recall trade-off, ROC curves, multiclass
 strategies, error analysis, multilabel and multioutput classification. Writes
@@ -17,42 +17,41 @@ from jobs import common
 from mnistdist.cluster import describe, package_versions
 from mnistdist.figures import FigureRef, save
 from mnistdist.html_report import write_report
-from mnistdist.outputs import JOB_RESULTS, write_json
+from mnistdist.outputs import write_json
 from mnistdist.tour import CAPTIONS, TourConfig, run_tour
 
 NAME = "tour"
-RESULTS = JOB_RESULTS["tour"]  # what this job refuses to overwrite
-HELP = "the rest of the chapter: 5-detector, precision/recall, ROC, multiclass, errors, multilabel, denoising"
+HELP = (
+    "the rest of the chapter: 5-detector, precision/recall, ROC, multiclass, errors, "
+    "multilabel, denoising"
+)
+
+SCALE_OPTIONS = (
+    ("--svc-size", 2000, "training images for the SVC steps (default: 2000, as the book)"),
+    ("--forest-trees", 100, "trees per random forest (default: 100)"),
+    ("--denoise-test-size", None, "test images cleaned for the error measure (default: all)"),
+)
+PRINTED = (
+    "never5_cv_accuracy",
+    "sgd5_cv_accuracy",
+    "sgd5_precision",
+    "sgd5_recall",
+    "sgd5_roc_auc",
+    "forest5_roc_auc",
+    "multilabel_f1_macro",
+    "sgd_scaled_cv_accuracy",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_common_arguments(parser, default_out="results")
     group = parser.add_argument_group("scaling the heavy parts down")
-    group.add_argument(
-        "--svc-size",
-        metavar="N",
-        type=common.positive_int,
-        default=2000,
-        help="training images for the SVC steps (default: 2000, as the book)",
-    )
-    group.add_argument(
-        "--forest-trees",
-        metavar="N",
-        type=common.positive_int,
-        default=100,
-        help="trees per random forest (default: 100)",
-    )
-    group.add_argument(
-        "--denoise-test-size",
-        metavar="N",
-        type=common.positive_int,
-        default=None,
-        help="test images cleaned for the error measure (default: all)",
-    )
+    for flag, default, text in SCALE_OPTIONS:
+        group.add_argument(flag, metavar="N", type=common.positive_int, default=default, help=text)
 
 
 def job(args: argparse.Namespace) -> int:
-    out = common.out_dir(args, RESULTS)
+    out = common.out_dir(args)
     config = TourConfig(
         svc_size=args.svc_size,
         forest_trees=args.forest_trees,
@@ -80,27 +79,10 @@ def job(args: argparse.Namespace) -> int:
     )
     write_json(out / "tour.json", numbers)
     report = write_report(out)
-    for key in (
-        "never5_cv_accuracy",
-        "sgd5_cv_accuracy",
-        "sgd5_precision",
-        "sgd5_recall",
-        "sgd5_roc_auc",
-        "forest5_roc_auc",
-        "multilabel_f1_macro",
-        "sgd_scaled_cv_accuracy",
-    ):
+    for key in PRINTED:
         print(f"{key}: {numbers[key]}")
     print(
         f"tour: {common.result_path(args, 'tour.json')}, {common.result_path(args, report.name)}"
         f" (total {numbers['seconds']['total']:.0f} s)"
     )
     return 0
-
-
-def main(argv=None) -> int:
-    return common.standalone(NAME, HELP, add_arguments, job, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -56,7 +56,7 @@ def run_benchmark(X: da.Array, y: np.ndarray, param_grid: dict, cv=5, *, book: b
             {
                 "method": label,
                 "seconds": sum(res.seconds.values()),
-                "seconds_neighbours": res.seconds["neighbours"],
+                "seconds_neighbors": res.seconds["neighbors"],
                 "seconds_scoring": res.seconds["scoring"],
                 "best_params": res.best_params,
                 "best_score": res.best_score,

@@ -167,7 +167,7 @@ def _grid_section(metrics: dict, mnist: bool) -> list[str]:
         "<h2>Grid search</h2>",
         f"<p>{search['n_splits']}-fold cross-validation on the {metrics['data']['n_train']} "
         f"training images, {search['n_candidates']} candidates from "
-        f"{search['n_neighbour_searches']} neighbour searches (one per fold and preprocessing "
+        f"{search['n_neighbor_searches']} neighbour searches (one per fold and preprocessing "
         "setting: candidates that differ only in the KNN's parameters share them). Best mean "
         f"CV accuracy {search['best_score']:.4f}"
         + (f" (book: {BOOK_CV:.4f})." if mnist else ".")

@@ -55,7 +55,7 @@ class Journal:
             # FULL: a committed row survives a crash of this process or the machine.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(
-                "CREATE TABLE IF NOT EXISTS neighbours (key TEXT PRIMARY KEY, label TEXT, "
+                "CREATE TABLE IF NOT EXISTS neighbors (key TEXT PRIMARY KEY, label TEXT, "
                 "dist BLOB NOT NULL, ids BLOB NOT NULL, finished REAL NOT NULL)"
             )
             self._db.commit()
@@ -67,7 +67,7 @@ class Journal:
         row = (
             None
             if db is None
-            else db.execute("SELECT dist, ids FROM neighbours WHERE key = ?", (key,)).fetchone()
+            else db.execute("SELECT dist, ids FROM neighbors WHERE key = ?", (key,)).fetchone()
         )
         if row is None:
             return None
@@ -79,14 +79,14 @@ class Journal:
         db = self._connect(create=True)
         with db:
             db.execute(
-                "INSERT OR REPLACE INTO neighbours VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO neighbors VALUES (?, ?, ?, ?, ?)",
                 (key, label, _pack(np.asarray(dist)), _pack(np.asarray(ids)), time.time()),
             )
         log.info("journal: saved %s", label or key)
 
     def __len__(self) -> int:
         db = self._connect(create=False)
-        return 0 if db is None else db.execute("SELECT COUNT(*) FROM neighbours").fetchone()[0]
+        return 0 if db is None else db.execute("SELECT COUNT(*) FROM neighbors").fetchone()[0]
 
     def close(self) -> None:
         if self._db is not None:

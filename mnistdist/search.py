@@ -88,15 +88,15 @@ class SearchResult:
         return float(self.cv_results["mean_test_score"][self.best_index])
 
     def summary(self) -> dict:
-        """The numbers a report needs, JSON-ready (keys keep their published spelling)."""
+        """The numbers a report needs, JSON-ready."""
         return {
             "best_params": self.best_params,
             "best_score": self.best_score,
             "n_candidates": len(self.cv_results["params"]),
             "n_splits": len(self.folds),
-            "n_neighbour_searches": self.n_neighbor_searches,
-            "n_neighbour_searches_loaded": self.n_loaded,
-            "n_neighbour_searches_computed": self.n_neighbor_searches - self.n_loaded,
+            "n_neighbor_searches": self.n_neighbor_searches,
+            "n_neighbor_searches_loaded": self.n_loaded,
+            "n_neighbor_searches_computed": self.n_neighbor_searches - self.n_loaded,
             "mean_test_score": [float(s) for s in self.cv_results["mean_test_score"]],
             "std_test_score": [float(s) for s in self.cv_results["std_test_score"]],
             "params": self.cv_results["params"],
@@ -324,7 +324,7 @@ def _search_groups(estimator, X, y, groups: list[_Group], folds, *, n_candidates
     and how many neighbor searches the journal gave back.
     """
     split_scores = np.empty((n_candidates, len(folds)))
-    seconds = {"neighbours": 0.0, "scoring": 0.0}
+    seconds = {"neighbors": 0.0, "scoring": 0.0}
     n_loaded, shared = 0, {}
     for g, group in enumerate(groups):
         label = f"-group-{g}" if len(groups) > 1 else ""
@@ -334,7 +334,7 @@ def _search_groups(estimator, X, y, groups: list[_Group], folds, *, n_candidates
         )
         t1 = time.perf_counter()
         split_scores[group.members] = _score_group(graph, y, folds, group)
-        seconds["neighbours"] += t1 - t0
+        seconds["neighbors"] += t1 - t0
         seconds["scoring"] += time.perf_counter() - t1
         n_loaded += loaded
         log.info(

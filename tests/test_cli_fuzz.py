@@ -12,7 +12,7 @@ import os
 import socket
 
 import pytest
-from conftest import assert_one_line_error, mnistdist
+from helpers import assert_one_line_error, mnistdist
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -7,7 +7,8 @@ import time
 import urllib.request
 
 import pytest
-from conftest import (
+from distributed import Client
+from helpers import (
     CLUSTER_DIR,
     assert_one_line_error,
     csv_rows,
@@ -18,7 +19,6 @@ from conftest import (
     process_env,
     sitecustomize,
 )
-from distributed import Client
 
 from mnistdist.cluster import connect
 from mnistdist.errors import ClusterError
@@ -172,7 +172,9 @@ def test_workers_without_mnistdist_get_its_code_shipped(start_cluster, tmp_path,
 def test_mismatched_versions_are_refused(start_cluster, tmp_path):
     env = sitecustomize(
         tmp_path / "site",
-        "import importlib.metadata as md\n_real = md.version\nmd.version = lambda name: '0.0.1' if name == 'scikit-learn' else _real(name)\n",
+        "import importlib.metadata as md\n"
+        "_real = md.version\n"
+        "md.version = lambda name: '0.0.1' if name == 'scikit-learn' else _real(name)\n",
     )
     cluster = start_cluster(1, worker_env=env)
     proc = mnistdist(
@@ -328,9 +330,11 @@ def test_tls_cluster_runs_jobs_and_refuses_plain_tcp(start_cluster, tmp_path, mo
     plain = cluster.address.replace("tls://", "tcp://")
     for name in tls_env:
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(ClusterError, match="could not reach the Dask scheduler"):
-        with connect(plain, timeout="3s"):
-            pass
+    with (
+        pytest.raises(ClusterError, match="could not reach the Dask scheduler"),
+        connect(plain, timeout="3s"),
+    ):
+        pass
     proc = mnistdist(
         "search",
         "--dataset",

@@ -52,7 +52,7 @@ def test_load_idx_folder_is_lazy_chunked_and_exact(idx_folder):
 
 
 def test_raw_and_gz_folders_agree(tmp_path):
-    from conftest import make_idx_folder
+    from helpers import make_idx_folder
 
     make_idx_folder(tmp_path / "gz", gz=True, seed=3)
     make_idx_folder(tmp_path / "raw", gz=False, seed=3)
@@ -214,13 +214,13 @@ def test_openml_failure_is_a_clear_error(tmp_path, monkeypatch):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(sklearn.datasets, "fetch_openml", offline)
-    with pytest.raises(DataError, match="could not fetch mnist_784 from OpenML.*--data DIR"):
+    with pytest.raises(DataError, match=r"could not fetch mnist_784 from OpenML.*--data DIR"):
         data.load_mnist_openml(tmp_path)
 
 
 def test_openml_cache_is_reused_without_network(tmp_path, monkeypatch):
     import sklearn.datasets
-    from conftest import make_idx_folder
+    from helpers import make_idx_folder
 
     make_idx_folder(tmp_path / "mnistdist-idx", gz=False)
     monkeypatch.setattr(

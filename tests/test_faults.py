@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import (
+from distributed import Client
+from helpers import (
     SLOW_TASKS,
     assert_one_line_error,
     csv_rows,
@@ -17,7 +18,6 @@ from conftest import (
     sitecustomize,
     wait_for,
 )
-from distributed import Client
 
 from mnistdist.staging import staging_path
 

@@ -15,11 +15,11 @@ def _metrics(dataset="mnist"):
             "std_test_score": [0.001, 0.002],
             "n_splits": 5,
             "n_candidates": 2,
-            "n_neighbour_searches": 5,
+            "n_neighbor_searches": 5,
             "best_score": 0.9716,
         },
         "most_confused_pair": [3, 5],
-        "seconds": {"load": 1.0, "search_neighbours": 30.0},
+        "seconds": {"load": 1.0, "search_neighbors": 30.0},
         "data": {
             "dataset": dataset,
             "source": "idx:/data <mnist>",
@@ -57,7 +57,7 @@ def test_report_shows_results_figures_and_provenance(tmp_path):
         'src="search_heatmap.png"',
         "dask-report.html",
         "tcp://127.0.0.1:8786",
-        "search neighbours",
+        "search neighbors",
     ):
         assert text in page, text
     assert "caption &lt;b&gt;" in page and "&lt;mnist&gt;" in page  # escaped

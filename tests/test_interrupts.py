@@ -13,7 +13,7 @@ import threading
 import time
 
 import pytest
-from conftest import process_env, sitecustomize, wait_for
+from helpers import process_env, sitecustomize, wait_for
 
 from mnistdist.staging import staging_path
 

@@ -7,7 +7,7 @@ import socket
 import joblib
 import numpy as np
 import pytest
-from conftest import assert_one_line_error, mnistdist
+from helpers import assert_one_line_error, mnistdist
 
 from mnistdist.data import MNIST_FILES, read_idx
 
@@ -38,11 +38,11 @@ def test_report_job_writes_every_output(report_run, digits_arrays):
     assert metrics["test_accuracy_plain"] > 0.95 and metrics["test_accuracy_augmented"] > 0.95
     assert metrics["best_params"] == {"n_neighbors": 4, "weights": "distance"}
     assert metrics["data"]["n_train"] == 1437 and metrics["data"]["n_train_augmented"] == 5 * 1437
-    assert {"load", "search_neighbours", "final_plain", "final_augmented", "total"} <= set(
+    assert {"load", "search_neighbors", "final_plain", "final_augmented", "total"} <= set(
         metrics["seconds"]
     )
     assert metrics["versions"]["dask-ml"] and len(metrics["cluster"]["workers"]) == 2
-    assert metrics["search"]["n_neighbour_searches"] == 5 and len(metrics["search"]["params"]) == 6
+    assert metrics["search"]["n_neighbor_searches"] == 5 and len(metrics["search"]["params"]) == 6
     for name in (
         *FIGURES,
         "report.html",
@@ -93,7 +93,7 @@ def test_best_preset_report(best_run, digits_arrays):
         6 + 2 + 2 + 1 + 1
     )  # augmentations; PCA sizes below 64 pixels; two blurs; deskew left out; normalize left out
     assert (
-        len(search["params"]) == 3 * groups and search["n_neighbour_searches"] == 3 * groups
+        len(search["params"]) == 3 * groups and search["n_neighbor_searches"] == 3 * groups
     )  # 3 KNN candidates, 3 folds
     assert metrics["test_accuracy_chosen"] > 0.9 and metrics["chosen"]["steps"][-1].startswith(
         "knn: KNNClassifier"
@@ -196,7 +196,7 @@ def test_bad_data_exits_1_naming_the_file(tmp_path, idx_folder, cluster):
 
 
 def test_non_square_images_are_refused_before_any_work(tmp_path, cluster):
-    from conftest import make_idx_folder
+    from helpers import make_idx_folder
 
     folder = tmp_path / "wide"
     make_idx_folder(folder, side=28)

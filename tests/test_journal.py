@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import (
+from helpers import (
     SLOW_TASKS,
     csv_rows,
     embedded_run,
@@ -47,7 +47,8 @@ def reference(tmp_path_factory):
 
 @pytest.fixture
 def slow_cluster(start_cluster, tmp_path):
-    # 1 s per neighbour task: the last eight folds take seconds, time enough to interrupt the job between them.
+    # 1 s per neighbor task: the last eight folds take seconds, time enough to interrupt
+    # the job between them.
     return start_cluster(
         2,
         worker_env={
@@ -115,7 +116,7 @@ def test_interrupted_search_resumes_without_recomputing(slow_cluster, tmp_path, 
     )
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads((out / "search.json").read_text())
-    assert summary["n_neighbour_searches_loaded"] == saved
-    assert summary["n_neighbour_searches_computed"] == CV - saved
+    assert summary["n_neighbor_searches_loaded"] == saved
+    assert summary["n_neighbor_searches_computed"] == CV - saved
     assert journal_rows(out) == CV
     assert csv_rows(out / "cv_results.csv") == reference

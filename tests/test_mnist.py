@@ -5,8 +5,8 @@ import os
 
 import numpy as np
 import pytest
-from conftest import mnistdist
 from distributed import Client
+from helpers import mnistdist
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsClassifier
 

@@ -35,7 +35,7 @@ def test_out_dir_refuses_existing_results_unless_overwrite(tmp_path):
     out = prepare_out_dir(tmp_path / "new" / "deeper")
     assert out.is_dir()
     (out / "metrics.json").write_text("{}")
-    with pytest.raises(OutputError, match="already holds results.*--overwrite"):
+    with pytest.raises(OutputError, match=r"already holds results.*--overwrite"):
         prepare_out_dir(out)
     assert prepare_out_dir(out, overwrite=True) == out
 

@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import mnistdist
 from distributed import get_task_stream
+from helpers import mnistdist
 from sklearn.metrics import precision_score
 from sklearn.model_selection import KFold, cross_val_score
 
