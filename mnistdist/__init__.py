@@ -12,12 +12,17 @@ Modules, one idea each:
 - ``search``          cross-validated grid search, one neighbors search per fold, dask-ml scoring
 - ``presets``         the named searches: the book's grid and the one beyond it
 - ``final``           the chosen model refit and evaluated on the test set
+- ``results``         the report's records: predictions table and metrics
 - ``evaluate``        accuracy, confusion, per-class precision and recall of predictions
 - ``figures``         the report's and the tour's figures (matplotlib, no pyplot)
 - ``html_report``     report.html from the results in an output folder
 - ``tour``            the chapter's other experiments, part by part
 - ``benchmark``       the book's way against mnistdist's, timed on the same folds
 - ``cluster``         connecting to a Dask cluster, or starting a LocalCluster
+- ``addresses``       scheduler addresses, checked before connecting
+- ``interrupts``      Ctrl-C to the job alone, once; the cluster's processes ignore it
+- ``staging``         results folders as transactions: a staging folder swapped into place
+- ``pixels``          the saved model's check of its input pixels (0-255)
 - ``compute``         running graphs on the current client, and reporting their progress
 - ``journal``         finished neighbors searches on disk, so an interrupted job can resume
 - ``outputs``         atomic output files, and each job's result files

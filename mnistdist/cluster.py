@@ -187,27 +187,20 @@ def connect(
 ) -> Iterator[Client]:
     """A ``Client`` on the given scheduler, or on a new ``LocalCluster``; closed on exit.
 
-    The neighbor search is BLAS-bound, so the embedded cluster uses one
-    single-threaded worker process per core.
-
     Parameters
     ----------
     address : str, optional
         Scheduler address (default: ``DASK_SCHEDULER_ADDRESS``; with neither,
         an embedded ``LocalCluster``).
-    n_workers : int, optional
-        Worker processes of the embedded cluster (default: one per core).
-    threads_per_worker : int, default=1
-        Threads of each embedded worker.
-    memory_limit : str, optional, default="auto"
-        Memory limit of each embedded worker.
+    n_workers, threads_per_worker, memory_limit
+        The embedded cluster's worker processes (default: one single-threaded
+        process per core, as the neighbor search is BLAS-bound).
     dashboard_address : str, optional
         The embedded cluster's dashboard (default ``mnistdist.dashboard-address``,
         loopback only: the dashboard shows task names and data sizes to anyone
         who reaches it; a free port if taken).
     timeout : str or float, optional
-        How long to wait for a remote scheduler (default: the
-        ``mnistdist.connect-timeout`` setting).
+        How long to wait for a remote scheduler (default ``mnistdist.connect-timeout``).
     worker_log : path, optional
         A file for the embedded cluster's processes' stderr (their warnings
         and log lines), instead of the terminal.
@@ -228,8 +221,8 @@ def connect(
 
     Notes
     -----
-    The embedded cluster's processes ignore SIGINT (see
-    :mod:`mnistdist.interrupts`): Ctrl-C reaches the client, which closes them.
+    The embedded cluster's processes ignore SIGINT (:mod:`mnistdist.interrupts`):
+    Ctrl-C reaches the client, which closes them.
     """
     address = scheduler_address(address)
     if address:
@@ -237,13 +230,9 @@ def connect(
         with _remote_client(address, timeout) as client:
             yield client
         return
-    cluster = _local_cluster(
-        n_workers or os.cpu_count() or 1,
-        threads_per_worker,
-        memory_limit,
-        dashboard_address or config.get("dashboard-address"),
-        worker_log,
-    )
+    dashboard = dashboard_address or config.get("dashboard-address")
+    workers = n_workers or os.cpu_count() or 1
+    cluster = _local_cluster(workers, threads_per_worker, memory_limit, dashboard, worker_log)
     with cluster, Client(cluster, set_as_default=True) as client:
         yield client
 

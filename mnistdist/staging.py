@@ -143,18 +143,7 @@ def begin(
         raise OutputError(f"cannot create output folder {out}: {exc.strerror or exc}") from None
     staging = staging_path(out)
     found = [name for name in results if (out / name).exists()]
-    if staging.exists() and not resume:
-        if not overwrite:
-            raise OutputError(
-                f"an unfinished run is in {staging}; "
-                "pass --resume to finish it or --overwrite to discard it"
-            )
-        shutil.rmtree(staging)
-    if found and not (overwrite or resume):
-        raise OutputError(
-            f"output folder {out} already holds results ({', '.join(found)}); "
-            "pass --resume to finish an interrupted run or --overwrite to replace them"
-        )
+    _check_existing(out, staging, found, overwrite=overwrite, resume=resume)
     try:
         if not staging.exists():
             staging.mkdir()
@@ -168,6 +157,26 @@ def begin(
         abandon(out)
         raise OutputError(f"output folder {out} is not writable: {exc.strerror or exc}") from None
     return staging
+
+
+def _check_existing(out, staging, found, *, overwrite: bool, resume: bool) -> None:
+    """Refuse results or an unfinished run already there unless told what to do with them.
+
+    ``--overwrite`` discards an unfinished run at once (it holds no results),
+    but never the finished results in ``out``: :func:`commit` replaces those.
+    """
+    if staging.exists() and not resume:
+        if not overwrite:
+            raise OutputError(
+                f"an unfinished run is in {staging}; "
+                "pass --resume to finish it or --overwrite to discard it"
+            )
+        shutil.rmtree(staging)
+    if found and not (overwrite or resume):
+        raise OutputError(
+            f"output folder {out} already holds results ({', '.join(found)}); "
+            "pass --resume to finish an interrupted run or --overwrite to replace them"
+        )
 
 
 def commit(out: str | os.PathLike) -> pathlib.Path:
