@@ -15,10 +15,8 @@ from mnistdist.outputs import write_json
 
 NAME = "augment"
 HELP = "build the training set plus its four one-pixel shifts (5x) and save it as IDX files"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    common.add_common_arguments(parser, default_out="augmented")
+DEFAULT_OUT = "augmented"
+GRID = None
 
 
 def job(args: argparse.Namespace) -> int:

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from jobs import common
+from jobs import common, options
 from mnistdist.benchmark import format_table, run_benchmark
 from mnistdist.cluster import describe, package_versions
 from mnistdist.outputs import write_json
 
 NAME = "benchmark"
 HELP = "time scikit-learn's GridSearchCV against mnistdist's distributed search"
+DEFAULT_OUT = "bench-results"
+GRID = "book"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    common.add_common_arguments(parser, default_out="bench-results")
-    common.add_grid_arguments(parser, presets=False)
+    """This job's own options, beside the common and grid ones."""
     parser.add_argument(
         "--no-book", action="store_true", help="skip the (slow) scikit-learn reference run"
     )
@@ -28,7 +29,7 @@ def job(args: argparse.Namespace) -> int:
         report = run_benchmark(
             dataset.X_train,
             dataset.y_train,
-            common.preset_from_args(args).param_grid,
+            options.preset_from_args(args).param_grid,
             args.cv,
             book=not args.no_book,
         )

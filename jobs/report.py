@@ -32,11 +32,8 @@ from mnistdist.results import figure_records, predictions_csv, report_metrics
 
 NAME = "report"
 HELP = "search, refit the best model (and the book's), evaluate on the test set, write the report"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    common.add_common_arguments(parser, default_out="results")
-    common.add_grid_arguments(parser)
+DEFAULT_OUT = "results"
+GRID = "presets"
 
 
 def job(args: argparse.Namespace) -> int:

@@ -10,11 +10,8 @@ from mnistdist.outputs import write_json
 NAME = "search"
 SCORE_COLUMNS = ("params", "mean_test_score", "std_test_score")
 HELP = "cross-validated grid search on the cluster (the book's KNN grid, or --preset best)"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    common.add_common_arguments(parser, default_out="search-results")
-    common.add_grid_arguments(parser)
+DEFAULT_OUT = "search-results"
+GRID = "presets"
 
 
 def job(args: argparse.Namespace) -> int:

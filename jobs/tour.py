@@ -13,7 +13,7 @@ import dataclasses
 import datetime
 import time
 
-from jobs import common
+from jobs import common, options
 from mnistdist.cluster import describe, package_versions
 from mnistdist.figures import FigureRef, save
 from mnistdist.html_report import write_report
@@ -25,6 +25,8 @@ HELP = (
     "the rest of the chapter: 5-detector, precision/recall, ROC, multiclass, errors, "
     "multilabel, denoising"
 )
+DEFAULT_OUT = "results"
+GRID = None
 
 SCALE_OPTIONS = (
     ("--svc-size", 2000, "training images for the SVC steps (default: 2000, as the book)"),
@@ -44,10 +46,10 @@ PRINTED = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    common.add_common_arguments(parser, default_out="results")
+    """This job's own options, beside the common and grid ones."""
     group = parser.add_argument_group("scaling the heavy parts down")
     for flag, default, text in SCALE_OPTIONS:
-        group.add_argument(flag, metavar="N", type=common.positive_int, default=default, help=text)
+        group.add_argument(flag, metavar="N", type=options.positive_int, default=default, help=text)
 
 
 def job(args: argparse.Namespace) -> int:
