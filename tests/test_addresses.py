@@ -13,7 +13,7 @@ from mnistdist.errors import OptionError
         ("", "empty"),
         ("tcp://host:99999", "outside 1-65535"),
         ("tcp://:8786", "no host"),
-        ("tcp://host:x", "garbage"[:0]),
+        ("tcp://host:x", "expected tcp://HOST:PORT"),
         ("ucx://host:1", "ucx"),
         ("tcp://ho st:1", "spaces"),
     ],

@@ -180,7 +180,7 @@ def _idx_bytes(magic: int, dims, payload: bytes) -> bytes:
         (
             "shape mismatch",
             lambda f: _corrupt(
-                f, "test_images", _idx_bytes(0x803, (20, 27, 28), bytes(20 * 27 * 28)), ""
+                f, "test_images", _idx_bytes(0x803, (20, 27, 27), bytes(20 * 27 * 27)), ""
             ),
             "train images are",
         ),

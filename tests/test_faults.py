@@ -109,4 +109,4 @@ def test_scheduler_lost_mid_job_keeps_finished_work(start_cluster, tmp_path, ref
         "--quiet",
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resume: {saved} finished neighbour searches read from" in resumed.stdout
+    assert f"resume: {saved} finished neighbor searches read from" in resumed.stdout
