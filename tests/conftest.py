@@ -8,14 +8,15 @@ import pathlib
 
 import pytest
 from distributed import Client, LocalCluster
+
+from mnistdist.data import load_dataset
+
 from helpers import (
     CLUSTER_DIR,
     free_port,
     make_idx_folder,
     process_env,
 )
-
-from mnistdist.data import load_dataset
 
 
 @pytest.fixture(scope="session")

@@ -9,14 +9,14 @@ import argparse
 import contextlib
 import io
 import os
-import socket
 
 import pytest
-from helpers import assert_one_line_error, mnistdist
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jobs import cli
+
+from helpers import assert_one_line_error, free_port, mnistdist
 
 PARSER = cli.build_parser()
 SUBPARSERS = next(a for a in PARSER._actions if isinstance(a, argparse._SubParsersAction)).choices
@@ -153,9 +153,7 @@ def test_a_failed_overwrite_keeps_the_previous_results_whole(tmp_path):
     for name in ("search.json", "cv_results.csv", "journal.sqlite"):
         (out / name).write_text(f"previous {name}")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there
     proc = mnistdist(
         "search",
         "--dataset",

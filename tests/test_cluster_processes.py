@@ -8,6 +8,10 @@ import urllib.request
 
 import pytest
 from distributed import Client
+
+from mnistdist.cluster import connect
+from mnistdist.errors import ClusterError
+
 from helpers import (
     CLUSTER_DIR,
     assert_one_line_error,
@@ -19,9 +23,6 @@ from helpers import (
     process_env,
     sitecustomize,
 )
-
-from mnistdist.cluster import connect
-from mnistdist.errors import ClusterError
 
 
 @pytest.fixture(scope="module")

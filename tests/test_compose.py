@@ -19,6 +19,7 @@ import urllib.request
 
 import pytest
 import yaml
+
 from helpers import CLUSTER_DIR, REPO, free_port, make_idx_folder
 
 #: The commands docs/compose.md gives, run verbatim by the live test.

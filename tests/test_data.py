@@ -220,6 +220,7 @@ def test_openml_failure_is_a_clear_error(tmp_path, monkeypatch):
 
 def test_openml_cache_is_reused_without_network(tmp_path, monkeypatch):
     import sklearn.datasets
+
     from helpers import make_idx_folder
 
     make_idx_folder(tmp_path / "mnistdist-idx", gz=False)

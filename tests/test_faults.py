@@ -7,6 +7,9 @@ import sys
 
 import pytest
 from distributed import Client
+
+from mnistdist.staging import staging_path
+
 from helpers import (
     SLOW_TASKS,
     assert_one_line_error,
@@ -18,8 +21,6 @@ from helpers import (
     sitecustomize,
     wait_for,
 )
-
-from mnistdist.staging import staging_path
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,10 @@ import threading
 import time
 
 import pytest
-from helpers import process_env, sitecustomize, wait_for
 
 from mnistdist.staging import staging_path
+
+from helpers import process_env, sitecustomize, wait_for
 
 # In the worker processes only (the job itself must start as it does for a user): neighbour
 # tasks slowed down, so the search lasts long enough to be interrupted in the middle.

@@ -2,14 +2,14 @@
 
 import csv
 import json
-import socket
 
 import joblib
 import numpy as np
 import pytest
-from helpers import assert_one_line_error, mnistdist
 
 from mnistdist.data import MNIST_FILES, read_idx
+
+from helpers import assert_one_line_error, free_port, mnistdist
 
 FIGURES = (
     "digits.png",
@@ -267,9 +267,7 @@ def test_overwrite_and_resume_exclude_each_other(tmp_path):
 
 
 def test_unreachable_scheduler_exits_1_quickly(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nothing listens there
     proc = mnistdist(
         "search",
         "--dataset",

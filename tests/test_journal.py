@@ -7,6 +7,10 @@ import sys
 
 import numpy as np
 import pytest
+
+from mnistdist.journal import Journal
+from mnistdist.staging import staging_path
+
 from helpers import (
     SLOW_TASKS,
     csv_rows,
@@ -17,9 +21,6 @@ from helpers import (
     sitecustomize,
     wait_for,
 )
-
-from mnistdist.journal import Journal
-from mnistdist.staging import staging_path
 
 CV = 10  # ten fold searches: room to stop in the middle
 

@@ -6,13 +6,14 @@ import os
 import numpy as np
 import pytest
 from distributed import Client
-from helpers import mnistdist
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsClassifier
 
 from mnistdist import tour
 from mnistdist.data import load_dataset
 from mnistdist.search import DEFAULT_GRID, neighbors_search
+
+from helpers import mnistdist
 
 pytestmark = pytest.mark.slow
 #: scikit-learn 1.9.1 reproduces the book's SGD numbers exactly; other versions may drift a little.

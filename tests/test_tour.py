@@ -5,11 +5,12 @@ import json
 import numpy as np
 import pytest
 from distributed import get_task_stream
-from helpers import mnistdist
 from sklearn.metrics import precision_score
 from sklearn.model_selection import KFold, cross_val_score
 
 from mnistdist import tour
+
+from helpers import mnistdist
 
 
 @pytest.fixture(scope="module")
