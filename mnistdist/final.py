@@ -16,13 +16,13 @@ import time
 
 import dask.array as da
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 
 from . import config
 from .compute import Neighbors, compute, compute_journaled
 from .journal import Journal
-from .knn import KNNClassifier, predict_from_neighbors
+from .knn import predict_from_neighbors
 from .neighbors import kneighbors_dask
 from .pipeline_tasks import (
     KNN_PARAMS,
@@ -31,6 +31,7 @@ from .pipeline_tasks import (
     split_pipeline,
     transform_blocks,
 )
+from .rerank_tasks import candidates_needed, is_reranking, rerank_queries
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +79,10 @@ def _test_neighbors(X_train, X_test, k: int, name: str, journal: Journal | None)
     return found
 
 
-def _gathered_model(fitted_prep, X_train: da.Array, y_train, params: dict, name: str):
+def _gathered_model(fitted_prep, X_train: da.Array, y_train, knn, name: str):
     """The scikit-learn model: the training rows gathered here, behind the fitted steps."""
     (train_rows,) = compute(X_train, label=f"gather {X_train.shape[0]} training images ({name})")
-    clf = KNNClassifier(**params).fit(train_rows, y_train)
+    clf = clone(knn).fit(train_rows, y_train)
     return clf if fitted_prep is None else Pipeline([*fitted_prep.steps, ("knn", clf)])
 
 
@@ -139,9 +140,13 @@ def fit_predict(
         # The neighbor search and the gathered model share these chunks:
         # computed once (and recomputed by Dask if a worker holding some dies).
         X_train = X_train.persist()
-    found = _test_neighbors(X_train, X_test, params["n_neighbors"], name, journal)
-    y_pred, proba = predict_from_neighbors(found.dist, found.ids, y_train, **params)
-    model = _gathered_model(fitted_prep, X_train, y_train, params, name) if keep_model else None
+    k = candidates_needed(knn, params["n_neighbors"])
+    found = _test_neighbors(X_train, X_test, k, name, journal)
+    dist, ids = found.dist, found.ids
+    if is_reranking(knn):
+        dist, ids = rerank_queries(knn, X_train, X_test, ids, name)
+    y_pred, proba = predict_from_neighbors(dist, ids, y_train, **params)
+    model = _gathered_model(fitted_prep, X_train, y_train, knn, name) if keep_model else None
     seconds, n_train = time.perf_counter() - t0, int(X_train.shape[0])
     log.info("%s: %d training rows, %d predictions in %.1f s", name, n_train, len(y_pred), seconds)
     return FinalModel(model, y_pred, proba, n_train, seconds, found.loaded)

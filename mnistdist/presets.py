@@ -25,6 +25,7 @@ from sklearn.preprocessing import Normalizer
 from .augment import AUGMENTATIONS, Augment
 from .errors import OptionError
 from .knn import KNNClassifier
+from .rerank import DeformationKNNClassifier
 from .search import DEFAULT_GRID
 from .transformers import Deskew, GaussianBlur
 
@@ -69,6 +70,24 @@ def _best_grid(n_features: int = 784) -> list[dict]:
     ]
 
 
+def deform_pipeline() -> Pipeline:
+    """The ``deform`` preset's pipeline: deskewed images, Euclidean candidates re-ranked by IDM."""
+    return Pipeline(
+        [
+            ("deskew", Deskew()),
+            ("knn", DeformationKNNClassifier(n_neighbors=3, weights="distance", n_candidates=20)),
+        ]
+    )
+
+
+#: Designed on a holdout (train on training images 0-49,999, validate on 50,000-51,999),
+#: never on the test set; docs/beyond-the-book.md gives the holdout's numbers.
+DEFORM_GRID = {
+    "knn__warp": [1, 2],
+    "knn__n_neighbors": [1, 3, 4, 6],
+    "knn__weights": ["uniform", "distance"],
+}
+
 PRESETS = {
     "book": lambda n_features: Preset(
         "book",
@@ -82,6 +101,13 @@ PRESETS = {
         _best_grid(n_features),
         "deskewing x blur x augmentation (shifts, rotations) x cosine x PCA size x KNN, "
         "augmenting training folds only",
+    ),
+    "deform": lambda n_features: Preset(
+        "deform",
+        deform_pipeline(),
+        DEFORM_GRID,
+        "deskewing, 20 Euclidean candidates re-ranked by the image distortion model "
+        "(local gradient context) x warp range x KNN",
     ),
 }
 

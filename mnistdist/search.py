@@ -60,6 +60,7 @@ from .pipeline_tasks import (
     reference_blocks,
     split_pipeline,
 )
+from .rerank_tasks import candidates_needed, is_reranking, rerank_graph
 
 log = logging.getLogger(__name__)
 
@@ -269,16 +270,20 @@ def _search_group_neighbors(
     by stateless steps (deskewed, say), by Dask name, for every group that
     uses the same ones.
     """
-    prep, X_group = apply_stateless_before(
-        split_pipeline(clone(estimator).set_params(**group.rest))[0], X
-    )
+    prep, _, knn = split_pipeline(clone(estimator).set_params(**group.rest))
+    prep, X_group = apply_stateless_before(prep, X)
     if X_group is not X:
         if X_group.name not in shared:
             shared[X_group.name] = X_group.persist()
         X_group = shared[X_group.name]
-    lazy = _fold_neighbors(X_group, y, prep, folds, group.k, label)
+    k = candidates_needed(knn, group.k)
+    lazy = _fold_neighbors(X_group, y, prep, folds, k, label)
     found = compute_journaled(lazy, journal, label=f"neighbors of {len(folds)} folds{label}")
-    graph = _neighbor_graph(len(y), group.k, folds, [(r.dist, r.ids) for r in found])
+    graph = _neighbor_graph(len(y), k, folds, [(r.dist, r.ids) for r in found])
+    if is_reranking(knn):
+        if prep is not None:
+            raise OptionError("re-ranking needs image rows: only stateless steps before it")
+        graph = rerank_graph(knn, X_group, graph, folds, label)
     return graph, sum(r.loaded for r in found)
 
 

@@ -1,0 +1,187 @@
+"""Re-ranking on the cluster: each fold's (or the test set's) Euclidean candidates by IDM.
+
+The cross-validated search (:mod:`mnistdist.search`) and the final fit
+(:mod:`mnistdist.final`) find Euclidean neighbours as for any KNN; when the
+classifier is a :class:`~mnistdist.rerank.DeformationKNNClassifier`, they
+ask for ``n_candidates`` of them and hand them here. Queries are re-ranked in
+row blocks by tasks named ``rerank-idm-fold-<f>`` (``rerank-idm-<name>`` for
+the test set); every task reads the one copy of the image rows that Dask
+keeps per worker, so memory is the images plus one block of pair features.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import dask
+import dask.array as da
+import numpy as np
+import scipy.sparse as sp
+from dask.base import tokenize
+
+from . import config
+from .errors import OptionError
+from .rerank import DeformationKNNClassifier, rerank
+
+log = logging.getLogger(__name__)
+
+
+def is_reranking(knn) -> bool:
+    """Whether the classifier re-ranks its Euclidean candidates."""
+    return isinstance(knn, DeformationKNNClassifier)
+
+
+def candidates_needed(knn, n_neighbors: int) -> int:
+    """Euclidean neighbors to find per query: ``n_candidates`` for a re-ranking classifier."""
+    return max(n_neighbors, knn.n_candidates) if is_reranking(knn) else n_neighbors
+
+
+def _rerank_block(images, query_rows, candidate_ids, warp, context, queries=None):
+    src = images if queries is None else queries
+    return rerank(src[query_rows], images, candidate_ids, warp, context)
+
+
+def rerank_lazy(
+    knn: DeformationKNNClassifier,
+    images,
+    candidate_ids: np.ndarray,
+    *,
+    name: str,
+    query_rows: np.ndarray | None = None,
+    queries=None,
+) -> list:
+    """Lazy ``(dist, ids)`` of each block of queries, candidates re-ranked by IDM.
+
+    Parameters
+    ----------
+    knn : DeformationKNNClassifier
+        Gives ``warp`` and ``context``.
+    images : dask.array.Array of shape (n_images, n_pixels)
+        The images that ``candidate_ids`` index (and the queries, without ``queries``).
+    candidate_ids : ndarray of shape (n_queries, n_candidates)
+        Each query's candidates.
+    name : str
+        Task name (``rerank-idm-fold-3``, say).
+    query_rows : ndarray of shape (n_queries,), optional
+        Rows of ``queries`` (or of ``images``) that are the queries; default all.
+    queries : dask.array.Array, optional
+        The query images, if they are not rows of ``images``.
+
+    Returns
+    -------
+    list of dask.delayed.Delayed
+        One ``(dist, ids)`` per block of ``mnistdist.rerank-queries`` queries.
+    """
+    n = len(candidate_ids)
+    query_rows = np.arange(n) if query_rows is None else np.asarray(query_rows)
+    # One key for the whole array: each worker fetches it once, not once a task.
+    whole = dask.delayed(np.asarray)(images, dask_key_name=f"images-{name}-{tokenize(images)}")
+    whole_q = None
+    if queries is not None:
+        whole_q = dask.delayed(np.asarray)(queries, dask_key_name=f"queries-{tokenize(queries)}")
+    step = int(config.get("rerank-queries"))
+    blocks = []
+    for b, start in enumerate(range(0, n, step)):
+        rows, cand = query_rows[start : start + step], candidate_ids[start : start + step]
+        token = tokenize(whole, rows, cand, knn.warp, knn.context, whole_q)
+        blocks.append(
+            dask.delayed(_rerank_block, pure=True)(
+                whole,
+                rows,
+                cand,
+                knn.warp,
+                knn.context,
+                whole_q,
+                dask_key_name=(f"{name}-{token}", b),
+            )
+        )
+    return blocks
+
+
+def rerank_graph(
+    knn, images: da.Array, graph: sp.csr_matrix, folds, label: str = ""
+) -> sp.csr_matrix:
+    """The neighbor graph with each row's candidates re-ranked by IDM (unchanged for plain KNN).
+
+    Parameters
+    ----------
+    knn : estimator
+        The search's classifier; only a :class:`DeformationKNNClassifier` re-ranks.
+    images : dask.array.Array of shape (n, n_pixels)
+        The images the graph's rows and columns index.
+    graph : scipy.sparse.csr_matrix of shape (n, n)
+        Each row's candidates from the training part of its fold, equally many a row.
+    folds : list of (ndarray, ndarray)
+        The folds the graph was built on.
+    label : str
+        Ends the task names.
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        Rows sorted by IDM distance, as ``KNeighborsClassifier(metric="precomputed")`` reads.
+
+    Raises
+    ------
+    OptionError
+        If the rows are not square images.
+    """
+    if not is_reranking(knn):
+        return graph
+    n = graph.shape[0]
+    side = int(np.sqrt(images.shape[1]))
+    if images.ndim != 2 or side * side != images.shape[1]:
+        raise OptionError("re-ranking needs image rows: no step may change their shape")
+    k = graph.indptr[1] - graph.indptr[0]
+    ids = graph.indices.reshape(n, k)
+    lazy = []
+    for f, (_, test) in enumerate(folds):
+        rows = np.sort(test)
+        lazy.append(
+            rerank_lazy(knn, images, ids[rows], name=f"rerank-idm-fold-{f}{label}", query_rows=rows)
+        )
+    t0 = time.perf_counter()
+    found = dask.compute(*lazy)
+    data, indices = np.empty((n, k)), np.empty((n, k), dtype=np.int64)
+    for (_, test), blocks in zip(folds, found, strict=True):
+        rows = np.sort(test)
+        data[rows] = np.concatenate([d for d, _ in blocks])
+        indices[rows] = np.concatenate([i for _, i in blocks])
+    log.info("re-ranked %d x %d candidates in %.1f s", n, k, time.perf_counter() - t0)
+    return sp.csr_matrix((data.ravel(), indices.ravel(), graph.indptr.copy()), shape=(n, n))
+
+
+def rerank_queries(
+    knn: DeformationKNNClassifier, train: da.Array, queries: da.Array, candidate_ids, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The queries' candidates among ``train`` re-ranked by IDM, as tasks ``rerank-idm-<name>``.
+
+    Parameters
+    ----------
+    knn : DeformationKNNClassifier
+        Gives ``warp`` and ``context``.
+    train, queries : dask.array.Array of shape (n, n_pixels)
+        Training images (that ``candidate_ids`` index) and query images.
+    candidate_ids : ndarray of shape (n_queries, n_candidates)
+        Each query's Euclidean candidates.
+    name : str
+        Ends the task name.
+
+    Returns
+    -------
+    dist, ids : ndarray of shape (n_queries, n_candidates)
+        IDM distances (ascending per row) and training-row indices.
+    """
+    t0 = time.perf_counter()
+    lazy = rerank_lazy(
+        knn, train, np.asarray(candidate_ids), name=f"rerank-idm-{name}", queries=queries
+    )
+    blocks = dask.compute(*lazy)
+    log.info(
+        "%s: re-ranked %d x %d candidates in %.1f s",
+        name,
+        *np.shape(candidate_ids),
+        time.perf_counter() - t0,
+    )
+    return np.concatenate([d for d, _ in blocks]), np.concatenate([i for _, i in blocks])
