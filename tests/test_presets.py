@@ -43,6 +43,6 @@ def test_best_preset_fits_small_images():
 
 
 def test_unknown_preset():
-    with pytest.raises(OptionError, match="unknown preset 'fast': choose from book, best"):
+    with pytest.raises(OptionError, match="unknown preset 'fast': choose from book, best, deform"):
         get_preset("fast")
-    assert list(PRESETS) == ["book", "best"]
+    assert list(PRESETS) == ["book", "best", "deform"]
