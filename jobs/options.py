@@ -102,7 +102,8 @@ def add_grid_arguments(parser: argparse.ArgumentParser, *, presets: bool = True)
             "--preset",
             choices=list(PRESETS),
             default="book",
-            help="book: the chapter's KNN grid; best: deskewing x augmentation x PCA x KNN "
+            help="book: the chapter's KNN grid; best: deskewing x augmentation x PCA x KNN; "
+            "deform: deskewing, Euclidean candidates re-ranked by IDM x KNN "
             "(default: book)",
         )
     group.add_argument(

@@ -74,7 +74,7 @@ class DeformationKNNClassifier(ClassifierMixin, BaseEstimator):
         Half-width of the gradient context patch.
     ref_rows : int, default=16384
         Training rows compared at once in the Euclidean search.
-    block_pairs : int, default=512
+    block_pairs : int, default=16
         Image pairs whose IDM features are held at once.
 
     Attributes
