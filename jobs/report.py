@@ -28,6 +28,7 @@ from mnistdist.knn import KNNClassifier
 from mnistdist.outputs import atomic_path, write_json, write_text
 from mnistdist.pixels import with_pixel_check
 from mnistdist.presets import BOOK_BEST
+from mnistdist.rerank_tasks import format_throughput, search_rerank_throughput
 from mnistdist.results import figure_records, predictions_csv, report_metrics
 
 NAME = "report"
@@ -53,6 +54,8 @@ def job(args: argparse.Namespace) -> int:
         result.write_csv(out / "cv_results.csv")
         seconds["search_neighbors"] = result.seconds["neighbors"]
         seconds["search_scoring"] = result.seconds["scoring"]
+        if "rerank" in result.seconds:
+            seconds["search_rerank"] = result.seconds["rerank"]
         models = _fit_models(dataset, preset, result.best_params, journal, seconds)
         final = "chosen" if "chosen" in models else "augmented"
         X_test = dataset.X_test.compute()
@@ -78,6 +81,9 @@ def job(args: argparse.Namespace) -> int:
     }
     if preset.name != "book":
         extra["book_params"] = BOOK_BEST
+    if "rerank" in result.seconds:
+        extra["rerank"] = search_rerank_throughput(preset.estimator, result, cluster_info, seconds)
+        print(format_throughput(extra["rerank"]))
     metrics = report_metrics(
         preset=preset.name,
         models=models,

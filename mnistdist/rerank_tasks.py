@@ -185,3 +185,46 @@ def rerank_queries(
         time.perf_counter() - t0,
     )
     return np.concatenate([d for d, _ in blocks]), np.concatenate([i for _, i in blocks])
+
+
+def search_rerank_throughput(estimator, result, cluster_info: dict, seconds: dict) -> dict:
+    """The search's re-ranking: image pairs, seconds, pairs per second per core, share of the run.
+
+    Parameters
+    ----------
+    estimator : Pipeline or DeformationKNNClassifier
+        The searched estimator (its ``n_candidates`` is the grid's: no grid varies it).
+    result : SearchResult
+        The search, with ``seconds["rerank"]``.
+    cluster_info : dict
+        :func:`jobs.common.cluster_summary`'s, whose workers' threads are the cores.
+    seconds : dict
+        The run's timings, with ``total``.
+
+    Returns
+    -------
+    dict
+        ``pairs``, ``seconds``, ``cores``, ``pairs_per_second_per_core``, ``share_of_run``.
+    """
+    knn = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    n_samples = sum(len(test) for _, test in result.folds)
+    groups = result.n_neighbor_searches // len(result.folds)
+    pairs = n_samples * knn.n_candidates * groups
+    cores = sum(w.get("threads", 1) for w in cluster_info.get("workers", [])) or 1
+    spent = result.seconds["rerank"]
+    return {
+        "pairs": int(pairs),
+        "seconds": round(spent, 3),
+        "cores": int(cores),
+        "pairs_per_second_per_core": round(pairs / spent / cores, 1),
+        "share_of_run": round(spent / seconds["total"], 4),
+    }
+
+
+def format_throughput(stats: dict) -> str:
+    """One line: the search's re-ranking throughput and its share of the run."""
+    return (
+        f"rerank: {stats['pairs']} image pairs in {stats['seconds']:.0f} s on {stats['cores']} "
+        f"cores = {stats['pairs_per_second_per_core']:.0f} pairs/s/core, "
+        f"{100 * stats['share_of_run']:.0f}% of the run"
+    )

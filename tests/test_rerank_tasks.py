@@ -10,6 +10,7 @@ from mnistdist.errors import OptionError
 from mnistdist.final import fit_predict
 from mnistdist.presets import get_preset
 from mnistdist.rerank import DeformationKNNClassifier
+from mnistdist.rerank_tasks import search_rerank_throughput
 from mnistdist.search import neighbors_search
 from mnistdist.transformers import Deskew
 
@@ -35,6 +36,11 @@ def test_search_scores_equal_sklearns_grid_search(client, digits, digits_arrays)
     for f in range(5):
         for g in range(2):
             assert any(f"rerank-idm-fold-{f}-group-{g}-" in key for key in keys)
+    stats = search_rerank_throughput(
+        _pipeline(), ours, {"workers": [{"threads": 1}] * 2}, {"total": 2 * ours.seconds["rerank"]}
+    )
+    assert stats["pairs"] == len(y) * 6 * 2 and stats["share_of_run"] == 0.5
+    assert stats["pairs_per_second_per_core"] > 0
 
 
 def test_final_predictions_equal_the_saved_model(client, digits, digits_arrays):
