@@ -3,9 +3,11 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
+from mnistdist.data import load_dataset
 from mnistdist.deformation import idm_distances
 from mnistdist.knn import KNNClassifier
 from mnistdist.rerank import DeformationKNNClassifier, rerank
+from mnistdist.transformers import Deskew
 
 
 def test_rerank_sorts_the_candidates_by_idm(digits_arrays):
@@ -62,3 +64,16 @@ def test_fit_rejects_bad_parameters(digits_arrays, params, message):
 def test_fit_rejects_rows_that_are_not_images():
     with pytest.raises(ValueError, match="square"):
         DeformationKNNClassifier().fit(np.zeros((30, 10)), np.arange(30) % 2)
+
+
+@pytest.mark.slow
+def test_real_mnist_idm_beats_euclidean_on_a_training_holdout(mnist_dir):
+    # Training images only: the test set is scored by the report job's final run alone.
+    ds = load_dataset("mnist", data_dir=mnist_dir)
+    X, y = ds.X_train[:11000].compute(), ds.y_train[:11000]
+    deskew = Deskew()
+    train, held = deskew.fit_transform(X[:10000]), deskew.transform(X[10000:])
+    euclid = KNNClassifier(n_neighbors=4, weights="distance").fit(train, y[:10000])
+    idm = DeformationKNNClassifier(n_neighbors=4, weights="distance", n_candidates=20, warp=1)
+    idm.fit(train, y[:10000])
+    assert idm.score(held, y[10000:]) > euclid.score(held, y[10000:]) + 0.005
