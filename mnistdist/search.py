@@ -281,12 +281,14 @@ def _search_group_neighbors(
     lazy = _fold_neighbors(X_group, y, prep, folds, k, label)
     found = compute_journaled(lazy, journal, label=f"neighbors of {len(folds)} folds{label}")
     graph = _neighbor_graph(len(y), k, folds, [(r.dist, r.ids) for r in found])
-    t0 = time.perf_counter()
+    reranking = 0.0
     if is_reranking(knn):
         if prep is not None:
             raise OptionError("re-ranking needs image rows: only stateless steps before it")
+        t0 = time.perf_counter()
         graph = rerank_graph(knn, X_group, graph, folds, label)
-    return graph, sum(r.loaded for r in found), time.perf_counter() - t0
+        reranking = time.perf_counter() - t0
+    return graph, sum(r.loaded for r in found), reranking
 
 
 def _score_group(graph: sp.csr_matrix, y: np.ndarray, folds, group: _Group) -> np.ndarray:

@@ -42,6 +42,7 @@ def test_scores_equal_sklearn_grid_search(client, digits, digits_arrays):
         ref.best_score_, abs=1e-3
     )
     assert ours.n_neighbor_searches == 5
+    assert set(ours.seconds) == {"neighbors", "scoring"}  # no re-ranking phase without one
 
 
 def _neighbor_tasks(client, **kwargs):
