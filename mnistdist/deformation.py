@@ -10,21 +10,22 @@ vertical Sobel gradients around them. The distance is
     d(q, r) = sum over query pixels p of  min over |p' - p|_inf <= warp  ||C_q(p) - C_r(p')||^2
 
 with reference positions clipped to the image. It is zero for an image and
-itself, never negative, and not symmetric. Features are computed per block
-of pairs, never for a whole training set: at 18 float32 values a pixel they
-would be 56 kB an MNIST image.
+itself, never negative, and not symmetric. Gradients are computed per block
+of pairs, never for a whole training set, and the context vectors (18 float32
+values a pixel at context 1) never at all: see :func:`idm_distance_gradients`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 
-#: Pairs compared at once. Small, so that a block's features (56 kB a 28x28 image at
-#: context 1) stay in the CPU cache across the warp offsets: 16 pairs ran twice as fast as 512
-#: (MNIST, warp 2, 2-core machine shared with other jobs).
-DEFAULT_BLOCK_PAIRS = 16
+#: Pairs compared at once. A block's gradient maps (8 kB a 28x28 pair) stay in the CPU
+#: cache across the warp offsets; 64 pairs ran as fast as 256 and 12% faster than 16 (MNIST,
+#: warp 2, 2-core machine).
+DEFAULT_BLOCK_PAIRS = 64
 
 
 def image_side(n_pixels: int) -> int:
@@ -89,6 +90,9 @@ def sobel_gradients(images: np.ndarray) -> np.ndarray:
 def local_context(images: np.ndarray, context: int = 1) -> np.ndarray:
     """Each pixel's context vector: the gradients in the ``(2 context + 1)^2`` patch around it.
 
+    The distance never builds these vectors (see :func:`idm_distance_gradients`); they
+    define it, and tests compare against them.
+
     Parameters
     ----------
     images : ndarray of shape (n, h, w)
@@ -111,15 +115,48 @@ def local_context(images: np.ndarray, context: int = 1) -> np.ndarray:
     return np.concatenate(patches, axis=1)
 
 
-def idm_distance_features(query: np.ndarray, ref: np.ndarray, warp: int) -> np.ndarray:
-    """IDM distances between paired context maps (``query[i]`` against ``ref[i]``).
+def _box_sum(a: np.ndarray, width: int, h: int, w: int) -> np.ndarray:
+    """Window sums: ``(n, h + width - 1, w + width - 1)`` to ``(n, h, w)``, ``width`` square.
+
+    Separable: rows first, then columns.
+    """
+    rows = a[:, :, :w].copy()
+    for k in range(1, width):
+        rows += a[:, :, k : k + w]
+    out = rows[:, :h].copy()
+    for k in range(1, width):
+        out += rows[:, k : k + h]
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _outside(h: int, w: int, dy: int, dx: int) -> np.ndarray:
+    """0 where pixel ``(y + dy, x + dx)`` is in the image, infinity where it is not.
+
+    Cached and shared: callers only read it.
+    """
+    ys, xs = np.arange(h) + dy, np.arange(w) + dx
+    mask = np.zeros((h, w), dtype=np.float32)
+    mask[(ys < 0) | (ys >= h), :] = np.inf
+    mask[:, (xs < 0) | (xs >= w)] = np.inf
+    return mask
+
+
+def idm_distance_gradients(query: np.ndarray, ref: np.ndarray, warp: int, context: int):
+    """IDM distances between paired images, from their Sobel gradients.
+
+    The squared distance between two context vectors is a sum over the patch, so for
+    each warp offset it is a box sum of the pixelwise squared gradient difference:
+    2 channels a pixel instead of ``2 (2 context + 1)^2``, five times fewer operations at
+    context 1. Offsets that leave the image are excluded, which is the same as
+    clipping the reference position to it (the clipped offset is also in the range).
 
     Parameters
     ----------
-    query, ref : ndarray of shape (n_pairs, channels, h, w)
-        Context maps from :func:`local_context`.
-    warp : int
-        How far (in pixels, each direction) a query pixel may move.
+    query, ref : ndarray of shape (n_pairs, 2, h, w)
+        Gradients from :func:`sobel_gradients`.
+    warp, context : int
+        As in :func:`idm_distances`.
 
     Returns
     -------
@@ -127,15 +164,18 @@ def idm_distance_features(query: np.ndarray, ref: np.ndarray, warp: int) -> np.n
         float64 distances.
     """
     h, w = query.shape[2:]
-    # Edge padding = clipping the reference position to the image.
-    padded = np.pad(ref, ((0, 0), (0, 0), (warp, warp), (warp, warp)), mode="edge")
+    c, m = context, context + warp
+    q = np.pad(query, ((0, 0), (0, 0), (c, c), (c, c)))
+    r = np.pad(ref, ((0, 0), (0, 0), (m, m), (m, m)))
+    diff = np.empty_like(q)
     best = None
-    diff = np.empty_like(query)
-    for dy in range(2 * warp + 1):
-        for dx in range(2 * warp + 1):
-            np.subtract(query, padded[:, :, dy : dy + h, dx : dx + w], out=diff)
+    for dy in range(-warp, warp + 1):
+        for dx in range(-warp, warp + 1):
+            y0, x0 = warp + dy, warp + dx
+            np.subtract(q, r[:, :, y0 : y0 + h + 2 * c, x0 : x0 + w + 2 * c], out=diff)
             np.square(diff, out=diff)
-            cost = diff.sum(axis=1)
+            cost = _box_sum(diff[:, 0] + diff[:, 1], 2 * c + 1, h, w)
+            cost += _outside(h, w, dy, dx)
             best = cost if best is None else np.minimum(best, cost, out=best)
     return best.sum(axis=(1, 2), dtype=np.float64)
 
@@ -157,7 +197,7 @@ def idm_distances(
         Warp range in pixels.
     context : int, default=1
         Half-width of the gradient context patch.
-    block_pairs : int, default=16
+    block_pairs : int, default=64
         Pairs whose features are held at once; memory grows with it.
 
     Returns
@@ -177,9 +217,9 @@ def idm_distances(
     out = np.empty(len(queries), dtype=np.float64)
     for start in range(0, len(queries), max(1, int(block_pairs))):
         stop = start + max(1, int(block_pairs))
-        q = local_context(as_images(queries[start:stop]), context)
-        r = local_context(as_images(refs[start:stop]), context)
-        out[start:stop] = idm_distance_features(q, r, warp)
+        q = sobel_gradients(as_images(queries[start:stop]))
+        r = sobel_gradients(as_images(refs[start:stop]))
+        out[start:stop] = idm_distance_gradients(q, r, warp, context)
     return out
 
 

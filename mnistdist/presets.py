@@ -75,7 +75,7 @@ def deform_pipeline() -> Pipeline:
     return Pipeline(
         [
             ("deskew", Deskew()),
-            ("knn", DeformationKNNClassifier(n_neighbors=4, weights="distance", n_candidates=30)),
+            ("knn", DeformationKNNClassifier(n_neighbors=4, weights="distance", n_candidates=100)),
         ]
     )
 
@@ -106,7 +106,7 @@ PRESETS = {
         "deform",
         deform_pipeline(),
         DEFORM_GRID,
-        "deskewing, 30 Euclidean candidates re-ranked by the image distortion model "
+        "deskewing, 100 Euclidean candidates re-ranked by the image distortion model "
         "(local gradient context) x warp range x KNN",
     ),
 }
