@@ -326,11 +326,11 @@ def scaling_figure(scaling: dict) -> Figure:
     )
     ax.set_xscale("log", base=2)
     ax.set_xticks(workers, [str(n) for n in workers])
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, 1.15 * max(*seconds, measured["wall_s"]) / unit)  # room for the star
     ax.set_xlabel("workers")
     ax.set_ylabel("wall time (min)" if minutes else "wall time (s)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right")
+    ax.legend(loc="best")
     ax.set_title(f"Forecast wall time; the span is mostly {scaling['span_dominated_by']}")
     return fig
 
