@@ -55,6 +55,17 @@ def test_report_job_writes_every_output(report_run, digits_arrays):
     assert not list(out.glob(".*.tmp"))
 
 
+def test_report_shows_its_scaling_forecast(report_run):
+    out, proc = report_run
+    assert proc.returncode == 0, proc.stderr
+    scaling = json.loads((out / "metrics.json").read_text())["scaling"]
+    assert scaling["figure"] == "scaling.png"
+    assert (out / "scaling.png").read_bytes().startswith(b"\x89PNG")
+    html = (out / "report.html").read_text()
+    assert "Scaling forecast (report)" in html and 'src="scaling.png"' in html
+    assert proc.stdout.strip().splitlines()[-1].startswith("forecast: 16 workers about ")
+
+
 @pytest.fixture(scope="module")
 def best_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("best")
