@@ -52,7 +52,10 @@ def finish(args: argparse.Namespace, started: float) -> None:
     the job's results are kept either way.
     """
     rec = getattr(args, "recording", None)
-    if rec is None or rec.records is None:
+    if rec is None:
+        return
+    if rec.records is None:  # the scheduler could not record: the warning is in the log
+        print("forecast: none, the scheduler could not record the job's tasks (see its log)")
         return
     wall = time.perf_counter() - started
     try:
