@@ -68,6 +68,7 @@ def finish(args: argparse.Namespace, started: float) -> None:
         _write(args, summary)
     except Exception:  # a diagnostic must not cost the job its results
         log.warning("scaling: no forecast", exc_info=True)
+        print("forecast: none, it could not be made (see the job's log)")
         return
     print(scaling.forecast_line(summary))
 
