@@ -47,9 +47,10 @@ def finish(args: argparse.Namespace, started: float) -> None:
     """After a successful job: its forecast into its JSON and figure, and the forecast line.
 
     ``started`` is the ``time.perf_counter()`` of the job's start (its
-    imports included where known). Everything outside the recorded block
-    is overhead. A forecast that cannot be made is a warning in the log:
-    the job's results are kept either way.
+    imports included where known): everything outside the recorded block
+    is overhead (see :func:`mnistdist.scaling.summarize`). A forecast that
+    cannot be made is a warning in the log and a line: the job's results
+    are kept either way.
     """
     rec = getattr(args, "recording", None)
     if rec is None:
@@ -63,7 +64,7 @@ def finish(args: argparse.Namespace, started: float) -> None:
             rec.records,
             workers=rec.workers,
             wall_s=wall,
-            overhead_s=max(0.0, wall - rec.seconds),
+            recorded_s=rec.seconds,
         )
         _write(args, summary)
     except Exception:  # a diagnostic must not cost the job its results

@@ -14,8 +14,10 @@ between graphs. From these records:
   (the client gathered results, then built the next graph), so phases that
   the job runs one after another add up on the span;
 * the **forecast** (:func:`forecast`) on N workers is ``max(work / N, span)``
-  plus the overheads measured around the graphs (starting the cluster,
-  imports, writing outputs), which do not shrink with more workers.
+  plus the measured overheads, which do not shrink with more workers: the
+  time around the graphs (imports, starting the cluster, writing outputs)
+  and the recorded time that work and span leave unexplained (see
+  :func:`summarize`).
 
 A worker here is one thread that runs tasks, as the embedded cluster runs
 them. See ``docs/scaling.md`` for the model's assumptions and limits.
@@ -278,8 +280,14 @@ def forecast(
     return [{"workers": n, "seconds": max(work / n, span) + overhead} for n in workers]
 
 
-def summarize(records: Records, *, workers: int, wall_s: float, overhead_s: float) -> dict:
+def summarize(records: Records, *, workers: int, wall_s: float, recorded_s: float) -> dict:
     """The forecast of a recorded run, as a plain dict for a job's JSON.
+
+    The overhead added to every forecast has two measured parts: the wall
+    time outside the recorded block (imports, cluster start, writing
+    outputs), and the recorded block's time that neither the work nor the
+    span explains on today's workers (the scheduler's latency, results
+    travelling to the client). Neither is taken to shrink with more workers.
 
     Parameters
     ----------
@@ -289,18 +297,21 @@ def summarize(records: Records, *, workers: int, wall_s: float, overhead_s: floa
         The workers (threads) the run had.
     wall_s : float
         The run's measured wall time, overheads included.
-    overhead_s : float
-        The part of ``wall_s`` spent outside the recorded graphs (cluster
-        start, imports, writing outputs): added to every forecast.
+    recorded_s : float
+        The part of ``wall_s`` spent in the recorded block.
     """
     parts = critical_path(records)
     total_work, total_span = work(records), sum(parts.values())
-    rows = forecast(total_work, total_span, overhead_s)
-    at_measured = forecast(total_work, total_span, overhead_s, [max(workers, 1)])[0]["seconds"]
+    outside = max(0.0, wall_s - recorded_s)
+    idle = max(0.0, recorded_s - max(total_work / max(workers, 1), total_span))
+    overhead = outside + idle
+    rows = forecast(total_work, total_span, overhead)
+    at_measured = forecast(total_work, total_span, overhead, [max(workers, 1)])[0]["seconds"]
     return {
         "work_s": round(total_work, 3),
         "span_s": round(total_span, 3),
-        "overhead_s": round(overhead_s, 3),
+        "overhead_s": round(overhead, 3),
+        "overheads": {"outside_s": round(outside, 3), "idle_s": round(idle, 3)},
         "client_s": round(sum(records.client.values()), 3),
         "tasks": len(records.tasks),
         "measured": {

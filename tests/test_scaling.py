@@ -71,15 +71,19 @@ def test_forecast_is_work_over_n_or_the_span_plus_overhead():
 
 
 def test_summary_and_line():
+    # work 10, span 8; 4 s outside the recorded 10 s, of which work and span explain 8 on 2 workers
     summary = scaling.summarize(
-        Records(diamond(), {"client": 1.0}), workers=2, wall_s=12.0, overhead_s=3.0
+        Records(diamond(), {"client": 1.0}), workers=2, wall_s=14.0, recorded_s=10.0
     )
     assert summary["work_s"] == 10.0 and summary["span_s"] == 8.0 and summary["client_s"] == 1.0
-    assert summary["measured"] == {"workers": 2, "wall_s": 12.0, "forecast_s": 11.0}
+    assert summary["overheads"] == {"outside_s": 4.0, "idle_s": 2.0}
+    assert summary["overhead_s"] == 6.0
+    assert summary["measured"] == {"workers": 2, "wall_s": 14.0, "forecast_s": 14.0}
+    assert [r["seconds"] for r in summary["forecast"]] == [16.0, 14.0, 14.0, 14.0, 14.0, 14.0, 14.0]
     assert summary["span_dominated_by"] == "c"
     assert json.loads(json.dumps(summary)) == summary  # plain JSON
     assert scaling.forecast_line(summary) == (
-        "forecast: 16 workers about 11.0 s; the span is 8.0 s: mostly c (5.0 s)"
+        "forecast: 16 workers about 14.0 s; the span is 8.0 s: mostly c (5.0 s)"
     )
     long = {**summary, "span_s": 144.0, "forecast": [{"workers": 16, "seconds": 186.0}]}
     assert scaling.forecast_line(long).startswith(
@@ -87,8 +91,14 @@ def test_summary_and_line():
     )
 
 
+def test_a_run_faster_than_the_model_has_no_idle_time():
+    summary = scaling.summarize(Records(diamond()), workers=1, wall_s=12.0, recorded_s=6.0)
+    assert summary["overheads"] == {"outside_s": 6.0, "idle_s": 0.0}
+    assert summary["measured"]["forecast_s"] == 9.0 + 6.0
+
+
 def test_figure_has_a_log2_axis_and_the_measured_point():
-    summary = scaling.summarize(Records(diamond()), workers=2, wall_s=12.0, overhead_s=3.0)
+    summary = scaling.summarize(Records(diamond()), workers=2, wall_s=12.0, recorded_s=9.0)
     ax = scaling_figure(summary).axes[0]
     assert ax.get_xscale() == "log"
     assert [list(line.get_xdata()) for line in ax.lines][-1] == [2]  # the measured star
@@ -151,7 +161,8 @@ def test_search_job_writes_and_prints_its_forecast(tmp_path, cluster):
     assert [r["workers"] for r in summary["forecast"]] == list(scaling.WORKERS)
     assert summary["measured"]["workers"] == 2 and summary["tasks"] > 10
     assert 0 < summary["span_s"] <= summary["work_s"]
-    assert summary["measured"]["wall_s"] >= summary["overhead_s"] > 0
+    assert summary["measured"]["wall_s"] >= summary["overheads"]["outside_s"] > 0
+    assert summary["measured"]["forecast_s"] >= summary["measured"]["wall_s"] - 0.01
     assert summary["forecast"][0]["seconds"] == pytest.approx(
         summary["work_s"] + summary["overhead_s"], abs=0.01
     )
