@@ -87,14 +87,17 @@ class TaskRecorder(SchedulerPlugin):
         self._submitted: dict = {}
 
     async def start(self, scheduler) -> None:
+        """Keep the scheduler, whose task states hold each task's dependencies."""
         self.scheduler = scheduler
 
     def update_graph(self, scheduler, *, tasks=(), **kwargs) -> None:
+        """Note when each task's graph arrived: a graph that finds the cluster idle waited."""
         now = time.time()
         for key in tasks:
             self._submitted[key] = now
 
     def transition(self, key, start, finish, *args, **kwargs) -> None:
+        """Record a task that finished (or erred): its compute time, dependencies and times."""
         if start != "processing" or finish not in ("memory", "erred"):
             return
         seconds = sum(
@@ -129,7 +132,7 @@ class Recording:
         self.records: Records | None = None
         self.workers = 0
         self.seconds = 0.0
-        self._segments: dict[str, list[float]] = {}  # name: [wall seconds, main-thread CPU]
+        self._segments: dict[str, list[float]] = {}  # name: [wall seconds, recording-thread CPU]
         self._registered = False
 
     def start(self) -> None:
@@ -141,6 +144,8 @@ class Recording:
             self._registered = True
         except Exception as exc:  # an older scheduler, or one without mnistdist installed
             log.warning("scaling: the scheduler cannot record tasks (%s); no forecast", exc)
+        # The job's own compute runs in the thread that records (the job's main thread).
+        self._thread = threading.get_ident()
         self._t0, self._cpu0 = time.perf_counter(), time.thread_time()
 
     def stop(self) -> None:
@@ -164,8 +169,8 @@ class Recording:
         """Count a block of the client's own work (see :func:`client_segment`)."""
         seg = self._segments.setdefault(name, [0.0, 0.0])
         seg[0] += wall
-        if threading.current_thread() is threading.main_thread():
-            seg[1] += cpu  # already in the main thread's CPU time: not to be counted twice
+        if threading.get_ident() == self._thread:
+            seg[1] += cpu  # already in the recording thread's CPU time: not to be counted twice
 
 
 _active: Recording | None = None
