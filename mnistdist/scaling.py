@@ -78,11 +78,15 @@ class TaskRecorder(SchedulerPlugin):
     """A scheduler plugin that records each finished task's compute time and dependencies.
 
     It runs on the scheduler, so the scheduler must be able to import
-    mnistdist. :func:`take_records` reads (and empties) its records.
+    mnistdist. :func:`take_records` reads (and empties) its records. It
+    removes itself when the client that registered it (``client_id``)
+    leaves, so a job that ended without reading it back (Ctrl-C, an error)
+    leaves no recorder growing on a long-lived scheduler.
     """
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, client_id: str | None = None):
         self.name = name
+        self.client_id = client_id
         self.tasks: list[tuple] = []
         self._submitted: dict = {}
 
@@ -109,6 +113,11 @@ class TaskRecorder(SchedulerPlugin):
         dependencies = tuple(d.key for d in ts.dependencies) if ts is not None else ()
         now = time.time()
         self.tasks.append((key, seconds, dependencies, self._submitted.get(key, now), now))
+
+    def remove_client(self, scheduler, client: str) -> None:
+        """Remove this recorder with the client that registered it."""
+        if client == self.client_id and self.name in scheduler.plugins:
+            scheduler.remove_plugin(name=self.name)
 
 
 def take_records(dask_scheduler, name: str) -> list[tuple]:
@@ -140,7 +149,7 @@ class Recording:
         info = self.client.scheduler_info(n_workers=-1)
         self.workers = sum(w.get("nthreads", 1) for w in info.get("workers", {}).values())
         try:
-            self.client.register_plugin(TaskRecorder(self.name), name=self.name)
+            self.client.register_plugin(TaskRecorder(self.name, self.client.id), name=self.name)
             self._registered = True
         except Exception as exc:  # an older scheduler, or one without mnistdist installed
             log.warning("scaling: the scheduler cannot record tasks (%s); no forecast", exc)

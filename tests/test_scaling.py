@@ -6,6 +6,7 @@ import re
 import time
 
 import pytest
+from distributed import Client
 
 from mnistdist import scaling
 from mnistdist.figures import scaling_figure
@@ -128,7 +129,24 @@ def test_recorded_on_a_cluster_of_worker_processes(client):
     # a-c-d, then e: the second graph came after the first had finished
     assert 1.3 + client_s <= scaling.span(records) <= 1.3 + client_s + 0.2
     assert recording.workers == 2
-    assert name not in client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.plugins))
+    assert name not in client.run_on_scheduler(_plugins)
+
+
+def _plugins(dask_scheduler):
+    return list(dask_scheduler.plugins)
+
+
+def test_a_recorder_left_behind_leaves_with_its_client(cluster, client):
+    other = Client(cluster)
+    with pytest.raises(RuntimeError), scaling.record(other) as recording:
+        raise RuntimeError("the job failed: the records are not read back")
+    assert recording.records is None
+    assert recording.name in client.run_on_scheduler(_plugins)  # left behind by the failure
+    other.close()
+    deadline = time.monotonic() + 5
+    while recording.name in client.run_on_scheduler(_plugins) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert recording.name not in client.run_on_scheduler(_plugins)
 
 
 class _NoPlugins:
