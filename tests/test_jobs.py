@@ -333,7 +333,9 @@ def test_augment_job_writes_readable_idx(tmp_path, cluster):
     images = read_idx(tmp_path / "train-images-augmented-idx3-ubyte")
     labels = read_idx(tmp_path / "train-labels-augmented-idx1-ubyte")
     assert images.shape == (500, 8, 8) and labels.shape == (500,)
-    assert json.loads((tmp_path / "augment.json").read_text())["rows"] == 500
+    summary = json.loads((tmp_path / "augment.json").read_text())
+    assert summary["rows"] == 500
+    assert summary["scaling"]["measured"]["workers"] == 2 and summary["scaling"]["tasks"] > 0
 
 
 def test_benchmark_job_compares_with_sklearn(tmp_path, cluster):
@@ -355,6 +357,9 @@ def test_benchmark_job_compares_with_sklearn(tmp_path, cluster):
     assert report["scores_agree"] and report["scores_max_abs_diff"] <= 1e-3
     assert next(r["method"] for r in report["rows"]).startswith("book: scikit-learn")
     assert "speed-up of mnistdist" in proc.stdout
+    # scikit-learn's processes are the job's own work: its time is the client's, on the span
+    assert report["scaling"]["client_s"] >= 0.95 * report["rows"][0]["seconds"]
+    assert proc.stdout.strip().splitlines()[-1].startswith("forecast: ")
 
 
 @pytest.mark.parametrize("job", ["report", "search", "augment", "benchmark"])
