@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import dask.config
 from distributed import performance_report
 
+from jobs import forecast
 from jobs.options import preset_from_args
 from jobs.runner import LOG, log_to
 from mnistdist import staging
@@ -55,7 +56,11 @@ def load(args: argparse.Namespace, client=None) -> Dataset:
 
 @contextlib.contextmanager
 def cluster(args: argparse.Namespace) -> Iterator:
-    """Connect as the options say, print the dashboard link, and turn progress bars on."""
+    """Connect as the options say, print the dashboard link, and turn progress bars on.
+
+    The block's tasks and the client's time are recorded for the job's
+    scaling forecast (:mod:`jobs.forecast`).
+    """
     log_file = None if args.verbose else getattr(args, "staging", None)
     with (
         connect(
@@ -71,7 +76,8 @@ def cluster(args: argparse.Namespace) -> Iterator:
         if scheduler_address(args.scheduler):  # a cluster started elsewhere
             for line in prepare(client):
                 print(f"cluster: {line}")
-        yield client
+        with forecast.recording(args, client):  # every job's graphs, for its scaling forecast
+            yield client
 
 
 def search(

@@ -14,8 +14,10 @@ import logging
 import os
 import pathlib
 import sys
+import time
 from collections.abc import Callable, Iterator
 
+from jobs import console, forecast
 from jobs.options import PROG, preset_from_args
 from mnistdist import staging
 from mnistdist.addresses import check_scheduler_address
@@ -48,14 +50,18 @@ def run(job: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> i
     folder, swapped into place as ``--out`` only when it has finished. Any
     error is one line on stderr and its exit code (typed errors their own, an
     unexpected one 1, with its traceback in the log); Ctrl-C exits 130.
-    Where finished work was kept, the line says how to resume.
+    Where finished work was kept, the line says how to resume. A job that
+    succeeded gets its scaling forecast (:func:`jobs.forecast.finish`).
     """
+    # From the command's first instant where it ran as one: its imports are overhead too.
+    started = console.STARTED or time.perf_counter()
     with interrupt_once(), _job_logging(args.verbose):
         show_progress(sys.stdout)  # the library reports its phases on a logger; jobs print them
         try:
             preflight(args)
             code = job(args)
             if code == 0 and getattr(args, "staging", None):
+                forecast.finish(args, started)
                 staging.commit(args.out)
                 return code
             _abandon(args)

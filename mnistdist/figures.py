@@ -302,6 +302,39 @@ def denoise_figure(noisy: np.ndarray, cleaned: np.ndarray, original: np.ndarray)
     return fig
 
 
+def scaling_figure(scaling: dict) -> Figure:
+    """A job's forecast wall time against workers (log-2 axis), its measured run marked.
+
+    ``scaling`` is the dict of :func:`mnistdist.scaling.summarize`. The span
+    plus the overheads is the floor no number of workers goes below.
+    """
+    workers = [row["workers"] for row in scaling["forecast"]]
+    seconds = [row["seconds"] for row in scaling["forecast"]]
+    minutes = max(seconds) >= 180  # long runs read better in minutes
+    unit = 60.0 if minutes else 1.0
+    measured = scaling["measured"]
+    fig, ax = _subplots(figsize=(6.5, 4))
+    ax.plot(workers, [s / unit for s in seconds], "o-", linewidth=2, label="forecast")
+    floor = (scaling["span_s"] + scaling["overhead_s"]) / unit
+    ax.axhline(floor, color="gray", linestyle="--", label="span + overheads")
+    ax.plot(
+        [measured["workers"]],
+        [measured["wall_s"] / unit],
+        "r*",
+        markersize=14,
+        label=f"measured: {measured['workers']} workers",
+    )
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(workers, [str(n) for n in workers])
+    ax.set_ylim(0, 1.15 * max(*seconds, measured["wall_s"]) / unit)  # room for the star
+    ax.set_xlabel("workers")
+    ax.set_ylabel("wall time (min)" if minutes else "wall time (s)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    ax.set_title(f"Forecast wall time; the span is mostly {scaling['span_dominated_by']}")
+    return fig
+
+
 def _data_figures(X_sample: np.ndarray, y_sample: np.ndarray, deskew: bool) -> dict:
     refs = {
         "samples": (

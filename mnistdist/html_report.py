@@ -206,6 +206,30 @@ def _run_section(metrics: dict) -> list[str]:
     ]
 
 
+def _scaling_section(scaling: dict | None, job: str) -> list[str]:
+    """The job's scaling forecast (``scaling`` in its JSON): a sentence, a table, its figure."""
+    if not scaling:
+        return []
+    measured = scaling["measured"]
+    rows = [[row["workers"], f"{row['seconds']:.1f}"] for row in scaling["forecast"]]
+    caption = (
+        "Forecast wall time max(work / N, span) + overheads against N workers; the star is "
+        "this run's measured time. See docs/scaling.md for the model and its limits."
+    )
+    return [
+        f"<h3>Scaling forecast ({html.escape(job)})</h3>",
+        f"<p>Work {scaling['work_s']:.1f} s (the job's own process "
+        f"{scaling['client_s']:.1f} s of it), span {scaling['span_s']:.1f} s, mostly "
+        f"<code>{html.escape(scaling['span_dominated_by'])}</code>, overheads "
+        f"{scaling['overhead_s']:.1f} s. Measured: {measured['wall_s']:.1f} s on "
+        f"{measured['workers']} workers.</p>",
+        _table(["workers", "forecast seconds"], rows),
+        _figure(FigureRef(scaling["figure"], "Forecast against workers", caption))
+        if scaling.get("figure")
+        else "",
+    ]
+
+
 def _search_sections(metrics: dict) -> list[str]:
     figures = metrics.get("figures", {})
     mnist = metrics["data"]["dataset"] == "mnist"
@@ -231,6 +255,7 @@ def _search_sections(metrics: dict) -> list[str]:
         "<h2>Data</h2>",
         _figures(figures, "samples", "shifts"),
         *_run_section(metrics),
+        *_scaling_section(metrics.get("scaling"), "report"),
     ]
 
 
@@ -246,7 +271,8 @@ def _tour_sections(tour: dict) -> list[str]:
     other = [
         [key, _fmt(value)]
         for key, value in tour.items()
-        if key not in BOOK_TOUR and key not in ("seconds", "figures", "data", "versions", "config")
+        if key not in BOOK_TOUR
+        and key not in ("seconds", "figures", "data", "versions", "config", "scaling")
     ]
     seconds = [[part, f"{s:.1f}"] for part, s in tour["seconds"].items()]
     return [
@@ -259,6 +285,7 @@ def _tour_sections(tour: dict) -> list[str]:
         _figures(tour.get("figures", {})),
         _table(["number", "value"], other),
         _table(["part", "seconds"], seconds),
+        *_scaling_section(tour.get("scaling"), "tour"),
     ]
 
 

@@ -55,6 +55,17 @@ def test_report_job_writes_every_output(report_run, digits_arrays):
     assert not list(out.glob(".*.tmp"))
 
 
+def test_report_shows_its_scaling_forecast(report_run):
+    out, proc = report_run
+    assert proc.returncode == 0, proc.stderr
+    scaling = json.loads((out / "metrics.json").read_text())["scaling"]
+    assert scaling["figure"] == "scaling.png"
+    assert (out / "scaling.png").read_bytes().startswith(b"\x89PNG")
+    html = (out / "report.html").read_text()
+    assert "Scaling forecast (report)" in html and 'src="scaling.png"' in html
+    assert proc.stdout.strip().splitlines()[-1].startswith("forecast: 16 workers about ")
+
+
 @pytest.fixture(scope="module")
 def best_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("best")
@@ -322,7 +333,9 @@ def test_augment_job_writes_readable_idx(tmp_path, cluster):
     images = read_idx(tmp_path / "train-images-augmented-idx3-ubyte")
     labels = read_idx(tmp_path / "train-labels-augmented-idx1-ubyte")
     assert images.shape == (500, 8, 8) and labels.shape == (500,)
-    assert json.loads((tmp_path / "augment.json").read_text())["rows"] == 500
+    summary = json.loads((tmp_path / "augment.json").read_text())
+    assert summary["rows"] == 500
+    assert summary["scaling"]["measured"]["workers"] == 2 and summary["scaling"]["tasks"] > 0
 
 
 def test_benchmark_job_compares_with_sklearn(tmp_path, cluster):
@@ -344,6 +357,9 @@ def test_benchmark_job_compares_with_sklearn(tmp_path, cluster):
     assert report["scores_agree"] and report["scores_max_abs_diff"] <= 1e-3
     assert next(r["method"] for r in report["rows"]).startswith("book: scikit-learn")
     assert "speed-up of mnistdist" in proc.stdout
+    # scikit-learn's processes are the job's own work: its time is the client's, on the span
+    assert report["scaling"]["client_s"] >= 0.95 * report["rows"][0]["seconds"]
+    assert proc.stdout.strip().splitlines()[-1].startswith("forecast: ")
 
 
 @pytest.mark.parametrize("job", ["report", "search", "augment", "benchmark"])
