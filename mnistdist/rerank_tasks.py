@@ -208,8 +208,7 @@ def search_rerank_throughput(estimator, result, cluster_info: dict, seconds: dic
     """
     knn = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
     n_samples = sum(len(test) for _, test in result.folds)
-    groups = result.n_neighbor_searches // len(result.folds)
-    pairs = n_samples * knn.n_candidates * groups
+    pairs = n_samples * knn.n_candidates * result.n_groups
     cores = sum(w.get("threads", 1) for w in cluster_info.get("workers", [])) or 1
     spent = result.seconds["rerank"]
     return {

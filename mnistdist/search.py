@@ -79,6 +79,9 @@ class SearchResult:
     seconds: dict[str, float]
     #: Of the neighbour searches, how many were read back from a journal.
     n_loaded: int = 0
+    #: Groups of candidates, each scored from one neighbor graph (re-ranked, if the
+    #: classifier re-ranks); groups that differ only in the re-ranking share a search.
+    n_groups: int = 1
 
     @property
     def best_params(self) -> dict:
@@ -262,14 +265,16 @@ def _search_group_neighbors(
     *,
     label: str,
     journal: Journal | None,
-    shared: dict[str, da.Array],
-) -> tuple[sp.csr_matrix, int, float]:
-    """One group's neighbor graph over all folds, how many folds the journal gave back, and
-    the seconds spent re-ranking the candidates (0 for a plain KNN).
+    shared: dict,
+) -> tuple[sp.csr_matrix, dict]:
+    """One group's neighbor graph over all folds, and what it took: ``searches`` (fold
+    neighbor searches computed or read back, 0 where another group's were shared),
+    ``loaded`` (of those, read back from the journal) and ``rerank`` (seconds re-ranking
+    the candidates, 0 for a plain KNN).
 
-    ``label`` ends the task names; ``shared`` holds images transformed once
-    by stateless steps (deskewed, say), by Dask name, for every group that
-    uses the same ones.
+    ``label`` ends the task names; ``shared`` holds what groups share: images
+    transformed once by stateless steps (deskewed, say), by Dask name, and the
+    neighbors of images that no data-fitted step changes, by images and k.
     """
     prep, _, knn = split_pipeline(clone(estimator).set_params(**group.rest))
     prep, X_group = apply_stateless_before(prep, X)
@@ -278,8 +283,16 @@ def _search_group_neighbors(
             shared[X_group.name] = X_group.persist()
         X_group = shared[X_group.name]
     k = candidates_needed(knn, group.k)
-    lazy = _fold_neighbors(X_group, y, prep, folds, k, label)
-    found = compute_journaled(lazy, journal, label=f"neighbors of {len(folds)} folds{label}")
+    # Groups that differ only in the re-ranking (warp, say) search the same images for the
+    # same k: the Euclidean candidates are found once and shared.
+    key = ("neighbors", X_group.name, k) if prep is None else None
+    found, searches = shared.get(key), 0
+    if found is None:
+        searches = len(folds)
+        lazy = _fold_neighbors(X_group, y, prep, folds, k, label)
+        found = compute_journaled(lazy, journal, label=f"neighbors of {len(folds)} folds{label}")
+        if key is not None:
+            shared[key] = found
     graph = _neighbor_graph(len(y), k, folds, [(r.dist, r.ids) for r in found])
     reranking = 0.0
     if is_reranking(knn):
@@ -288,7 +301,8 @@ def _search_group_neighbors(
         t0 = time.perf_counter()
         graph = rerank_graph(knn, X_group, graph, folds, label)
         reranking = time.perf_counter() - t0
-    return graph, sum(r.loaded for r in found), reranking
+    loaded = sum(r.loaded for r in found) if searches else 0
+    return graph, {"searches": searches, "loaded": loaded, "rerank": reranking}
 
 
 def _score_group(graph: sp.csr_matrix, y: np.ndarray, folds, group: _Group) -> np.ndarray:
@@ -329,31 +343,33 @@ def _assemble_cv_results(candidates: list[dict], split_scores: np.ndarray) -> tu
 def _search_groups(estimator, X, y, groups: list[_Group], folds, *, n_candidates, journal):
     """Every group's neighbors searched, then its candidates scored.
 
-    Returns every candidate's fold scores, the seconds spent on each stage
-    and how many neighbor searches the journal gave back.
+    Returns every candidate's fold scores, the seconds spent on each stage,
+    how many fold neighbor searches there were and how many of them the
+    journal gave back.
     """
     split_scores = np.empty((n_candidates, len(folds)))
     seconds = {"neighbors": 0.0, "scoring": 0.0}
-    n_loaded, shared = 0, {}
+    n_searches, n_loaded, shared = 0, 0, {}
     for g, group in enumerate(groups):
         label = f"-group-{g}" if len(groups) > 1 else ""
         t0 = time.perf_counter()
-        graph, loaded, reranking = _search_group_neighbors(
+        graph, took = _search_group_neighbors(
             estimator, X, y, group, folds, label=label, journal=journal, shared=shared
         )
         t1 = time.perf_counter()
         split_scores[group.members] = _score_group(graph, y, folds, group)
-        seconds["neighbors"] += t1 - t0 - reranking
-        if reranking:
-            seconds["rerank"] = seconds.get("rerank", 0.0) + reranking
+        seconds["neighbors"] += t1 - t0 - took["rerank"]
+        if took["rerank"]:
+            seconds["rerank"] = seconds.get("rerank", 0.0) + took["rerank"]
         seconds["scoring"] += time.perf_counter() - t1
-        n_loaded += loaded
+        n_searches += took["searches"]
+        n_loaded += took["loaded"]
         log.info(
             "group %d: %d candidates scored from one neighbor search per fold",
             g,
             len(group.members),
         )
-    return split_scores, seconds, n_loaded
+    return split_scores, seconds, n_searches, n_loaded
 
 
 def _check_k_max(groups: list[_Group], folds) -> None:
@@ -419,8 +435,8 @@ def neighbors_search(
     folds = cv_folds(cv, y)
     groups = _group_candidates(candidates, prefix, knn.get_params(deep=False))
     _check_k_max(groups, folds)
-    split_scores, seconds, n_loaded = _search_groups(
+    split_scores, seconds, n_searches, n_loaded = _search_groups(
         estimator, X, y, groups, folds, n_candidates=len(candidates), journal=journal
     )
     cv_results, best = _assemble_cv_results(candidates, split_scores)
-    return SearchResult(cv_results, best, folds, len(groups) * len(folds), seconds, n_loaded)
+    return SearchResult(cv_results, best, folds, n_searches, seconds, n_loaded, len(groups))

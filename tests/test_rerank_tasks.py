@@ -36,6 +36,9 @@ def test_search_scores_equal_sklearns_grid_search(client, digits, digits_arrays)
     for f in range(5):
         for g in range(2):
             assert any(f"rerank-idm-fold-{f}-group-{g}-" in key for key in keys)
+    # The two warp settings re-rank the same Euclidean candidates, searched once.
+    assert ours.n_neighbor_searches == 5 and ours.n_groups == 2
+    assert not any("neighbors-fold-0-group-1" in key for key in keys)
     stats = search_rerank_throughput(
         _pipeline(), ours, {"workers": [{"threads": 1}] * 2}, {"total": 2 * ours.seconds["rerank"]}
     )
