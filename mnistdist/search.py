@@ -49,6 +49,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from . import config
 from .compute import compute_journaled
 from .errors import OptionError
+from .fold_pairs import fold_pair_kneighbors, folds_partition
 from .journal import Journal
 from .knn import KNNClassifier, check_knn_params
 from .neighbors import kneighbors_dask
@@ -232,10 +233,14 @@ def _fold_neighbors(
     The reference of fold f is every image and every augmented copy of it,
     with the validation images *and their copies* masked out: no version of
     a validation image is ever a neighbor of one, and validation rows are
-    never augmented.
+    never augmented. Where no step is fitted per fold and the folds partition
+    the rows, each fold pair's distances are computed once, for both folds
+    (:mod:`mnistdist.fold_pairs`).
     """
     query_rows = int(config.get("query-rows"))
     n = X.shape[0]
+    if prep is None and config.get("fold-pairs") and folds_partition(folds, n):
+        return fold_pair_kneighbors(X, folds, k, query_rows=query_rows, label=label)
     fitted = [None] * len(folds)
     if prep is not None:
         tasks = [
