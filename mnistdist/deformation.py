@@ -12,13 +12,14 @@ vertical Sobel gradients around them. The distance is
 with reference positions clipped to the image. It is zero for an image and
 itself, never negative, and not symmetric. Gradients are computed per block
 of pairs, never for a whole training set, and the context vectors (18 float32
-values a pixel at context 1) never at all: see :func:`idm_distance_gradients`.
+values a pixel at context 1) never at all: see :class:`_Workspace`.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import threading
 
 import numpy as np
 
@@ -36,31 +37,26 @@ def image_side(n_pixels: int) -> int:
     return side
 
 
-def as_images(X: np.ndarray) -> np.ndarray:
-    """Rows of square images as an ``(n, side, side)`` float32 array scaled by its own maximum.
+def _sobel_into(padded: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Sobel gradients of zero-bordered images ``(n, h + 2, w + 2)`` into ``out`` ``(n, 2, h, w)``.
 
-    Parameters
-    ----------
-    X : ndarray of shape (n, side * side) or (n, side, side)
-        Pixel rows.
-
-    Returns
-    -------
-    ndarray of shape (n, side, side)
-        The images as float32; uint8 pixels are divided by 255.
-
-    Raises
-    ------
-    ValueError
-        If the rows are not square images.
+    In place, with no temporary arrays (see :class:`_Workspace`).
     """
-    X = np.asarray(X)
-    if X.ndim == 2:
-        X = X.reshape(len(X), image_side(X.shape[1]), -1)
-    if X.ndim != 3 or X.shape[1] != X.shape[2]:
-        raise ValueError(f"expected square images, got an array of shape {X.shape}")
-    scale = 255.0 if X.dtype == np.uint8 else 1.0
-    return X.astype(np.float32) / np.float32(scale)
+    h, w = out.shape[2:]
+
+    def at(dy: int, dx: int) -> np.ndarray:
+        return padded[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+
+    gx, gy = out[:, 0], out[:, 1]
+    np.subtract(at(-1, 1), at(-1, -1), out=gx)
+    for plus, minus in (((1, 1), (1, -1)), ((0, 1), (0, -1)), ((0, 1), (0, -1))):
+        gx += at(*plus)
+        gx -= at(*minus)
+    np.subtract(at(1, -1), at(-1, -1), out=gy)
+    for plus, minus in (((1, 1), (-1, 1)), ((1, 0), (-1, 0)), ((1, 0), (-1, 0))):
+        gy += at(*plus)
+        gy -= at(*minus)
+    return out
 
 
 def sobel_gradients(images: np.ndarray) -> np.ndarray:
@@ -76,21 +72,16 @@ def sobel_gradients(images: np.ndarray) -> np.ndarray:
     ndarray of shape (n, 2, h, w)
         Channel 0 the horizontal gradient (d/dx), channel 1 the vertical (d/dy).
     """
-    p = np.pad(images, ((0, 0), (1, 1), (1, 1)))
-    h, w = images.shape[1:]
-
-    def at(dy: int, dx: int) -> np.ndarray:
-        return p[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-
-    gx = (at(-1, 1) + 2 * at(0, 1) + at(1, 1)) - (at(-1, -1) + 2 * at(0, -1) + at(1, -1))
-    gy = (at(1, -1) + 2 * at(1, 0) + at(1, 1)) - (at(-1, -1) + 2 * at(-1, 0) + at(-1, 1))
-    return np.stack([gx, gy], axis=1)
+    n, h, w = images.shape
+    padded = np.zeros((n, h + 2, w + 2), dtype=np.float32)
+    padded[:, 1:-1, 1:-1] = images
+    return _sobel_into(padded, np.empty((n, 2, h, w), dtype=np.float32))
 
 
 def local_context(images: np.ndarray, context: int = 1) -> np.ndarray:
     """Each pixel's context vector: the gradients in the ``(2 context + 1)^2`` patch around it.
 
-    The distance never builds these vectors (see :func:`idm_distance_gradients`); they
+    The distance never builds these vectors (see :class:`_Workspace`); they
     define it, and tests compare against them.
 
     Parameters
@@ -115,15 +106,16 @@ def local_context(images: np.ndarray, context: int = 1) -> np.ndarray:
     return np.concatenate(patches, axis=1)
 
 
-def _box_sum(a: np.ndarray, width: int, h: int, w: int) -> np.ndarray:
-    """Window sums: ``(n, h + width - 1, w + width - 1)`` to ``(n, h, w)``, ``width`` square.
+def _box_sum(a: np.ndarray, width: int, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Window sums of ``a`` ``(n, h + width - 1, w + width - 1)`` into ``out`` ``(n, h, w)``.
 
-    Separable: rows first, then columns.
+    Separable, rows then columns, through the buffer ``rows`` ``(n, h + width - 1, w)``.
     """
-    rows = a[:, :, :w].copy()
+    h, w = out.shape[1:]
+    np.copyto(rows, a[:, :, :w])
     for k in range(1, width):
         rows += a[:, :, k : k + w]
-    out = rows[:, :h].copy()
+    np.copyto(out, rows[:, :h])
     for k in range(1, width):
         out += rows[:, k : k + h]
     return out
@@ -142,42 +134,76 @@ def _outside(h: int, w: int, dy: int, dx: int) -> np.ndarray:
     return mask
 
 
-def idm_distance_gradients(query: np.ndarray, ref: np.ndarray, warp: int, context: int):
-    """IDM distances between paired images, from their Sobel gradients.
+class _Workspace:
+    """Every array the distance of a block of image pairs needs, made once and reused.
 
-    The squared distance between two context vectors is a sum over the patch, so for
-    each warp offset it is a box sum of the pixelwise squared gradient difference:
-    2 channels a pixel instead of ``2 (2 context + 1)^2``, five times fewer operations at
-    context 1. Offsets that leave the image are excluded, which is the same as
-    clipping the reference position to it (the clipped offset is also in the range).
-
-    Parameters
-    ----------
-    query, ref : ndarray of shape (n_pairs, 2, h, w)
-        Gradients from :func:`sobel_gradients`.
-    warp, context : int
-        As in :func:`idm_distances`.
-
-    Returns
-    -------
-    ndarray of shape (n_pairs,)
-        float64 distances.
+    Dask's workers hand freed memory back to the system at once
+    (``MALLOC_TRIM_THRESHOLD_``), so an array of this size made afresh costs
+    page faults every time: allocating them per warp offset ran at a third of
+    the speed on a worker. The zero borders of the padded arrays are never
+    written, so they stay zero.
     """
-    h, w = query.shape[2:]
-    c, m = context, context + warp
-    q = np.pad(query, ((0, 0), (0, 0), (c, c), (c, c)))
-    r = np.pad(ref, ((0, 0), (0, 0), (m, m), (m, m)))
-    diff = np.empty_like(q)
-    best = None
-    for dy in range(-warp, warp + 1):
-        for dx in range(-warp, warp + 1):
-            y0, x0 = warp + dy, warp + dx
-            np.subtract(q, r[:, :, y0 : y0 + h + 2 * c, x0 : x0 + w + 2 * c], out=diff)
-            np.square(diff, out=diff)
-            cost = _box_sum(diff[:, 0] + diff[:, 1], 2 * c + 1, h, w)
-            cost += _outside(h, w, dy, dx)
-            best = cost if best is None else np.minimum(best, cost, out=best)
-    return best.sum(axis=(1, 2), dtype=np.float64)
+
+    def __init__(self, n: int, side: int, warp: int, context: int):
+        c, m = context, context + warp
+        self.side, self.warp, self.context = side, warp, context
+        f32 = np.float32
+        self.image = np.zeros((n, side + 2, side + 2), dtype=f32)
+        self.query = np.zeros((n, 2, side + 2 * c, side + 2 * c), dtype=f32)
+        self.ref = np.zeros((n, 2, side + 2 * m, side + 2 * m), dtype=f32)
+        self.diff = np.empty_like(self.query)
+        self.sq = np.empty((n, side + 2 * c, side + 2 * c), dtype=f32)
+        self.rows = np.empty((n, side + 2 * c, side), dtype=f32)
+        self.cost = np.empty((n, side, side), dtype=f32)
+        self.best = np.empty((n, side, side), dtype=f32)
+
+    def gradients(self, rows: np.ndarray, into: np.ndarray, margin: int) -> None:
+        """Sobel gradients of image rows (uint8 scaled by 1/255) into ``into``'s interior."""
+        s = self.side
+        scale = np.float32(255.0 if rows.dtype == np.uint8 else 1.0)
+        np.divide(rows.reshape(-1, s, s), scale, out=self.image[:, 1:-1, 1:-1], casting="unsafe")
+        _sobel_into(self.image, into[:, :, margin : margin + s, margin : margin + s])
+
+    def distances(self, queries: np.ndarray, refs: np.ndarray) -> np.ndarray:
+        """IDM distances of paired rows: each query pixel's best context match, summed.
+
+        The squared distance between two context vectors is a sum over the patch, so
+        for each warp offset it is a box sum of the pixelwise squared gradient
+        difference: 2 numbers a pixel instead of ``2 (2 context + 1)^2``. Offsets
+        that leave the image are excluded, which equals clipping the reference
+        position to it (the clipped offset is also in the range).
+        """
+        s, warp, c = self.side, self.warp, self.context
+        self.gradients(queries, self.query, c)
+        self.gradients(refs, self.ref, c + warp)
+        self.best.fill(np.inf)
+        for dy in range(-warp, warp + 1):
+            for dx in range(-warp, warp + 1):
+                y0, x0 = warp + dy, warp + dx
+                moved = self.ref[:, :, y0 : y0 + s + 2 * c, x0 : x0 + s + 2 * c]
+                np.subtract(self.query, moved, out=self.diff)
+                np.square(self.diff, out=self.diff)
+                np.add(self.diff[:, 0], self.diff[:, 1], out=self.sq)
+                _box_sum(self.sq, 2 * c + 1, self.rows, self.cost)
+                self.cost += _outside(s, s, dy, dx)
+                np.minimum(self.best, self.cost, out=self.best)
+        return self.best.sum(axis=(1, 2), dtype=np.float64)
+
+
+_workspaces = threading.local()
+
+
+def _workspace(n: int, side: int, warp: int, context: int) -> _Workspace:
+    """This thread's workspace for blocks of ``n`` pairs (the last few sizes are kept)."""
+    cache = getattr(_workspaces, "cache", None)
+    if cache is None:
+        cache = _workspaces.cache = {}
+    key = (n, side, warp, context)
+    if key not in cache:
+        if len(cache) >= 4:
+            cache.pop(next(iter(cache)))
+        cache[key] = _Workspace(n, side, warp, context)
+    return cache[key]
 
 
 def idm_distances(
@@ -214,12 +240,14 @@ def idm_distances(
     queries, refs = np.asarray(queries), np.asarray(refs)
     if queries.shape != refs.shape:
         raise ValueError(f"queries {queries.shape} and refs {refs.shape} differ in shape")
+    if queries.ndim == 3:
+        queries, refs = queries.reshape(len(queries), -1), refs.reshape(len(refs), -1)
+    side = image_side(queries.shape[1])
     out = np.empty(len(queries), dtype=np.float64)
-    for start in range(0, len(queries), max(1, int(block_pairs))):
-        stop = start + max(1, int(block_pairs))
-        q = sobel_gradients(as_images(queries[start:stop]))
-        r = sobel_gradients(as_images(refs[start:stop]))
-        out[start:stop] = idm_distance_gradients(q, r, warp, context)
+    step = max(1, int(block_pairs))
+    for start in range(0, len(queries), step):
+        q, r = queries[start : start + step], refs[start : start + step]
+        out[start : start + step] = _workspace(len(q), side, warp, context).distances(q, r)
     return out
 
 
