@@ -91,9 +91,16 @@ class SearchResult:
     def best_score(self) -> float:
         return float(self.cv_results["mean_test_score"][self.best_index])
 
+    def candidate_scores(self) -> tuple[list[dict], np.ndarray, np.ndarray]:
+        """Each candidate's parameters, mean and std of its validation scores."""
+        cv = self.cv_results
+        return cv["params"], np.asarray(cv["mean_test_score"]), np.asarray(cv["std_test_score"])
+
     def summary(self) -> dict:
         """The numbers a report needs, JSON-ready."""
         return {
+            "strategy": "grid",
+            "best_index": self.best_index,
             "best_params": self.best_params,
             "best_score": self.best_score,
             "n_candidates": len(self.cv_results["params"]),
