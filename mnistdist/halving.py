@@ -11,8 +11,8 @@ Two choices differ from scikit-learn's, both to make each round a plain
 grid search on a known set of images:
 
 - **Nested, stratified subsets.** The images of round r are a subset of
-  round r+1's, and every round holds each class in proportion (to within an
-  image). scikit-learn instead draws a fresh random sample of each fold's
+  round r+1's, and every round holds each class in proportion (to within about
+  one image). scikit-learn instead draws a fresh random sample of each fold's
   training and validation rows in every round.
 - **The CV splitter restricted to each round's subset.** Each round splits
   its own images with the search's ``cv`` (``StratifiedKFold`` for an int),
@@ -150,7 +150,8 @@ def stratified_order(y: np.ndarray, random_state: int | None = 0) -> np.ndarray:
     """An order of the rows whose every prefix holds each class in proportion.
 
     Taking the first ``m`` rows of it gives nested subsets: the images of a
-    smaller round are always among those of a larger one.
+    smaller round are always among those of a larger one. In every prefix,
+    each class's count is within about one image of its proportional share.
 
     Parameters
     ----------
@@ -165,14 +166,18 @@ def stratified_order(y: np.ndarray, random_state: int | None = 0) -> np.ndarray:
         A permutation of ``range(n_samples)``.
     """
     rng = np.random.default_rng(random_state)
-    _, codes = np.unique(y, return_inverse=True)
-    key = np.empty(len(y))
-    for c in range(codes.max(initial=-1) + 1):
-        members = np.flatnonzero(codes == c)
-        # Each class's rows spread evenly over [0, 1) in a random order: sorting by this
-        # key interleaves the classes, so any prefix is within an image of proportional.
-        key[members] = (rng.permutation(len(members)) + 0.5) / len(members)
-    return np.lexsort((codes, key))
+    _, codes, counts = np.unique(y, return_inverse=True, return_counts=True)
+    share = counts / len(y)
+    pools = [rng.permutation(np.flatnonzero(codes == c)) for c in range(len(counts))]
+    taken = np.zeros(len(counts), dtype=np.int64)
+    order = np.empty(len(y), dtype=np.int64)
+    for m in range(len(y)):
+        # The class furthest below its share of the first m+1 rows comes next. An exhausted
+        # class is never furthest below: its deficit is <= 0 while the deficits sum to 1.
+        c = int(np.argmax((m + 1) * share - taken))
+        order[m] = pools[c][taken[c]]
+        taken[c] += 1
+    return order
 
 
 def best_of_round(mean_scores: np.ndarray, factor: float = FACTOR) -> np.ndarray:
@@ -266,6 +271,52 @@ def _n_splits(cv, y: np.ndarray) -> int:
             f"cross-validation splitter, not {type(cv).__name__}"
         )
     return cv.get_n_splits(np.zeros((len(y), 1)), y)
+
+
+def plan_rounds(
+    y: np.ndarray,
+    n_candidates: int,
+    cv=5,
+    *,
+    factor: float = FACTOR,
+    min_resources="exhaust",
+    aggressive_elimination: bool = False,
+    random_state: int | None = 0,
+) -> tuple[HalvingSchedule, list[np.ndarray]]:
+    """The schedule of a halving search and each round's images, before any work.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_samples,)
+        The labels.
+    n_candidates : int
+        Candidates in the first round.
+    cv, factor, min_resources, aggressive_elimination, random_state
+        As in :func:`halving_search`.
+
+    Returns
+    -------
+    schedule : HalvingSchedule
+    rows : list of ndarray
+        Each round's row indices, sorted; each round's are among the next one's.
+
+    Raises
+    ------
+    OptionError
+        If ``cv`` cannot split every round's images or the schedule cannot be made.
+    """
+    y = np.asarray(y)
+    schedule = halving_schedule(
+        n_candidates,
+        len(y),
+        n_splits=_n_splits(cv, y),
+        n_classes=len(np.unique(y)),
+        factor=factor,
+        min_resources=min_resources,
+        aggressive_elimination=aggressive_elimination,
+    )
+    order = stratified_order(y, random_state)
+    return schedule, [np.sort(order[:n]) for n in schedule.n_resources]
 
 
 def _run_round(
@@ -374,19 +425,17 @@ def halving_search(
     if X.ndim != 2 or X.shape[0] != len(y):
         raise OptionError(f"X has shape {X.shape} but there are {len(y)} labels")
     candidates = _grid_candidates(estimator, DEFAULT_GRID if param_grid is None else param_grid)
-    schedule = halving_schedule(
+    schedule, subsets = plan_rounds(
+        y,
         len(candidates),
-        len(y),
-        n_splits=_n_splits(cv, y),
-        n_classes=len(np.unique(y)),
+        cv,
         factor=factor,
         min_resources=min_resources,
         aggressive_elimination=aggressive_elimination,
+        random_state=random_state,
     )
-    order = stratified_order(y, random_state)
     rounds, shared = [], {}
-    for iteration, n_resources in enumerate(schedule.n_resources):
-        rows = np.sort(order[:n_resources])
+    for iteration, rows in enumerate(subsets):
         found = _run_round(
             estimator,
             X,
