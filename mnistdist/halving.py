@@ -227,6 +227,11 @@ class HalvingResult(SearchResult):
     def n_candidates(self) -> list[int]:
         return [len(r.candidates) for r in self.rounds]
 
+    @property
+    def queries_searched(self) -> int:
+        """Query rows over all the rounds' neighbor graphs: each round's rows once per group."""
+        return sum(len(r.rows) * r.scores.n_groups for r in self.rounds)
+
     def candidate_scores(self) -> tuple[list[dict], np.ndarray, np.ndarray]:
         """Each candidate once, with its mean and std from the last round it reached."""
         last = {repr(p): i for i, p in enumerate(self.cv_results["params"])}
@@ -368,6 +373,7 @@ def _result(rounds: list[HalvingRound], schedule: HalvingSchedule, remaining: in
         sum(r.scores.n_neighbor_searches for r in rounds),
         seconds,
         sum(r.scores.n_loaded for r in rounds),
+        sum(r.scores.n_groups for r in rounds),  # the graphs scored, over all rounds
         schedule=schedule,
         rounds=rounds,
         n_remaining_candidates=remaining,

@@ -215,8 +215,7 @@ def search_rerank_throughput(estimator, result, cluster_info: dict, seconds: dic
         ``pairs``, ``seconds``, ``cores``, ``pairs_per_second_per_core``, ``share_of_run``.
     """
     knn = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    n_samples = sum(len(test) for _, test in result.folds)
-    pairs = n_samples * knn.n_candidates * result.n_groups
+    pairs = result.queries_searched * knn.n_candidates  # each query re-ranks its candidates
     cores = sum(w.get("threads", 1) for w in cluster_info.get("workers", [])) or 1
     spent = result.seconds["rerank"]
     return {

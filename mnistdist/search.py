@@ -91,6 +91,11 @@ class SearchResult:
     def best_score(self) -> float:
         return float(self.cv_results["mean_test_score"][self.best_index])
 
+    @property
+    def queries_searched(self) -> int:
+        """Query rows over all the neighbor graphs scored: every row once per group."""
+        return sum(len(test) for _, test in self.folds) * self.n_groups
+
     def candidate_scores(self) -> tuple[list[dict], np.ndarray, np.ndarray]:
         """Each candidate's parameters, mean and std of its validation scores."""
         cv = self.cv_results

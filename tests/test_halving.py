@@ -27,6 +27,8 @@ from mnistdist.halving import (
 )
 from mnistdist.knn import KNNClassifier
 from mnistdist.presets import get_preset
+from mnistdist.rerank import DeformationKNNClassifier
+from mnistdist.rerank_tasks import search_rerank_throughput
 from mnistdist.search import neighbors_search
 from mnistdist.transformers import Deskew
 
@@ -255,3 +257,25 @@ def test_strategy_option_and_preset_defaults():
         assert preset_from_args(best, 64).strategy == "halving"
     with pytest.raises(SystemExit):
         parser.parse_args(["search", "--strategy", "random"])
+
+
+def test_reranking_rounds_are_named_and_counted(client, digits):
+    """The deform preset's re-ranking runs per round too, named for it, and its pairs add up."""
+    pipe = Pipeline(
+        [("deskew", Deskew()), ("knn", DeformationKNNClassifier(n_candidates=4, warp=1))]
+    )
+    grid = {"knn__warp": [0, 1], "knn__n_neighbors": [1, 3], "knn__weights": ["uniform"]}
+    X, y = digits.X_train[:450], digits.y_train[:450]
+    with get_task_stream(client) as stream:
+        result = halving_search(X, y, estimator=pipe, param_grid=grid, cv=3)
+    names = _task_names(stream)
+    assert result.n_resources == [150, 450] and result.n_candidates == [4, 2]
+    for r in range(2):
+        assert any(n.startswith(f"halving-iter-{r}-rerank-idm-fold-0") for n in names)
+    # Round 0's two warps share one Euclidean search per fold, re-ranked once per warp.
+    assert result.rounds[0].scores.n_groups == 2
+    assert result.rounds[0].scores.n_neighbor_searches == 3
+    groups = [r.scores.n_groups for r in result.rounds]
+    assert result.queries_searched == 150 * groups[0] + 450 * groups[1]
+    stats = search_rerank_throughput(pipe, result, {"workers": [{"threads": 1}]}, {"total": 100})
+    assert stats["pairs"] == 4 * result.queries_searched
