@@ -428,3 +428,23 @@ def test_help_documents_the_halving_strategy():
         proc = mnistdist(job, "--help", timeout=60)
         assert proc.returncode == 0 and "--strategy {grid,halving}" in proc.stdout
         assert "successive halving" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        # 60 images: the first round needs two per class and fold (100).
+        (["--train-size", "60"], "successive halving needs at least 100 images"),
+        # 20 candidates: the first round has 159 images, training folds of about 127.
+        (
+            ["--n-neighbors", *map(str, range(1, 10)), "400"],
+            "n_neighbors=400 is larger than the smallest training fold",
+        ),
+    ],
+)
+def test_halving_that_cannot_work_exits_2_before_any_work(tmp_path, args, text):
+    proc = mnistdist(
+        "search", "--dataset", "digits", "--strategy", "halving", "--out", tmp_path, *args
+    )
+    assert_one_line_error(proc, 2, text)
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
