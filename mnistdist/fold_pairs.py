@@ -105,7 +105,7 @@ def _fold_blocks(X: da.Array, folds, query_rows: int) -> list[tuple[da.Array, li
 
 
 def fold_pair_kneighbors(
-    X: da.Array, folds, k: int, *, query_rows: int, label: str = ""
+    X: da.Array, folds, k: int, *, query_rows: int, label: str = "", task_prefix: str = ""
 ) -> list[tuple[da.Array, da.Array]]:
     """Lazy exact ``(dist, ids)`` of each fold's validation rows among the other folds' rows.
 
@@ -119,8 +119,8 @@ def fold_pair_kneighbors(
         Neighbours a row.
     query_rows : int
         Rows a side of a tile.
-    label : str
-        Ends the task names.
+    label, task_prefix : str
+        End and start the task names.
 
     Returns
     -------
@@ -140,7 +140,7 @@ def fold_pair_kneighbors(
     for f, (bf, ids_f) in enumerate(blocks):
         for g in range(f + 1, len(blocks)):
             bg, ids_g = blocks[g]
-            tile = f"distances-folds-{f}-{g}{label}-{token}"
+            tile = f"{task_prefix}distances-folds-{f}-{g}{label}-{token}"
             for i, j in np.ndindex(len(ids_f), len(ids_g)):
                 key = (tile, i, j)
                 layer[key] = (
@@ -155,7 +155,7 @@ def fold_pair_kneighbors(
                 cols_of.setdefault((g, j), []).append(key)
     out = []
     for f, (bf, ids_f) in enumerate(blocks):
-        merge = f"merge-neighbors-fold-{f}{label}-{token}"
+        merge = f"{task_prefix}merge-neighbors-fold-{f}{label}-{token}"
         for i in range(len(ids_f)):
             layer[(merge, i, 0)] = (
                 _merge_block,
@@ -167,7 +167,7 @@ def fold_pair_kneighbors(
             merge, dict(layer), dependencies=[b for b, _ in blocks]
         )
         pairs = da.Array(graph, merge, chunks=(bf.chunks[0], (k,)), meta=np.empty((0, 0), object))
-        out.append(_split(pairs, f"neighbors-fold-{f}{label}-{token}"))
+        out.append(_split(pairs, f"{task_prefix}neighbors-fold-{f}{label}-{token}"))
     return out
 
 

@@ -48,7 +48,7 @@ def test_tiles_give_both_directions_exactly():
 
 
 def test_task_names_say_which_folds(digits_arrays):
-    X, y, _, _ = digits_arrays
+    X, _y, _, _ = digits_arrays
     folds = list(KFold(3).split(X))
     lazy = fold_pair_kneighbors(da.from_array(X, chunks=600), folds, 3, query_rows=1000)
     names = {
@@ -65,4 +65,4 @@ def test_which_folds_partition_the_rows():
     assert folds_partition(list(KFold(5).split(np.zeros(n))), n)
     assert not folds_partition(list(ShuffleSplit(3, random_state=0).split(np.zeros(n))), n)
     train, test = next(KFold(5).split(np.zeros(n)))
-    assert not folds_partition([(train[:-1], test)] + list(KFold(5).split(np.zeros(n)))[1:], n)
+    assert not folds_partition([(train[:-1], test), *list(KFold(5).split(np.zeros(n)))[1:]], n)
