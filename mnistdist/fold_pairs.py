@@ -26,7 +26,18 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
+from . import config
 from .neighbors import _U32, _approx_error_bound, _part, exact_top_k, merge_kneighbors
+
+
+#: Above this k, tiles cost more than they save: each row's k nearest are computed exactly
+#: in every tile it is part of, so the exact work grows with k times the tiles a row meets.
+MAX_K = 32
+
+
+def fold_pairs_pay(k: int) -> bool:
+    """Whether fold-pair tiles beat the per-fold search for ``k`` neighbours (and are on)."""
+    return bool(config.get("fold-pairs")) and k <= MAX_K
 
 
 def folds_partition(folds, n: int) -> bool:
