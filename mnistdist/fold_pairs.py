@@ -29,7 +29,6 @@ from dask.highlevelgraph import HighLevelGraph
 from . import config
 from .neighbors import _U32, _approx_error_bound, _part, exact_top_k, merge_kneighbors
 
-
 #: Above this k, tiles cost more than they save: each row's k nearest are computed exactly
 #: in every tile it is part of, so the exact work grows with k times the tiles a row meets.
 MAX_K = 32
