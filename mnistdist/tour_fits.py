@@ -34,7 +34,6 @@ import dataclasses
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
-from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import SGDClassifier
 from sklearn.linear_model._stochastic_gradient import MAX_INT, fit_binary
 from sklearn.multiclass import (
@@ -175,7 +174,10 @@ def sgd_predict_fold(estimator, fits: list[ClassFit], X, folds, f: int) -> np.nd
 def sgd_on_rows(estimator, fits: list[ClassFit], X, rows_: slice) -> dict:
     """The assembled SGD's predictions and decision scores on ``X[rows_]``."""
     model = sgd_from_classes(estimator, fits)
-    return {"predict": model.predict(X[rows_]), "decision_function": model.decision_function(X[rows_])}
+    return {
+        "predict": model.predict(X[rows_]),
+        "decision_function": model.decision_function(X[rows_]),
+    }
 
 
 def fit_ovo_pair(estimator, X, y, a, b):
@@ -217,11 +219,14 @@ def ovr_predict(estimator, y, models: list, X_query, n: int | None = None) -> np
 def svc_on_rows(estimator, X, y, n: int, X_query) -> dict:
     """``estimator`` fitted on the first ``n`` rows: its predictions and decision scores."""
     model = clone(estimator).fit(X[:n], y[:n])
-    return {"predict": model.predict(X_query), "decision_function": model.decision_function(X_query)}
+    return {
+        "predict": model.predict(X_query),
+        "decision_function": model.decision_function(X_query),
+    }
 
 
 def forest_chunk_proba(forest, X, y, folds, f, start: int, stop: int, query=None) -> np.ndarray:
-    """Trees ``start`` to ``stop - 1`` of ``forest`` fitted on fold ``f``: each tree's probabilities.
+    """Trees ``start`` to ``stop - 1`` of ``forest``, fitted on fold ``f``: their probabilities.
 
     A warm-started forest that believes it holds ``start`` trees draws
     their seeds and discards them, as scikit-learn's own warm start does,
@@ -235,7 +240,9 @@ def forest_chunk_proba(forest, X, y, folds, f, start: int, stop: int, query=None
     part.fit(X[train], y[train])
     # The forest validates queries to float32 once, then asks each tree unchecked.
     X_query = np.asarray(X[rows(folds, f, 1) if query is None else query], dtype=np.float32)
-    return np.stack([tree.predict_proba(X_query, check_input=False) for tree in part.estimators_[start:]])
+    return np.stack(
+        [tree.predict_proba(X_query, check_input=False) for tree in part.estimators_[start:]]
+    )
 
 
 def forest_proba(chunks: list[np.ndarray]) -> np.ndarray:
