@@ -43,6 +43,7 @@ __all__ = [
     "TourConfig",
     "TourGraph",
     "add_noise",
+    "detector",
     "multilabel_targets",
     "run_tour",
     "sgd",
@@ -110,6 +111,14 @@ def part_detector(graph: TourGraph, results: dict) -> tuple[dict, dict, np.ndarr
         "sgd5_f1": float(f1_score(y5, y_pred)),
     }
     return numbers, {}, scores
+
+
+def detector(X: np.ndarray, y: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Part 1 alone, on the cluster: the 5-detector's numbers and its decision scores."""
+    graph = TourGraph(X, y, X[:0], TourConfig(), groups=("detector",))
+    results, _ = graph.compute()
+    numbers, _, scores = part_detector(graph, results)
+    return numbers, scores
 
 
 def threshold_for_precision(

@@ -223,6 +223,16 @@ def test_every_fit_is_a_named_task_and_shared_fits_run_once(toured):
     assert len({k for k in keys if k.startswith("sgd-scaled-fold-") and "-class-" in k}) == 30
 
 
+def test_the_detector_alone_equals_its_part_of_the_tour(client, toured, data):
+    X, y, _ = data
+    with get_task_stream(client) as stream:
+        numbers, scores = tour.detector(X, y)
+    assert all(numbers[key] == value for key, value in toured[0].items() if key in numbers)
+    assert scores.shape == y.shape
+    names = {str(t["key"]).rsplit("-", 1)[0] for t in stream.data}
+    assert names == {f"{name}-fold-{f}" for name in ("sgd5", "never5") for f in range(3)}
+
+
 def test_tour_figures_and_seconds(toured):
     numbers, figs, _ = toured
     assert set(figs) == set(tour.CAPTIONS)
