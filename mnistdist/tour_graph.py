@@ -9,10 +9,12 @@ training rows), ``ovo-pair-3-8``, ``forest-trees-0-9``,
 ``multilabel-fold-1-block-4``, ``denoise-block-3``.
 
 :meth:`TourGraph.compute` submits every group at once, so no worker waits
-while work remains, and hands back each group's small results. The groups
-are submitted longest first: the scheduler starts earlier submissions
-first, so the run does not end with one long SGD fit on one worker while
-the others idle.
+while work remains, and hands back each group's small results. Each group
+carries a priority, the groups with the longest tasks highest (the ten-class
+SGD fits first, the small KNN and denoising blocks last): graphs submitted
+together share one generation on the scheduler, so without priorities their
+tasks would interleave, and the run could end with one long SGD fit on one
+worker while the others idle.
 
 A fit that two of the book's calls share is one task: the 5-detector's
 three fold models serve ``cross_val_score``, both ``cross_val_predict``
@@ -113,9 +115,9 @@ class TourGraph:
         self.token = tokenize(*self.data.values())
         self.groups: dict[str, tuple] = {}
         builders = {
+            "sgd-ten": self._sgd_ten,
             "sgd-scaled": self._sgd_scaled,
             "sgd-raw": self._sgd_raw,
-            "sgd-ten": self._sgd_ten,
             "ovo": self._ovo,
             "forest": self._forest,
             "forest5": self._forest5,
@@ -123,10 +125,11 @@ class TourGraph:
             "multilabel": self._multilabel,
             "svc": self._svc,
             "denoise": self._denoise,
-        }  # longest first: see the module docstring
-        for name, build in builders.items():
+        }  # longest tasks first: see the module docstring
+        for rank, (name, build) in enumerate(builders.items()):
             if groups is None or name in groups:
-                build()
+                with dask.annotate(priority=len(builders) - rank):
+                    build()
 
     def task(self, name: str, func, *args):
         """A lazy call of ``func`` whose key is ``name`` and the run's token."""

@@ -25,7 +25,7 @@ from sklearn.svm import SVC
 
 from mnistdist import cpu_time, tour
 from mnistdist import tour_fits as fits
-from mnistdist.tour_graph import TourConfig
+from mnistdist.tour_graph import TourConfig, TourGraph
 
 from helpers import mnistdist
 
@@ -221,6 +221,20 @@ def test_every_fit_is_a_named_task_and_shared_fits_run_once(toured):
     # The 5-detector's four calls share three fits; the scaled SGD's two calls share thirty.
     assert len({k for k in keys if k.startswith("sgd5-fold-")}) == 3
     assert len({k for k in keys if k.startswith("sgd-scaled-fold-") and "-class-" in k}) == 30
+
+
+def test_groups_of_longer_tasks_run_first(client, data):
+    graph = TourGraph(*data, CONFIG, groups=("sgd-ten", "denoise"))
+    futures = client.compute([*graph.groups["sgd-ten"], *graph.groups["denoise"]])
+    client.gather(futures)
+
+    def priorities(dask_scheduler):
+        tasks = dask_scheduler.tasks.items()
+        return {str(key): ts.priority[0] for key, ts in tasks if ts.priority}  # not scattered data
+
+    first = {k.rsplit("-", 1)[0]: p for k, p in client.run_on_scheduler(priorities).items()}
+    # The scheduler runs the lowest first: every SGD fit before any denoising task.
+    assert max(first[f"sgd-ovr-class-{c}"] for c in range(10)) < first["denoise-block-0"]
 
 
 def test_the_detector_alone_equals_its_part_of_the_tour(client, toured, data):
