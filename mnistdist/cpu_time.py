@@ -70,19 +70,27 @@ class CpuUse:
 def measure(client) -> Iterator[CpuUse]:
     """Measure the workers' CPU seconds over the block; the job's process's at its end.
 
-    Workers that left during the block are not counted (their counters went
-    with them); workers that joined count from zero.
+    Only a block that succeeds is measured: after a failure (a lost
+    scheduler, Ctrl-C) the workers are not asked again, so the job's own
+    error is what the user sees. Workers that left during the block are not
+    counted (their counters went with them); workers that joined count from
+    zero.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The job's client.
+
+    Yields
+    ------
+    CpuUse
+        Filled in when the block ends.
     """
     use = CpuUse()
     before = workers_cpu_seconds(client)
-    try:
-        yield use
-    finally:
-        use.client_s = time.process_time()
-        try:
-            after = workers_cpu_seconds(client)
-        except Exception:  # a lost cluster: the job's own error says so
-            log.warning("cpu: could not read the workers' CPU time", exc_info=True)
-            after = {}
-        use.workers = {a: after[a] - before.get(a, 0.0) for a in after}
-        use.workers_s = sum(use.workers.values())
+    yield use
+    use.client_s = time.process_time()
+    after = workers_cpu_seconds(client)
+    use.workers = {address: after[address] - before.get(address, 0.0) for address in after}
+    use.workers_s = sum(use.workers.values())
+    log.info("cpu: client %.1f s, workers %.1f s", use.client_s, use.workers_s)
