@@ -63,9 +63,11 @@ class Never5Classifier(BaseEstimator):
     """
 
     def fit(self, X, y=None):
+        """Learn nothing."""
         return self
 
     def predict(self, X):
+        """``False`` (not a 5) for every row of ``X``."""
         return np.zeros(len(X), dtype=bool)
 
 
@@ -113,6 +115,7 @@ class _OneClassSGD(SGDClassifier):
     _only_class = 0
 
     def _fit_multiclass(self, X, y, alpha, learning_rate, sample_weight, max_iter):
+        """Fit class ``_only_class`` of the one-vs-rest, as upstream fits each class."""
         if self.average:
             raise NotImplementedError("averaged SGD is not split by class")
         validation_mask = self._make_validation_split(y, sample_mask=sample_weight > 0)

@@ -166,13 +166,16 @@ class TourGraph:
         return tuple(out)
 
     def _sgd_scaled(self) -> None:
+        """``standardize``, then the standardised SGD per fold and class (parts 4 and 5 share)."""
         X_scaled = self.task("standardize", fits.standardize, self.data["X"])
         self.groups["sgd-scaled"] = self._ovr_folds("sgd-scaled", X_scaled)
 
     def _sgd_raw(self) -> None:
+        """The ten-class SGD on raw pixels, per fold and class (``cross_val_score``)."""
         self.groups["sgd-raw"] = self._ovr_folds("sgd-ovr", self.data["X"])
 
     def _sgd_ten(self) -> None:
+        """The ten-class SGD on all images, one task per class, and its view of some digit."""
         d = self.data
         class_fits = [
             self.task(
@@ -187,6 +190,7 @@ class TourGraph:
         )
 
     def _ovo(self) -> None:
+        """``OneVsOneClassifier(SGDClassifier)``: one task per pair, and its prediction."""
         d, classes = self.data, self.classes
         models = [
             self.task(f"ovo-pair-{a}-{b}", fits.fit_ovo_pair, fits.sgd(), d["X"], d["y"], a, b)
@@ -199,6 +203,7 @@ class TourGraph:
         )
 
     def _forest_chunks(self, prefix: str, y, folds, f, query=None) -> list:
+        """A forest in chunks of ``config.forest_chunk`` trees, each its trees' probabilities."""
         n, step = self.config.forest_trees, self.config.forest_chunk
         forest = RandomForestClassifier(n_estimators=n, random_state=fits.SEED)
         return [
@@ -218,10 +223,12 @@ class TourGraph:
         ]
 
     def _forest(self) -> None:
+        """The ten-class forest's probabilities for some digit, from its chunks of trees."""
         chunks = self._forest_chunks("forest", self.data["y"], None, None, slice(0, 1))
         self.groups["forest"] = (self.task("forest-proba", fits.forest_proba, chunks),)
 
     def _forest5(self) -> None:
+        """The forest 5-detector's ``cross_val_predict(method="predict_proba")``, per fold."""
         d = self.data
         self.groups["forest5"] = tuple(
             self.task(
@@ -233,6 +240,7 @@ class TourGraph:
         )
 
     def _detector(self) -> None:
+        """The never-5 baseline and the SGD 5-detector, one task per fold (four calls share it)."""
         d = self.data
         never5 = [
             self.task(
@@ -263,6 +271,7 @@ class TourGraph:
         self.groups["detector"] = (*never5, *sgd5)  # flat: a group is a tuple of tasks
 
     def _multilabel(self) -> None:
+        """The multilabel KNN's ``cross_val_predict`` in blocks of validation images."""
         d, step = self.data, self.config.block_rows
         blocks = [
             [
@@ -287,6 +296,7 @@ class TourGraph:
         self.groups["multilabel"] = (*(b for fold in blocks for b in fold), head)
 
     def _svc(self) -> None:
+        """``SVC`` on the first ``svc_size`` images, and its one-vs-rest, one task per class."""
         d = self.data
         n = self.svc_size = min(self.config.svc_size, len(self.y))
         svc = SVC(random_state=fits.SEED)
@@ -301,6 +311,7 @@ class TourGraph:
         self.n_ovr = len(models)
 
     def _denoise(self) -> None:
+        """Noise on the workers, the test images cleaned in blocks, the pixel errors."""
         d, size = self.data, self.config.denoise_test_size
         n_test = self.n_test if size is None else min(size, self.n_test)
         noisy = self.task("denoise-noise", fits.noisy_images, d["X"], d["X_test"], fits.SEED)
@@ -332,6 +343,7 @@ class TourGraph:
         start, done = time.perf_counter(), {}
 
         def finished(name: str, _result: tuple) -> None:
+            # Called as each group's last result arrives: when each part was ready.
             done[name] = round(time.perf_counter() - start, 3)
             log.info("tour: %s done after %.1f s", name, done[name])
 
