@@ -291,12 +291,20 @@ def _tour_sections(tour: dict) -> list[str]:
         [key, _fmt(value)]
         for key, value in tour.items()
         if key not in BOOK_TOUR
-        and key not in ("seconds", "figures", "data", "versions", "config", "scaling")
+        and key not in ("seconds", "figures", "data", "versions", "config", "scaling", "cpu")
     ]
     seconds = [[part, f"{s:.1f}"] for part, s in tour["seconds"].items()]
+    cpu = tour.get("cpu")
+    cpu_line = (
+        f"<p>CPU time: the job's process {cpu['client_s']:.1f} s, the workers "
+        f"{cpu['workers_s']:.1f} s (the job's process's share "
+        f"{100 * cpu['client_share']:.1f}%).</p>"
+        if cpu
+        else ""
+    )
     return [
         '<h2 id="tour">Classification tour</h2>',
-        "<p>The chapter's other experiments, with every cross-validation run on the cluster: "
+        "<p>The chapter's other experiments, with every fit run as tasks on the cluster: "
         "a 5-detector and its precision/recall trade-off, ROC curves, multiclass strategies, "
         "error analysis, multilabel and multioutput classification "
         f"({html.escape(source)}, scikit-learn {html.escape(sklearn)}).</p>",
@@ -304,6 +312,7 @@ def _tour_sections(tour: dict) -> list[str]:
         _figures(tour.get("figures", {})),
         _table(["number", "value"], other),
         _table(["part", "seconds"], seconds),
+        cpu_line,
         *_scaling_section(tour.get("scaling"), "tour"),
     ]
 
