@@ -22,6 +22,7 @@ from mnistdist.data import (
     scatter_dataset,
     unreadable_files,
 )
+from mnistdist.halving import halving_search
 from mnistdist.journal import FILENAME as JOURNAL
 from mnistdist.journal import Journal
 from mnistdist.outputs import JOB_RESULTS, atomic_path
@@ -85,8 +86,10 @@ def search(
 ) -> tuple[Preset, SearchResult]:
     """The cross-validated search the options ask for, on the current client; prints its result."""
     preset = preset_from_args(args, dataset.X_train.shape[1])
-    print(f"search ({preset.name}): {preset.description}, {args.cv} folds")
-    result = neighbors_search(
+    halving = preset.strategy == "halving"
+    how = ", successive halving" if halving else ""
+    print(f"search ({preset.name}): {preset.description}, {args.cv} folds{how}")
+    result = (halving_search if halving else neighbors_search)(
         dataset.X_train,
         dataset.y_train,
         estimator=preset.estimator,
@@ -94,6 +97,10 @@ def search(
         cv=args.cv,
         journal=journal,
     )
+    if halving:
+        sizes = zip(result.n_candidates, result.n_resources, strict=True)
+        for i, (n, n_resources) in enumerate(sizes):
+            print(f"search: round {i}: {n} candidates on {n_resources} images")
     print(f"search: best {result.best_params} with mean CV accuracy {result.best_score:.4f}")
     return preset, result
 

@@ -11,7 +11,7 @@ from mnistdist.data import (
 )
 from mnistdist.errors import OptionError
 from mnistdist.knn import WEIGHTS
-from mnistdist.presets import PRESETS, Preset, get_preset
+from mnistdist.presets import PRESETS, STRATEGIES, Preset, get_preset
 from mnistdist.search import DEFAULT_GRID
 
 PROG = "mnistdist"
@@ -106,6 +106,15 @@ def add_grid_arguments(parser: argparse.ArgumentParser, *, presets: bool = True)
             "deform: deskewing, Euclidean candidates re-ranked by IDM x KNN "
             "(default: book)",
         )
+        group.add_argument(
+            "--strategy",
+            choices=STRATEGIES,
+            default=None,
+            help="grid: every candidate on every training image; halving: successive halving "
+            "as scikit-learn's HalvingGridSearchCV (all candidates on a small stratified subset, "
+            "the best third kept on three times the images each round; see docs/halving.md) "
+            "(default: the preset's, grid)",
+        )
     group.add_argument(
         "--n-neighbors",
         metavar="K",
@@ -131,8 +140,11 @@ def add_grid_arguments(parser: argparse.ArgumentParser, *, presets: bool = True)
 
 
 def preset_from_args(args: argparse.Namespace, n_features: int = 784) -> Preset:
-    """The estimator and grid the options ask for (the book's grid without duplicates, in order)."""
+    """The estimator, grid and strategy the options ask for (the book's grid without duplicates,
+    in order)."""
     preset = get_preset(getattr(args, "preset", "book"), n_features)
+    if getattr(args, "strategy", None) is not None:
+        preset = dataclasses.replace(preset, strategy=args.strategy)
     if preset.name != "book":
         if args.n_neighbors is not None or args.weights is not None:
             raise OptionError(

@@ -127,13 +127,15 @@ def _fit_models(dataset, preset, best_params, journal, seconds) -> dict[str, Fin
 def _write_figures(out, dataset, X_sample, X_test, result, models, final, evaluation) -> dict:
     """The report's figures, written into ``out``; their references by key."""
     model = models[final].model
+    # Each candidate once: after successive halving, from the last round it reached.
+    params, mean, std = result.candidate_scores()
     return write_report_figures(
         out,
         X_train_sample=X_sample,
         y_train_sample=dataset.y_train[:40],
-        search_params=result.cv_results["params"],
-        search_mean=result.cv_results["mean_test_score"],
-        search_std=result.cv_results["std_test_score"],
+        search_params=params,
+        search_mean=mean,
+        search_std=std,
         X_test=X_test,
         y_test=dataset.y_test,
         y_pred=models[final].y_pred,

@@ -17,6 +17,8 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 
+from sklearn.model_selection import ParameterGrid
+
 from jobs import console, forecast
 from jobs.options import PROG, preset_from_args
 from mnistdist import staging
@@ -27,6 +29,7 @@ from mnistdist.data import (
     load_dataset,
 )
 from mnistdist.errors import MnistDistError, OptionError, OutputError
+from mnistdist.halving import plan_rounds
 from mnistdist.interrupts import interrupt_once
 from mnistdist.journal import FILENAME as JOURNAL
 from mnistdist.search import cv_folds
@@ -134,8 +137,12 @@ def preflight(args: argparse.Namespace) -> None:
     dataset = load_dataset(args.dataset, data_dir=args.data, train_size=args.train_size)
     if getattr(args, "cv", None) is None:
         return
-    folds = cv_folds(args.cv, dataset.y_train)
-    grid = preset_from_args(args, dataset.X_train.shape[1]).param_grid
+    preset = preset_from_args(args, dataset.X_train.shape[1])
+    grid, y = preset.param_grid, dataset.y_train
+    if preset.strategy == "halving":  # the smallest folds are those of the first round
+        _, rows = plan_rounds(y, len(ParameterGrid(grid)), args.cv)
+        y = y[rows[0]]
+    folds = cv_folds(args.cv, y)
     if not isinstance(grid, dict):  # a preset's own grid: its sizes depend on its augmentations
         return
     smallest_train = min(len(train) for train, _ in folds)

@@ -9,7 +9,10 @@ from mnistdist.outputs import write_json
 
 NAME = "search"
 SCORE_COLUMNS = ("params", "mean_test_score", "std_test_score")
-HELP = "cross-validated grid search on the cluster (the book's KNN grid, or --preset best)"
+HELP = (
+    "cross-validated grid search on the cluster (the book's KNN grid, or --preset best), "
+    "exhaustive or by successive halving (--strategy halving)"
+)
 DEFAULT_OUT = "search-results"
 GRID = "presets"
 
@@ -24,8 +27,10 @@ def job(args: argparse.Namespace) -> int:
     summary = {**result.summary(), "data": dataset.summary(), "cluster": info}
     write_json(out / "search.json", summary)
     scores = zip(*(result.cv_results[key] for key in SCORE_COLUMNS), strict=True)
-    for params, mean, std in scores:
-        mark = "*" if params == result.best_params else " "
-        print(f"{mark} {params}: {mean:.4f} ± {std:.4f}")
+    rounds = result.cv_results.get("iter")  # successive halving: a row per candidate and round
+    for i, (params, mean, std) in enumerate(scores):
+        mark = "*" if i == result.best_index else " "
+        where = "" if rounds is None else f"round {rounds[i]}, "
+        print(f"{mark} {where}{params}: {mean:.4f} ± {std:.4f}")
     print(f"search: {common.result_path(args, 'cv_results.csv')}")
     return 0

@@ -1,9 +1,10 @@
-"""``mnistdist tour``: the rest of the classification chapter, its cross-validations on the cluster.
+"""``mnistdist tour``: the rest of the classification chapter, every fit a task on the cluster.
 
 A 5-detector, the precision/recall trade-off, ROC curves, multiclass
 strategies, error analysis, multilabel and multioutput classification. Writes
-``tour.json`` and the figures, and adds a section to the folder's
-``report.html`` (beside the main job's, when both run into one folder).
+``tour.json`` (with the CPU seconds of the job's process and of the workers)
+and the figures, adds a section to the folder's ``report.html`` (beside the
+main job's, when both run into one folder), and prints a ``cpu:`` line.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import datetime
 import time
 
 from jobs import common, options
+from mnistdist import cpu_time
 from mnistdist.cluster import describe, package_versions
 from mnistdist.figures import FigureRef, save
 from mnistdist.html_report import write_report
@@ -60,17 +62,18 @@ def job(args: argparse.Namespace) -> int:
         denoise_test_size=args.denoise_test_size,
     )
     t0 = time.perf_counter()
-    with common.cluster(args) as client:
+    with common.cluster(args) as client, cpu_time.measure(client) as cpu:
         dataset = common.load(args, client)
         X, X_test = dataset.X_train.compute(), dataset.X_test.compute()
         numbers, figures = run_tour(X, dataset.y_train, X_test, config)
         cluster_info = describe(client)
-    refs = {}
-    for filename, fig in figures.items():
-        save(fig, out / filename)
-        title, caption = CAPTIONS[filename]
-        refs[filename] = dataclasses.asdict(FigureRef(filename, title, caption))
+        refs = {}  # drawn inside the measured block: the figures are the client's work too
+        for filename, fig in figures.items():
+            save(fig, out / filename)
+            title, caption = CAPTIONS[filename]
+            refs[filename] = dataclasses.asdict(FigureRef(filename, title, caption))
     numbers["seconds"]["total"] = round(time.perf_counter() - t0, 3)
+    numbers["cpu"] = cpu.summary()
     numbers.update(
         data=dataset.summary(),
         config=dataclasses.asdict(config),
@@ -83,6 +86,7 @@ def job(args: argparse.Namespace) -> int:
     report = write_report(out)
     for key in PRINTED:
         print(f"{key}: {numbers[key]}")
+    print(cpu.line())
     print(
         f"tour: {common.result_path(args, 'tour.json')}, {common.result_path(args, report.name)}"
         f" (total {numbers['seconds']['total']:.0f} s)"

@@ -17,6 +17,9 @@ Modules, one idea each:
 - ``figures``         the report's and the tour's figures (matplotlib, no pyplot)
 - ``html_report``     report.html from the results in an output folder
 - ``tour``            the chapter's other experiments, part by part
+- ``tour_graph``      the tour as Dask tasks, every group in flight at once
+- ``tour_fits``       the tour's fits split by fold, class, pair, tree chunk, block of images
+- ``cpu_time``        CPU seconds of the job's process and of the workers
 - ``benchmark``       the book's way against mnistdist's, timed on the same folds
 - ``cluster``         connecting to a Dask cluster, or starting a LocalCluster
 - ``addresses``       scheduler addresses, checked before connecting

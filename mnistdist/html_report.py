@@ -157,28 +157,47 @@ def _headline(metrics: dict) -> tuple[str, list[str]]:
 
 def _grid_section(metrics: dict, mnist: bool) -> list[str]:
     search = metrics["search"]
+    halving = search.get("strategy") == "halving"
     rows = [
         [", ".join(f"{k}={v}" for k, v in sorted(p.items())), f"{m:.4f}", f"{s:.4f}"]
         for p, m, s in zip(
             search["params"], search["mean_test_score"], search["std_test_score"], strict=False
         )
     ]
+    header = ["candidate", "mean CV accuracy", "std"]
+    if halving:  # a row per candidate and round: say which round, on how many images
+        rounds = zip(search["iter"], search["n_resources"], rows, strict=True)
+        rows = [[i, n, *row] for i, n, row in rounds]
+        header = ["round", "images", *header]
     return [
         "<h2>Grid search</h2>",
         f"<p>{search['n_splits']}-fold cross-validation on the {metrics['data']['n_train']} "
         f"training images, {search['n_candidates']} candidates from "
         f"{search['n_neighbor_searches']} neighbour searches (one per fold and preprocessing "
-        "setting: candidates that differ only in the KNN's parameters share them). Best mean "
-        f"CV accuracy {search['best_score']:.4f}"
-        + (f" (book: {BOOK_CV:.4f})." if mnist else ".")
+        "setting: candidates that differ only in the KNN's parameters share them)"
+        + (_halving_sentence(search) if halving else "")
+        + f". Best mean CV accuracy {search['best_score']:.4f}"
+        + (f" (book: {BOOK_CV:.4f})." if mnist and not halving else ".")
         + "</p>",
         _figures(metrics.get("figures", {}), "search"),
         _table(
-            ["candidate", "mean CV accuracy", "std"],
+            header,
             rows,
-            best_row=search["params"].index(metrics["best_params"]),
+            best_row=search.get("best_index", search["params"].index(metrics["best_params"])),
+            left=3 if halving else 1,
         ),
     ]
+
+
+def _halving_sentence(search: dict) -> str:
+    rounds = search["halving"]
+    sizes = ", ".join(
+        f"{c} on {n}" for c, n in zip(rounds["n_candidates"], rounds["n_resources"], strict=True)
+    )
+    return (
+        f", by successive halving: {rounds['n_iterations']} rounds of candidates on images "
+        f"({sizes}), each keeping the best third (see docs/halving.md)"
+    )
 
 
 def _run_section(metrics: dict) -> list[str]:
@@ -272,12 +291,20 @@ def _tour_sections(tour: dict) -> list[str]:
         [key, _fmt(value)]
         for key, value in tour.items()
         if key not in BOOK_TOUR
-        and key not in ("seconds", "figures", "data", "versions", "config", "scaling")
+        and key not in ("seconds", "figures", "data", "versions", "config", "scaling", "cpu")
     ]
     seconds = [[part, f"{s:.1f}"] for part, s in tour["seconds"].items()]
+    cpu = tour.get("cpu")
+    cpu_line = (
+        f"<p>CPU time: the job's process {cpu['client_s']:.1f} s, the workers "
+        f"{cpu['workers_s']:.1f} s (the job's process's share "
+        f"{100 * cpu['client_share']:.1f}%).</p>"
+        if cpu
+        else ""
+    )
     return [
         '<h2 id="tour">Classification tour</h2>',
-        "<p>The chapter's other experiments, with every cross-validation run on the cluster: "
+        "<p>The chapter's other experiments, with every fit run as tasks on the cluster: "
         "a 5-detector and its precision/recall trade-off, ROC curves, multiclass strategies, "
         "error analysis, multilabel and multioutput classification "
         f"({html.escape(source)}, scikit-learn {html.escape(sklearn)}).</p>",
@@ -285,6 +312,7 @@ def _tour_sections(tour: dict) -> list[str]:
         _figures(tour.get("figures", {})),
         _table(["number", "value"], other),
         _table(["part", "seconds"], seconds),
+        cpu_line,
         *_scaling_section(tour.get("scaling"), "tour"),
     ]
 

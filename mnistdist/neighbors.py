@@ -110,7 +110,31 @@ def _block_pass(query, q_ext, ref, ref_ext, delta, k, ids):
     # [-2q, 1] . [r, ||r||^2] = ||r||^2 - 2 q.r: the squared distance less
     # ||q||^2, in one matrix product with no pass over the block afterwards.
     approx = np.matmul(q_ext, ref_ext.T, out=_scratch_block(n_q, n_r))
+    return exact_top_k(approx, delta, query, ref, k, ids)
 
+
+def exact_top_k(approx, delta, query, ref, k, ids):
+    """Exact k nearest rows of ``ref`` for each row of ``query``, screened by ``approx``.
+
+    Parameters
+    ----------
+    approx : ndarray of shape (n_q, n_r), C-contiguous
+        Each squared distance, approximately, less anything constant along a row.
+    delta : ndarray of shape (n_q,)
+        A bound on each row's error in ``approx``.
+    query, ref : ndarray
+        The rows themselves, for the exact distances of the few that survive.
+    k : int
+        Neighbours a row, at most ``n_r``.
+    ids : ndarray of shape (n_r,)
+        What to call each reference row; ties go to the lower.
+
+    Returns
+    -------
+    dist, ids : ndarray of shape (n_q, k)
+        Exact Euclidean distances, ascending, and the neighbours' ids.
+    """
+    n_q, n_r = approx.shape
     # The k-th smallest value over a strided subset bounds the row's true k-th
     # smallest from above, so this threshold pass can lose no neighbour. The
     # stride trades the subset's partition against the candidates' sort; this

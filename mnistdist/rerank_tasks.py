@@ -100,7 +100,7 @@ def rerank_lazy(
 
 
 def rerank_graph(
-    knn, images: da.Array, graph: sp.csr_matrix, folds, label: str = ""
+    knn, images: da.Array, graph: sp.csr_matrix, folds, label: str = "", task_prefix: str = ""
 ) -> sp.csr_matrix:
     """The neighbor graph with each row's candidates re-ranked by IDM (unchanged for plain KNN).
 
@@ -116,6 +116,8 @@ def rerank_graph(
         The folds the graph was built on.
     label : str
         Ends the task names.
+    task_prefix : str
+        Starts the task names (``halving-iter-1-``, say, for a round of a halving search).
 
     Returns
     -------
@@ -139,7 +141,13 @@ def rerank_graph(
     for f, (_, test) in enumerate(folds):
         rows = np.sort(test)
         lazy.append(
-            rerank_lazy(knn, images, ids[rows], name=f"rerank-idm-fold-{f}{label}", query_rows=rows)
+            rerank_lazy(
+                knn,
+                images,
+                ids[rows],
+                name=f"{task_prefix}rerank-idm-fold-{f}{label}",
+                query_rows=rows,
+            )
         )
     t0 = time.perf_counter()
     found = dask.compute(*lazy)
@@ -207,8 +215,7 @@ def search_rerank_throughput(estimator, result, cluster_info: dict, seconds: dic
         ``pairs``, ``seconds``, ``cores``, ``pairs_per_second_per_core``, ``share_of_run``.
     """
     knn = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    n_samples = sum(len(test) for _, test in result.folds)
-    pairs = n_samples * knn.n_candidates * result.n_groups
+    pairs = result.queries_searched * knn.n_candidates  # each query re-ranks its candidates
     cores = sum(w.get("threads", 1) for w in cluster_info.get("workers", [])) or 1
     spent = result.seconds["rerank"]
     return {

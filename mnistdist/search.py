@@ -49,6 +49,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from . import config
 from .compute import compute_journaled
 from .errors import OptionError
+from .fold_pairs import fold_pair_kneighbors, fold_pairs_pay, folds_partition
 from .journal import Journal
 from .knn import KNNClassifier, check_knn_params
 from .neighbors import kneighbors_dask
@@ -91,9 +92,21 @@ class SearchResult:
     def best_score(self) -> float:
         return float(self.cv_results["mean_test_score"][self.best_index])
 
+    @property
+    def queries_searched(self) -> int:
+        """Query rows over all the neighbor graphs scored: every row once per group."""
+        return sum(len(test) for _, test in self.folds) * self.n_groups
+
+    def candidate_scores(self) -> tuple[list[dict], np.ndarray, np.ndarray]:
+        """Each candidate's parameters, mean and std of its validation scores."""
+        cv = self.cv_results
+        return cv["params"], np.asarray(cv["mean_test_score"]), np.asarray(cv["std_test_score"])
+
     def summary(self) -> dict:
         """The numbers a report needs, JSON-ready."""
         return {
+            "strategy": "grid",
+            "best_index": self.best_index,
             "best_params": self.best_params,
             "best_score": self.best_score,
             "n_candidates": len(self.cv_results["params"]),
@@ -225,33 +238,56 @@ def _neighbor_graph(n: int, k: int, folds, results) -> sp.csr_matrix:
 
 
 def _fold_neighbors(
-    X: da.Array, y: np.ndarray, prep: Preprocessing | None, folds, k: int, label: str
+    X: da.Array,
+    y: np.ndarray,
+    prep: Preprocessing | None,
+    folds,
+    k: int,
+    label: str,
+    task_prefix: str = "",
 ) -> list:
     """Lazy neighbors of every fold's validation rows among its training rows (and their copies).
 
     The reference of fold f is every image and every augmented copy of it,
     with the validation images *and their copies* masked out: no version of
     a validation image is ever a neighbor of one, and validation rows are
-    never augmented.
+    never augmented. Where no step is fitted per fold and the folds partition
+    the rows, each fold pair's distances are computed once, for both folds
+    (:mod:`mnistdist.fold_pairs`). ``task_prefix`` starts every task name, so
+    that a caller running several searches (halving's rounds) tells them
+    apart on the dashboard.
     """
     query_rows = int(config.get("query-rows"))
     n = X.shape[0]
+    if prep is None and fold_pairs_pay(k) and folds_partition(folds, n):
+        return fold_pair_kneighbors(
+            X, folds, k, query_rows=query_rows, label=label, task_prefix=task_prefix
+        )
     fitted = [None] * len(folds)
     if prep is not None:
         tasks = [
-            fit_task(prep, X[np.sort(train)], y[np.sort(train)], name=f"fit-preprocessing-fold-{f}")
+            fit_task(
+                prep,
+                X[np.sort(train)],
+                y[np.sort(train)],
+                name=f"{task_prefix}fit-preprocessing-fold-{f}",
+            )
             for f, (train, _) in enumerate(folds)
         ]
         fitted = dask.compute(*tasks)
     pairs = []
     for f, ((train, test), fit) in enumerate(zip(folds, fitted, strict=False)):
-        reference = X if fit is None else reference_blocks(fit, X, name=f"preprocess-fold-{f}")
+        reference = (
+            X if fit is None else reference_blocks(fit, X, name=f"{task_prefix}preprocess-fold-{f}")
+        )
         keep = np.zeros(n, dtype=bool)
         keep[train] = True
         keep = np.tile(keep, reference.shape[0] // n)
         query = reference[:n][np.sort(test)].rechunk({0: query_rows})
         pairs.append(
-            kneighbors_dask(query, reference, k, name=f"neighbors-fold-{f}{label}", ref_keep=keep)
+            kneighbors_dask(
+                query, reference, k, name=f"{task_prefix}neighbors-fold-{f}{label}", ref_keep=keep
+            )
         )
     return pairs
 
@@ -266,15 +302,21 @@ def _search_group_neighbors(
     label: str,
     journal: Journal | None,
     shared: dict,
+    rows: np.ndarray | None = None,
+    task_prefix: str = "",
 ) -> tuple[sp.csr_matrix, dict]:
     """One group's neighbor graph over all folds, and what it took: ``searches`` (fold
     neighbor searches computed or read back, 0 where another group's were shared),
     ``loaded`` (of those, read back from the journal) and ``rerank`` (seconds re-ranking
     the candidates, 0 for a plain KNN).
 
-    ``label`` ends the task names; ``shared`` holds what groups share: images
-    transformed once by stateless steps (deskewed, say), by Dask name, and the
-    neighbors of images that no data-fitted step changes, by images and k.
+    ``label`` ends the task names and ``task_prefix`` starts them; ``shared``
+    holds what groups share: images transformed once by stateless steps
+    (deskewed, say), by Dask name, and the neighbors of images that no
+    data-fitted step changes, by images, k and task prefix. ``rows`` (sorted)
+    searches only those rows of ``X``, ``y`` and ``folds`` being theirs: the
+    stateless steps still run on all of ``X``, so searches of nested subsets
+    share them.
     """
     prep, _, knn = split_pipeline(clone(estimator).set_params(**group.rest))
     prep, X_group = apply_stateless_before(prep, X)
@@ -282,14 +324,17 @@ def _search_group_neighbors(
         if X_group.name not in shared:
             shared[X_group.name] = X_group.persist()
         X_group = shared[X_group.name]
+    if rows is not None:
+        X_group = X_group[rows]
     k = candidates_needed(knn, group.k)
     # Groups that differ only in the re-ranking (warp, say) search the same images for the
-    # same k: the Euclidean candidates are found once and shared.
-    key = ("neighbors", X_group.name, k) if prep is None else None
+    # same k: the Euclidean candidates are found once and shared. The prefix keeps another
+    # search's (halving's other rounds, with other folds) apart.
+    key = ("neighbors", X_group.name, k, task_prefix) if prep is None else None
     found, searches = shared.get(key), 0
     if found is None:
         searches = len(folds)
-        lazy = _fold_neighbors(X_group, y, prep, folds, k, label)
+        lazy = _fold_neighbors(X_group, y, prep, folds, k, label, task_prefix)
         found = compute_journaled(lazy, journal, label=f"neighbors of {len(folds)} folds{label}")
         if key is not None:
             shared[key] = found
@@ -299,7 +344,7 @@ def _search_group_neighbors(
         if prep is not None:
             raise OptionError("re-ranking needs image rows: only stateless steps before it")
         t0 = time.perf_counter()
-        graph = rerank_graph(knn, X_group, graph, folds, label)
+        graph = rerank_graph(knn, X_group, graph, folds, label, task_prefix)
         reranking = time.perf_counter() - t0
     loaded = sum(r.loaded for r in found) if searches else 0
     return graph, {"searches": searches, "loaded": loaded, "rerank": reranking}
@@ -340,7 +385,19 @@ def _assemble_cv_results(candidates: list[dict], split_scores: np.ndarray) -> tu
     return cv_results, best
 
 
-def _search_groups(estimator, X, y, groups: list[_Group], folds, *, n_candidates, journal):
+def _search_groups(
+    estimator,
+    X,
+    y,
+    groups: list[_Group],
+    folds,
+    *,
+    n_candidates,
+    journal,
+    rows=None,
+    task_prefix="",
+    shared=None,
+):
     """Every group's neighbors searched, then its candidates scored.
 
     Returns every candidate's fold scores, the seconds spent on each stage,
@@ -349,12 +406,22 @@ def _search_groups(estimator, X, y, groups: list[_Group], folds, *, n_candidates
     """
     split_scores = np.empty((n_candidates, len(folds)))
     seconds = {"neighbors": 0.0, "scoring": 0.0}
-    n_searches, n_loaded, shared = 0, 0, {}
+    n_searches, n_loaded = 0, 0
+    shared = {} if shared is None else shared
     for g, group in enumerate(groups):
         label = f"-group-{g}" if len(groups) > 1 else ""
         t0 = time.perf_counter()
         graph, took = _search_group_neighbors(
-            estimator, X, y, group, folds, label=label, journal=journal, shared=shared
+            estimator,
+            X,
+            y,
+            group,
+            folds,
+            label=label,
+            journal=journal,
+            shared=shared,
+            rows=rows,
+            task_prefix=task_prefix,
         )
         t1 = time.perf_counter()
         split_scores[group.members] = _score_group(graph, y, folds, group)
@@ -365,7 +432,8 @@ def _search_groups(estimator, X, y, groups: list[_Group], folds, *, n_candidates
         n_searches += took["searches"]
         n_loaded += took["loaded"]
         log.info(
-            "group %d: %d candidates scored from one neighbor search per fold",
+            "%sgroup %d: %d candidates scored from one neighbor search per fold",
+            task_prefix,
             g,
             len(group.members),
         )
@@ -379,6 +447,86 @@ def _check_k_max(groups: list[_Group], folds) -> None:
         raise OptionError(
             f"n_neighbors={k_max} is larger than the smallest training fold ({smallest_train} rows)"
         )
+
+
+@dataclasses.dataclass
+class CandidateScores:
+    """Every candidate's validation score on every fold, from :func:`score_candidates`."""
+
+    split_scores: np.ndarray  # (n_candidates, n_folds)
+    seconds: dict[str, float]
+    #: Fold neighbor searches done (computed or read back); groups may share them.
+    n_neighbor_searches: int
+    n_loaded: int
+    #: Groups of candidates, each scored from one neighbor graph.
+    n_groups: int
+
+
+def score_candidates(
+    estimator: BaseEstimator,
+    X: da.Array,
+    y: np.ndarray,
+    candidates: list[dict],
+    folds,
+    *,
+    journal: Journal | None = None,
+    rows: np.ndarray | None = None,
+    task_prefix: str = "",
+    shared: dict | None = None,
+) -> CandidateScores:
+    """Score candidates on folds: one neighbor search per fold and preprocessing group.
+
+    The engine of :func:`neighbors_search`, open to searches that score
+    several candidate lists on several row subsets (successive halving).
+
+    Parameters
+    ----------
+    estimator : KNNClassifier or Pipeline ending in one
+        What the candidates' parameters are set on.
+    X : dask.array.Array of shape (n_samples, n_features)
+        All the image rows.
+    y : ndarray
+        The labels of the rows searched: of ``rows`` when given, else of ``X``.
+    candidates : list of dict
+        Parameter settings, each checked against ``estimator`` already.
+    folds : list of (ndarray, ndarray)
+        Training and validation positions within the rows searched.
+    journal : Journal, optional
+        Saves and reads back each fold's neighbors.
+    rows : ndarray, optional
+        Sorted row indices of ``X`` to search (default: every row).
+    task_prefix : str, default=""
+        Starts every task name, so the dashboard shows which search a task is for.
+    shared : dict, optional
+        What groups share (images transformed by stateless steps, neighbors);
+        pass the same dict to several calls on the same ``X`` to transform the
+        images once.
+
+    Returns
+    -------
+    CandidateScores
+
+    Raises
+    ------
+    OptionError
+        If a KNN parameter is invalid or ``n_neighbors`` exceeds a training fold.
+    """
+    _, prefix, knn = split_pipeline(estimator)
+    groups = _group_candidates(candidates, prefix, knn.get_params(deep=False))
+    _check_k_max(groups, folds)
+    split_scores, seconds, n_searches, n_loaded = _search_groups(
+        estimator,
+        X,
+        y,
+        groups,
+        folds,
+        n_candidates=len(candidates),
+        journal=journal,
+        rows=rows,
+        task_prefix=task_prefix,
+        shared=shared,
+    )
+    return CandidateScores(split_scores, seconds, n_searches, n_loaded, len(groups))
 
 
 def neighbors_search(
@@ -430,13 +578,17 @@ def neighbors_search(
     y = np.asarray(y)
     if X.ndim != 2 or X.shape[0] != len(y):
         raise OptionError(f"X has shape {X.shape} but there are {len(y)} labels")
-    _, prefix, knn = split_pipeline(estimator)
+    split_pipeline(estimator)  # a pipeline that does not end in a KNN fails here, first
     candidates = _grid_candidates(estimator, DEFAULT_GRID if param_grid is None else param_grid)
     folds = cv_folds(cv, y)
-    groups = _group_candidates(candidates, prefix, knn.get_params(deep=False))
-    _check_k_max(groups, folds)
-    split_scores, seconds, n_searches, n_loaded = _search_groups(
-        estimator, X, y, groups, folds, n_candidates=len(candidates), journal=journal
+    scores = score_candidates(estimator, X, y, candidates, folds, journal=journal)
+    cv_results, best = _assemble_cv_results(candidates, scores.split_scores)
+    return SearchResult(
+        cv_results,
+        best,
+        folds,
+        scores.n_neighbor_searches,
+        scores.seconds,
+        scores.n_loaded,
+        scores.n_groups,
     )
-    cv_results, best = _assemble_cv_results(candidates, split_scores)
-    return SearchResult(cv_results, best, folds, n_searches, seconds, n_loaded, len(groups))

@@ -372,3 +372,79 @@ def test_help_documents_the_options(job):
         assert (
             "--n-neighbors" in proc.stdout and "--weights" in proc.stdout and "--cv" in proc.stdout
         )
+
+
+def test_search_job_with_halving_strategy(tmp_path, cluster):
+    proc = mnistdist(
+        "search",
+        "--dataset",
+        "digits",
+        "--strategy",
+        "halving",
+        "--out",
+        tmp_path,
+        "--scheduler",
+        cluster.scheduler_address,
+    )
+    assert proc.returncode == 0, proc.stderr
+    with open(tmp_path / "cv_results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    # The book's six candidates on 479 of the 1,437 digits (a third), then the best two on all.
+    assert [(r["iter"], r["n_resources"]) for r in rows] == [("0", "479")] * 6 + [("1", "1437")] * 2
+    summary = json.loads((tmp_path / "search.json").read_text())
+    assert summary["strategy"] == "halving" and summary["halving"]["n_candidates"] == [6, 2]
+    assert summary["n_neighbor_searches"] == 10 and summary["iter"][summary["best_index"]] == 1
+    assert "round 1: 2 candidates on 1437 images" in proc.stdout
+    assert sum(line.startswith("*") for line in proc.stdout.splitlines()) == 1
+
+
+def test_report_job_with_halving_strategy(tmp_path, cluster):
+    proc = mnistdist(
+        "report",
+        "--dataset",
+        "digits",
+        "--strategy",
+        "halving",
+        "--out",
+        tmp_path,
+        "--quiet",
+        "--scheduler",
+        cluster.scheduler_address,
+    )
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    search = metrics["search"]
+    assert (
+        search["strategy"] == "halving"
+        and metrics["best_params"]
+        == search["params"][-2:][search["best_index"] - len(search["params"]) + 2]
+    )
+    assert "cv_results.csv" in {p.name for p in tmp_path.iterdir()}
+    assert "by successive halving: 2 rounds" in (tmp_path / "report.html").read_text()
+
+
+def test_help_documents_the_halving_strategy():
+    for job in ("search", "report"):
+        proc = mnistdist(job, "--help", timeout=60)
+        assert proc.returncode == 0 and "--strategy {grid,halving}" in proc.stdout
+        assert "successive halving" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        # 60 images: the first round needs two per class and fold (100).
+        (["--train-size", "60"], "successive halving needs at least 100 images"),
+        # 20 candidates: the first round has 159 images, training folds of about 127.
+        (
+            ["--n-neighbors", *map(str, range(1, 10)), "400"],
+            "n_neighbors=400 is larger than the smallest training fold",
+        ),
+    ],
+)
+def test_halving_that_cannot_work_exits_2_before_any_work(tmp_path, args, text):
+    proc = mnistdist(
+        "search", "--dataset", "digits", "--strategy", "halving", "--out", tmp_path, *args
+    )
+    assert_one_line_error(proc, 2, text)
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
