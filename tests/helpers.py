@@ -67,16 +67,22 @@ def sitecustomize(folder: pathlib.Path, code: str) -> dict:
     return {"PYTHONPATH": str(folder)}
 
 
-#: A sitecustomize for workers: every neighbour task sleeps first, so a test can
-#: interrupt, kill or disconnect in the middle of a job at a moment it chooses.
+#: A sitecustomize for workers: every neighbour task (a query block against a reference
+#: chunk, or a tile of a fold pair) sleeps first, so a test can interrupt, kill or
+#: disconnect in the middle of a job at a moment it chooses.
 SLOW_TASKS = """
 import os, time
+import mnistdist.fold_pairs as _fp
 import mnistdist.neighbors as _nb
-_real = _nb._chunk_task
-def _slow(*args, **kwargs):
-    time.sleep(float(os.environ.get("MNISTDIST_TEST_TASK_DELAY", "0.4")))
-    return _real(*args, **kwargs)
-_nb._chunk_task = _slow
+
+def _slowed(real):
+    def slow(*args, **kwargs):
+        time.sleep(float(os.environ.get("MNISTDIST_TEST_TASK_DELAY", "0.4")))
+        return real(*args, **kwargs)
+    return slow
+
+_nb._chunk_task = _slowed(_nb._chunk_task)
+_fp.tile_kneighbors = _slowed(_fp.tile_kneighbors)
 """
 
 

@@ -99,7 +99,7 @@ def test_main_job_on_full_mnist_reaches_the_book_in_2gb_workers(start_cluster, t
 def test_tour_detector_matches_the_book(client, mnist_dir):
     """Part 1 of the tour on the real 60,000: deterministic numbers exactly, SGD's closely."""
     ds = load_dataset("mnist", data_dir=mnist_dir)
-    numbers, _, _scores = tour.part_detector(ds.X_train.compute(), ds.y_train)
+    numbers, _scores = tour.detector(ds.X_train.compute(), ds.y_train)
     assert numbers["never5_cv_accuracy"] == pytest.approx([0.91125, 0.90855, 0.90915], abs=1e-12)
     assert numbers["sgd5_manual_cv_accuracy"] == pytest.approx(numbers["sgd5_cv_accuracy"])
     assert numbers["sgd5_cv_accuracy"] == pytest.approx(

@@ -70,4 +70,4 @@ def test_notebook_shows_progress_figures_and_results(executed):
     assert "test accuracy 0.9" in _text(_cell(executed, "evaluation = evaluate("))
     augmented = _text(_cell(executed, "augment_shifts(dataset.X_train"))
     assert augmented.startswith("7185 training images: test accuracy 0.9"), augmented
-    assert "sgd5_precision" in _text(_cell(executed, "part_detector(X_train"))
+    assert "sgd5_precision" in _text(_cell(executed, "detector(X_train"))
