@@ -4,8 +4,14 @@ import numpy as np
 import pytest
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold
 
-from mnistdist.fold_pairs import fold_pair_kneighbors, folds_partition, tile_kneighbors
+from mnistdist.fold_pairs import (
+    fold_pair_kneighbors,
+    fold_pairs_pay,
+    folds_partition,
+    tile_kneighbors,
+)
 from mnistdist.neighbors import kneighbors, kneighbors_dask
+from mnistdist.search import neighbors_search
 
 
 def _per_fold(X, folds, k):
@@ -66,3 +72,16 @@ def test_which_folds_partition_the_rows():
     assert not folds_partition(list(ShuffleSplit(3, random_state=0).split(np.zeros(n))), n)
     train, test = next(KFold(5).split(np.zeros(n)))
     assert not folds_partition([(train[:-1], test), *list(KFold(5).split(np.zeros(n)))[1:]], n)
+
+
+def test_the_search_scores_the_same_with_fold_pairs(digits, digits_arrays):
+    _, y, _, _ = digits_arrays
+    with dask.config.set({"scheduler": "sync", "mnistdist.fold-pairs": False}):
+        per_fold = neighbors_search(digits.X_train, y)
+    with dask.config.set({"scheduler": "sync", "mnistdist.fold-pairs": True}):
+        assert fold_pairs_pay(5) and not fold_pairs_pay(100)
+        paired = neighbors_search(digits.X_train, y)
+    assert paired.cv_results["params"] == per_fold.cv_results["params"]
+    for f in range(5):
+        key = f"split{f}_test_score"
+        np.testing.assert_array_equal(paired.cv_results[key], per_fold.cv_results[key])

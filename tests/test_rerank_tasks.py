@@ -46,6 +46,19 @@ def test_search_scores_equal_sklearns_grid_search(client, digits, digits_arrays)
     assert stats["pairs_per_second_per_core"] > 0
 
 
+def test_candidates_and_context_are_searched_like_the_rest(client, digits, digits_arrays):
+    X, y, _, _ = digits_arrays
+    grid = {"knn__n_candidates": [4, 8], "knn__context": [0, 1], "knn__n_neighbors": [1, 3]}
+    ours = neighbors_search(digits.X_train, y, estimator=_pipeline(), param_grid=grid)
+    ref = GridSearchCV(_pipeline(), grid, cv=5).fit(X, y)
+    assert ours.cv_results["params"] == ref.cv_results_["params"]
+    np.testing.assert_allclose(
+        ours.cv_results["mean_test_score"], ref.cv_results_["mean_test_score"], atol=1e-9
+    )
+    # Two candidate counts: two Euclidean searches, each shared by both contexts.
+    assert ours.n_groups == 4 and ours.n_neighbor_searches == 2 * 5
+
+
 def test_final_predictions_equal_the_saved_model(client, digits, digits_arrays):
     X, y, Q, y_test = digits_arrays
     chosen = _pipeline().set_params(knn__n_neighbors=3, knn__weights="distance")
