@@ -322,7 +322,7 @@ def scaling_figure(scaling: dict) -> Figure:
         [measured["wall_s"] / unit],
         "r*",
         markersize=14,
-        label=f"measured: {measured['workers']} workers",
+        label=f"measured: {measured['workers']} worker{'s' if measured['workers'] != 1 else ''}",
     )
     ax.set_xscale("log", base=2)
     ax.set_xticks(workers, [str(n) for n in workers])
