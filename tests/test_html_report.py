@@ -96,3 +96,18 @@ def test_tour_joins_as_its_own_section(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps(_metrics()))
     both = write_report(tmp_path).read_text()
     assert both.index("Grid search") < both.index("Classification tour")
+
+
+def test_beyond_the_book_says_what_each_preset_searched():
+    chosen = {
+        "test_accuracy_chosen": 0.99,
+        "chosen": {"steps": ["deskew: Deskew()"], "n_train": 60000},
+    }
+    pages = {
+        preset: render({**_metrics(), **chosen, "preset": preset})
+        for preset in ("best", "deform", "custom")
+    }
+    assert "cosine distance" in pages["best"] and "image distortion model" not in pages["best"]
+    assert "image distortion model" in pages["deform"] and "cosine" not in pages["deform"]
+    assert "cosine" not in pages["custom"] and "image distortion" not in pages["custom"]
+    assert all("Deskew()" in page for page in pages.values())

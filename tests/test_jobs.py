@@ -374,18 +374,13 @@ def test_help_documents_the_options(job):
         )
 
 
+def _halving_job(job: str, out, cluster, *extra: str):
+    options = ["--dataset", "digits", "--strategy", "halving", "--out", out, *extra]
+    return mnistdist(job, *options, "--scheduler", cluster.scheduler_address)
+
+
 def test_search_job_with_halving_strategy(tmp_path, cluster):
-    proc = mnistdist(
-        "search",
-        "--dataset",
-        "digits",
-        "--strategy",
-        "halving",
-        "--out",
-        tmp_path,
-        "--scheduler",
-        cluster.scheduler_address,
-    )
+    proc = _halving_job("search", tmp_path, cluster)
     assert proc.returncode == 0, proc.stderr
     with open(tmp_path / "cv_results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -399,18 +394,7 @@ def test_search_job_with_halving_strategy(tmp_path, cluster):
 
 
 def test_report_job_with_halving_strategy(tmp_path, cluster):
-    proc = mnistdist(
-        "report",
-        "--dataset",
-        "digits",
-        "--strategy",
-        "halving",
-        "--out",
-        tmp_path,
-        "--quiet",
-        "--scheduler",
-        cluster.scheduler_address,
-    )
+    proc = _halving_job("report", tmp_path, cluster, "--quiet")
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     search = metrics["search"]
