@@ -59,53 +59,6 @@ def _sobel_into(padded: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
-def sobel_gradients(images: np.ndarray) -> np.ndarray:
-    """Horizontal and vertical Sobel gradients, outside the image taken as 0.
-
-    Parameters
-    ----------
-    images : ndarray of shape (n, h, w)
-        float32 images.
-
-    Returns
-    -------
-    ndarray of shape (n, 2, h, w)
-        Channel 0 the horizontal gradient (d/dx), channel 1 the vertical (d/dy).
-    """
-    n, h, w = images.shape
-    padded = np.zeros((n, h + 2, w + 2), dtype=np.float32)
-    padded[:, 1:-1, 1:-1] = images
-    return _sobel_into(padded, np.empty((n, 2, h, w), dtype=np.float32))
-
-
-def local_context(images: np.ndarray, context: int = 1) -> np.ndarray:
-    """Each pixel's context vector: the gradients in the ``(2 context + 1)^2`` patch around it.
-
-    The distance never builds these vectors (see :class:`_Workspace`); they
-    define it, and tests compare against them.
-
-    Parameters
-    ----------
-    images : ndarray of shape (n, h, w)
-        float32 images.
-    context : int, default=1
-        Half-width of the patch (0: the pixel's own two gradients).
-
-    Returns
-    -------
-    ndarray of shape (n, 2 (2 context + 1)^2, h, w)
-        float32 context vectors, channel-first; outside the image counts as 0.
-    """
-    grad = sobel_gradients(images)
-    h, w = images.shape[1:]
-    c = context
-    p = np.pad(grad, ((0, 0), (0, 0), (c, c), (c, c)))
-    patches = [
-        p[:, :, dy : dy + h, dx : dx + w] for dy in range(2 * c + 1) for dx in range(2 * c + 1)
-    ]
-    return np.concatenate(patches, axis=1)
-
-
 def _box_sum(a: np.ndarray, width: int, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Window sums of ``a`` ``(n, h + width - 1, w + width - 1)`` into ``out`` ``(n, h, w)``.
 
