@@ -4,12 +4,16 @@ In a k-fold search, fold f's validation rows are searched among the other
 folds' rows. The distances between folds f and g are then needed twice: for
 f's neighbours among g's rows, and, transposed, for g's among f's. Here each
 fold pair's block is cut into tiles of ``query-rows x query-rows``; a task
-(``distances-folds-<f>-<g>``) computes a tile's matrix product once and takes
-the exact top k of its rows for f and of its columns for g. A merge per block
-of a fold's rows (``merge-neighbors-fold-<f>``) keeps the k nearest of its
-parts. Half the distance work of the per-fold search, and the same neighbours:
-the exact distances are the same numbers in either direction, and ties go to
-the lower row as they do there.
+(``distances-folds-<f>-<g>``) computes a tile's matrix product once and
+screens it both ways: for each of its rows, and each of its columns, the
+few pairs that may be among that row's k nearest (:func:`tile_candidates`).
+A merge per block of a fold's rows (``merge-neighbors-fold-<f>``) gathers
+the block's candidates from all its tiles and computes exact distances for
+those that can still be among the k nearest, once a row
+(:func:`merge_candidates`). Half the matrix products of the per-fold
+search, and the same neighbours: the screening loses no pair that can be a
+neighbour, the exact distances are the same numbers, and ties go to the
+lower row as they do there.
 
 It applies where both sides of a tile are the same rows, transformed the same
 way: folds that partition the rows, with no step fitted per fold and no
@@ -18,6 +22,7 @@ augmented copies in the reference.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -27,16 +32,19 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from . import config
-from .neighbors import _U32, _approx_error_bound, _part, exact_top_k, merge_kneighbors
+from .neighbors import (
+    _U32,
+    _approx_error_bound,
+    _part,
+    _scratch_block,
+    _within,
+    rerank,
+    screen,
+)
 
-#: Above this k, tiles cost more than they save: each row's k nearest are computed exactly
-#: in every tile it is part of, so the exact work grows with k times the tiles a row meets.
-MAX_K = 32
-
-
-def fold_pairs_pay(k: int) -> bool:
-    """Whether fold-pair tiles beat the per-fold search for ``k`` neighbours (and are on)."""
-    return bool(config.get("fold-pairs")) and k <= MAX_K
+def fold_pairs_on() -> bool:
+    """Whether cross-validation searches use fold-pair tiles (``mnistdist.fold-pairs``)."""
+    return bool(config.get("fold-pairs"))
 
 
 def folds_partition(folds, n: int) -> bool:
@@ -65,8 +73,8 @@ def _extended(x: np.ndarray, sq: np.ndarray, query: bool) -> np.ndarray:
     return out
 
 
-def tile_kneighbors(a, b, k: int, ids_a: np.ndarray, ids_b: np.ndarray) -> tuple:
-    """Both directions' exact k nearest neighbours from one tile's matrix product.
+def tile_candidates(a, b, k: int, ids_a: np.ndarray, ids_b: np.ndarray) -> tuple:
+    """Both directions' neighbour candidates from one tile's matrix product.
 
     Parameters
     ----------
@@ -79,28 +87,97 @@ def tile_kneighbors(a, b, k: int, ids_a: np.ndarray, ids_b: np.ndarray) -> tuple
 
     Returns
     -------
-    tuple of two (dist, ids) pairs
-        Each row of ``a``'s nearest rows of ``b``, and each row of ``b``'s nearest of ``a``.
+    tuple of two Candidates
+        Each row of ``a``'s candidates among ``b``, and each row of ``b``'s
+        among ``a``: every pair that may be among the row's k nearest in this
+        tile, with its approximate squared distance and that value's error bound.
+        :func:`merge_candidates` finds the exact k nearest of a row's candidates
+        from all its tiles, so a row's distances are computed exactly once, not
+        once a tile.
     """
     a, b = np.asarray(a), np.asarray(b)
     d = a.shape[1]
     a_sq, b_sq = _norms(a), _norms(b)
     # ||b||^2 - 2 a.b: a row's squared distances to b, less its own ||a||^2.
-    approx = _extended(a, None, query=True) @ _extended(b, b_sq, query=False).T
+    approx = np.matmul(
+        _extended(a, None, query=True),
+        _extended(b, b_sq, query=False).T,
+        out=_scratch_block(len(a), len(b)),
+    )
     delta_a = _approx_error_bound(np.sqrt(a_sq), math.sqrt(b_sq.max()), b_sq.max(), d)
-    rows = exact_top_k(approx, delta_a, a, b, min(k, len(b)), ids_b)
+    rows, cols, vals = screen(approx, delta_a, min(k, len(b)))
+    of_a = Candidates(ids_a[rows], ids_b[cols], vals + a_sq[rows], delta_a[rows])
     # Adding ||a||^2 makes the whole squared distance, so a column (a row of b) ranks a's
     # rows by it; the bound covers the product's error and the float32 addition's.
-    full = np.ascontiguousarray((approx + a_sq[:, None].astype(np.float32)).T)
+    approx += a_sq[:, None].astype(np.float32)
     largest = a_sq.max() + b_sq.max()
-    bound = _approx_error_bound(np.sqrt(b_sq), math.sqrt(a_sq.max()), largest, d)
-    cols = exact_top_k(full, bound + 4 * _U32 * largest, b, a, min(k, len(a)), ids_a)
-    return rows, cols
+    delta_b = _approx_error_bound(np.sqrt(b_sq), math.sqrt(a_sq.max()), largest, d)
+    delta_b += 4 * _U32 * largest
+    rows, cols, vals = screen(approx, delta_b, min(k, len(a)), axis=0)
+    of_b = Candidates(ids_b[rows], ids_a[cols], vals.astype(np.float64), delta_b[rows])
+    return of_a, of_b
 
 
-def _merge_block(row_parts: list, col_parts: list, k: int) -> tuple:
-    """A fold block's k nearest from its tiles: rows of some, columns of the others."""
-    return merge_kneighbors([p[0] for p in row_parts] + [p[1] for p in col_parts], k)
+@dataclasses.dataclass
+class Candidates:
+    """Neighbour candidates: each pair's query and reference row (indices in the whole set),
+    approximate squared distance, and that value's error bound."""
+
+    query: np.ndarray
+    ref: np.ndarray
+    value: np.ndarray
+    delta: np.ndarray
+
+
+def _gather(chunks: list[np.ndarray], starts: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The rows ``ids`` of the array whose row chunks are ``chunks``, starting at ``starts``."""
+    out = np.empty((len(ids), chunks[0].shape[1]), dtype=chunks[0].dtype)
+    which = np.searchsorted(starts, ids, side="right") - 1
+    for c in np.unique(which):
+        at = which == c
+        out[at] = chunks[c][ids[at] - starts[c]]
+    return out
+
+
+def merge_candidates(
+    query: np.ndarray, query_ids: np.ndarray, parts: list, chunks: list, starts, k: int
+) -> tuple:
+    """The exact k nearest neighbours of a block of rows from their candidates in every tile.
+
+    A row's k-th smallest approximate value is at most its error bound below
+    the true k-th distance, and a true neighbour's value at most its bound
+    above it; the candidates within twice the row's largest bound of its k-th
+    value are re-ranked with exact distances, ties to the lower row.
+
+    Parameters
+    ----------
+    query : ndarray of shape (n, d)
+        The block's rows; ``query_ids`` their indices in the whole set (sorted).
+    parts : list of Candidates
+        The block's rows' candidates from its tiles.
+    chunks, starts : list of ndarray, ndarray
+        The whole set's row chunks and each chunk's first row, for the candidates' rows.
+    k : int
+        Neighbours a row.
+    """
+    q = np.searchsorted(query_ids, np.concatenate([p.query for p in parts]))
+    ref = np.concatenate([p.ref for p in parts])
+    value = np.concatenate([p.value for p in parts])
+    delta = np.concatenate([p.delta for p in parts])
+    order = np.lexsort((value, q))
+    q, ref, value, delta = q[order], ref[order], value[order], delta[order]
+    widest = np.zeros(len(query_ids))
+    np.maximum.at(widest, q, delta)
+    q, ref, _ = _within(q, ref, value, widest, len(query_ids), k)
+    unique, at = np.unique(ref, return_inverse=True)
+    rows = _gather(chunks, np.asarray(starts), unique)
+    return rerank(np.asarray(query), rows, q, at, k, unique)
+
+
+def _merge_block(query, query_ids, row_parts: list, col_parts: list, chunks, starts, k: int):
+    """A fold block's k nearest from its tiles' candidates: rows of some, columns of the others."""
+    parts = [p[0] for p in row_parts] + [p[1] for p in col_parts]
+    return merge_candidates(query, query_ids, parts, chunks, starts, k)
 
 
 def _fold_blocks(X: da.Array, folds, query_rows: int) -> list[tuple[da.Array, list]]:
@@ -138,7 +215,10 @@ def fold_pair_kneighbors(
         Per fold, Dask arrays of shape ``(len(test), k)`` in sorted row order; ``ids``
         index ``X``'s rows, as :func:`mnistdist.neighbors.kneighbors_dask` gives them.
     """
-    blocks = _fold_blocks(X.rechunk({1: -1}), folds, query_rows)
+    X = X.rechunk({1: -1})
+    blocks = _fold_blocks(X, folds, query_rows)
+    chunks = [(X.name, c, 0) for c in range(X.numblocks[0])]
+    starts = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]])
     token = tokenize(X, [t for _, t in folds], k, query_rows)
     # Each block's row indices once in the graph, not once a tile.
     layer = {
@@ -154,7 +234,7 @@ def fold_pair_kneighbors(
             for i, j in np.ndindex(len(ids_f), len(ids_g)):
                 key = (tile, i, j)
                 layer[key] = (
-                    tile_kneighbors,
+                    tile_candidates,
                     (bf.name, i, 0),
                     (bg.name, j, 0),
                     k,
@@ -169,12 +249,16 @@ def fold_pair_kneighbors(
         for i in range(len(ids_f)):
             layer[(merge, i, 0)] = (
                 _merge_block,
+                (bf.name, i, 0),
+                (f"rows-fold-{f}-{token}", i),
                 rows_of.get((f, i), []),
                 cols_of.get((f, i), []),
+                chunks,
+                starts,
                 k,
             )
         graph = HighLevelGraph.from_collections(
-            merge, dict(layer), dependencies=[b for b, _ in blocks]
+            merge, dict(layer), dependencies=[X, *(b for b, _ in blocks)]
         )
         pairs = da.Array(graph, merge, chunks=(bf.chunks[0], (k,)), meta=np.empty((0, 0), object))
         out.append(_split(pairs, f"{task_prefix}neighbors-fold-{f}{label}-{token}"))

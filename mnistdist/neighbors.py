@@ -113,51 +113,90 @@ def _block_pass(query, q_ext, ref, ref_ext, delta, k, ids):
     return exact_top_k(approx, delta, query, ref, k, ids)
 
 
-def exact_top_k(approx, delta, query, ref, k, ids):
+def _kth_of_subset(approx: np.ndarray, k: int, stride: int, axis: int) -> np.ndarray:
+    """The k-th smallest of every ``stride``-th entry along ``axis``, per row (or column)."""
+    subset = approx[:, ::stride] if axis == 1 else approx[::stride]
+    if subset.shape[axis] <= k:
+        return subset.max(axis=axis)
+    return np.partition(subset, k - 1, axis=axis).take(k - 1, axis=axis)
+
+
+def exact_top_k(approx, delta, query, ref, k, ids, *, axis: int = 1):
     """Exact k nearest rows of ``ref`` for each row of ``query``, screened by ``approx``.
 
     Parameters
     ----------
-    approx : ndarray of shape (n_q, n_r), C-contiguous
-        Each squared distance, approximately, less anything constant along a row.
+    approx : ndarray, C-contiguous
+        Each squared distance, approximately, less anything constant along a
+        query's line: of shape (n_q, n_r) for ``axis=1`` (a query a row), (n_r, n_q)
+        for ``axis=0`` (a query a column, so a matrix product serves both of
+        its sides without a transposed copy).
     delta : ndarray of shape (n_q,)
-        A bound on each row's error in ``approx``.
+        A bound on each query's error in ``approx``.
     query, ref : ndarray
         The rows themselves, for the exact distances of the few that survive.
     k : int
         Neighbours a row, at most ``n_r``.
     ids : ndarray of shape (n_r,)
         What to call each reference row; ties go to the lower.
+    axis : {1, 0}
+        The axis of ``approx`` along which a query's distances lie.
 
     Returns
     -------
     dist, ids : ndarray of shape (n_q, k)
         Exact Euclidean distances, ascending, and the neighbours' ids.
     """
-    n_q, n_r = approx.shape
-    # The k-th smallest value over a strided subset bounds the row's true k-th
+    rows, cols, _ = screen(approx, delta, k, axis=axis)
+    return rerank(query, ref, rows, cols, k, ids)
+
+
+def screen(approx, delta, k: int, *, axis: int = 1):
+    """The pairs that may be among each query's k nearest, by ``approx`` and its error bound.
+
+    Takes :func:`exact_top_k`'s ``approx``, ``delta``, ``k`` and ``axis``.
+    Returns ``(queries, refs, values)``: each candidate's query and reference
+    index and its ``approx`` value, sorted by query, then value. Every pair
+    whose exact distance is within a query's k smallest (ties included) is
+    there, and each query has at least k.
+    """
+    n_r, n_q = approx.shape[axis], approx.shape[1 - axis]
+    # The k-th smallest value over a strided subset bounds the query's true k-th
     # smallest from above, so this threshold pass can lose no neighbour. The
     # stride trades the subset's partition against the candidates' sort; this
-    # one measured best on MNIST (about k * stride candidates a row).
+    # one measured best on MNIST (about k * stride candidates a query).
     stride = max(1, int(math.sqrt(n_r / k) / 6))
-    subset = approx[:, ::stride]
-    if subset.shape[1] > k:
-        kth_subset = np.partition(subset, k - 1, axis=1)[:, k - 1]
-    else:
-        kth_subset = subset.max(axis=1)
-    flat = np.flatnonzero(approx <= (kth_subset + 2 * delta)[:, None])
-    rows, cols = np.divmod(flat, n_r)
+    limit = _kth_of_subset(approx, k, stride, axis) + 2 * delta
+    flat = np.flatnonzero(approx <= (limit[:, None] if axis == 1 else limit[None, :]))
+    rows, cols = np.divmod(flat, approx.shape[1])
     vals = approx.ravel()[flat]
-
-    # Among the candidates, everything within 2*delta of the approximate k-th
-    # value may be a true neighbour: re-rank those with exact distances.
+    if axis == 0:
+        rows, cols = cols, rows
     order = np.lexsort((vals, rows))
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    kth_approx = vals[_select_rows(rows, n_q, k)].reshape(n_q, k)[:, -1]
-    keep = vals <= kth_approx[rows] + 2 * delta[rows]
-    rows, cols = rows[keep], cols[keep]
-    exact = _exact_squared(query, ref, rows, cols)
+    return _within(rows[order], cols[order], vals[order], delta, n_q, k)
 
+
+def _within(rows, cols, vals, delta, n_q: int, k: int):
+    """Of candidates sorted by query then value, those within 2 delta of the query's k-th value.
+
+    The k-th smallest approximate value is at most ``delta`` below the true
+    k-th distance, and a true neighbour's value at most ``delta`` above it:
+    no neighbour is further than ``2 * delta`` past the k-th value.
+    """
+    kth = vals[_select_rows(rows, n_q, k)].reshape(n_q, k)[:, -1]
+    keep = vals <= kth[rows] + 2 * delta[rows]
+    return rows[keep], cols[keep], vals[keep]
+
+
+def rerank(query, ref, rows, cols, k: int, ids):
+    """The exact k nearest of each query among its candidates ``(rows[i], cols[i])``.
+
+    ``rows`` index ``query`` (sorted, each query at least k times), ``cols``
+    index ``ref`` and ``ids``; ties go to the lower id. Returns ``(dist, ids)``
+    of shape ``(len(query), k)``.
+    """
+    n_q = len(query)
+    exact = _exact_squared(query, ref, rows, cols)
     order = np.lexsort((ids[cols], exact, rows))
     pick = order[_select_rows(rows[order], n_q, k)]
     return np.sqrt(exact[pick]).reshape(n_q, k), ids[cols[pick]].reshape(n_q, k)

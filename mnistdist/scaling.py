@@ -282,6 +282,15 @@ def critical_path(records: Records) -> dict[str, float]:
     return dict(sorted(parts.items(), key=lambda kv: -kv[1]))
 
 
+def work_parts(records: Records) -> dict[str, float]:
+    """The seconds of work each task name (and the client) takes, longest first."""
+    parts: dict[str, float] = {}
+    for task in records.tasks:
+        parts[task.name] = parts.get(task.name, 0.0) + task.seconds
+    parts[CLIENT] = parts.get(CLIENT, 0.0) + sum(records.client.values())
+    return dict(sorted(parts.items(), key=lambda kv: -kv[1]))
+
+
 def span(records: Records) -> float:
     """The job's span: its longest chain of tasks plus the client's own time, in seconds."""
     return sum(critical_path(records).values())
@@ -336,6 +345,7 @@ def summarize(records: Records, *, workers: int, wall_s: float, recorded_s: floa
         "forecast": [{**row, "seconds": round(row["seconds"], 3)} for row in rows],
         "span_dominated_by": next(iter(parts), CLIENT),
         "span_parts": {name: round(s, 3) for name, s in list(parts.items())[:5]},
+        "work_parts": {name: round(s, 3) for name, s in list(work_parts(records).items())[:10]},
     }
 
 

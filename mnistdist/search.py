@@ -49,7 +49,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from . import config
 from .compute import compute_journaled
 from .errors import OptionError
-from .fold_pairs import fold_pair_kneighbors, fold_pairs_pay, folds_partition
+from .fold_pairs import fold_pair_kneighbors, fold_pairs_on, folds_partition
 from .journal import Journal
 from .knn import KNNClassifier, check_knn_params
 from .neighbors import kneighbors_dask
@@ -259,7 +259,7 @@ def _fold_neighbors(
     """
     query_rows = int(config.get("query-rows"))
     n = X.shape[0]
-    if prep is None and fold_pairs_pay(k) and folds_partition(folds, n):
+    if prep is None and fold_pairs_on() and folds_partition(folds, n):
         return fold_pair_kneighbors(
             X, folds, k, query_rows=query_rows, label=label, task_prefix=task_prefix
         )

@@ -82,7 +82,7 @@ def _slowed(real):
     return slow
 
 _nb._chunk_task = _slowed(_nb._chunk_task)
-_fp.tile_kneighbors = _slowed(_fp.tile_kneighbors)
+_fp.tile_candidates = _slowed(_fp.tile_candidates)
 """
 
 

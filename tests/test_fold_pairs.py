@@ -6,9 +6,10 @@ from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold
 
 from mnistdist.fold_pairs import (
     fold_pair_kneighbors,
-    fold_pairs_pay,
+    fold_pairs_on,
     folds_partition,
-    tile_kneighbors,
+    merge_candidates,
+    tile_candidates,
 )
 from mnistdist.neighbors import kneighbors, kneighbors_dask
 from mnistdist.search import neighbors_search
@@ -42,15 +43,19 @@ def test_tiles_give_both_directions_exactly():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(70, 12)) * 50, rng.normal(size=(90, 12)) * 50
     b[4] = a[9]  # distance 0, both ways
-    ids_a, ids_b = np.arange(70) + 1000, np.arange(90)
-    (d_ab, i_ab), (d_ba, i_ba) = tile_kneighbors(a, b, 6, ids_a, ids_b)
+    b[30:33] = b[20]  # equal rows: ties, which go to the lower row
+    ids_b, ids_a = np.arange(90), np.arange(70) + 90  # whole set: b's rows, then a's
+    of_a, of_b = tile_candidates(a, b, 6, ids_a, ids_b)
+    chunks, starts = [b[:50], b[50:], a], [0, 50, 90]
+    d_ab, i_ab = merge_candidates(a, ids_a, [of_a], chunks, starts, 6)
+    d_ba, i_ba = merge_candidates(b, ids_b, [of_b], chunks, starts, 6)
     want_ab = kneighbors(a, b, 6)
     want_ba = kneighbors(b, a, 6)
     np.testing.assert_array_equal(i_ab, want_ab[1])
     np.testing.assert_array_equal(i_ba, ids_a[want_ba[1]])
     np.testing.assert_array_equal(d_ab, want_ab[0])
     np.testing.assert_array_equal(d_ba, want_ba[0])
-    assert d_ab[9, 0] == 0 and i_ab[9, 0] == 4 and d_ba[4, 0] == 0 and i_ba[4, 0] == 1009
+    assert d_ab[9, 0] == 0 and i_ab[9, 0] == 4 and d_ba[4, 0] == 0 and i_ba[4, 0] == 99
 
 
 def test_task_names_say_which_folds(digits_arrays):
@@ -79,7 +84,7 @@ def test_the_search_scores_the_same_with_fold_pairs(digits, digits_arrays):
     with dask.config.set({"scheduler": "sync", "mnistdist.fold-pairs": False}):
         per_fold = neighbors_search(digits.X_train, y)
     with dask.config.set({"scheduler": "sync", "mnistdist.fold-pairs": True}):
-        assert fold_pairs_pay(5) and not fold_pairs_pay(100)
+        assert fold_pairs_on()
         paired = neighbors_search(digits.X_train, y)
     assert paired.cv_results["params"] == per_fold.cv_results["params"]
     for f in range(5):

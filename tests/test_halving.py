@@ -189,8 +189,13 @@ def test_rounds_are_named_tasks_one_neighbor_search_per_fold(halving):
     result, names = halving
     for r in range(3):
         for f in range(5):
-            assert any(n.startswith(f"halving-iter-{r}-neighbors-fold-{f}-") for n in names)
-    assert not any(n.startswith("neighbors-fold-") for n in names)
+            # The fold's neighbours: merged from fold-pair tiles, or searched per fold.
+            fold = (
+                f"halving-iter-{r}-merge-neighbors-fold-{f}-",
+                f"halving-iter-{r}-neighbors-fold-{f}-",
+            )
+            assert any(n.startswith(fold) for n in names)
+    assert not any(n.startswith(("neighbors-fold-", "merge-neighbors-fold-")) for n in names)
     assert result.n_neighbor_searches == 3 * 5  # one group: one search per fold and round
 
 
