@@ -42,6 +42,7 @@ from .neighbors import (
     screen,
 )
 
+
 def fold_pairs_on() -> bool:
     """Whether cross-validation searches use fold-pair tiles (``mnistdist.fold-pairs``)."""
     return bool(config.get("fold-pairs"))
