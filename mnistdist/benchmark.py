@@ -358,6 +358,10 @@ def _gemm_lines(report: dict) -> list[str]:
     return lines
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _last_round_line(halving: dict) -> str:
     if not halving["last_round_all_images"]:
         return "last round on a subsample of the images: its scores are not compared"
@@ -365,10 +369,10 @@ def _last_round_line(halving: dict) -> str:
         return "last round, all images: no candidate kept by both, so no scores to compare"
     return (
         f"last round, all images on the same folds: "
-        f"{halving['last_round_common_candidates']} candidates kept by both, their CV scores "
-        f"differ by at most {halving['last_round_max_images_differ']} validation images a fold "
-        f"(max |diff| {halving['last_round_scores_max_abs_diff']:.2g}; scikit-learn's halving "
-        f"shuffles each fold's training rows, and KNN breaks ties in distance by row order)"
+        f"{_n(halving['last_round_common_candidates'], 'candidate')} kept by both, CV scores "
+        f"apart by at most {_n(halving['last_round_max_images_differ'], 'validation image')} "
+        f"a fold (max |diff| {halving['last_round_scores_max_abs_diff']:.2g}; ties in distance "
+        f"fall by row order, which scikit-learn's subsampler shuffles)"
     )
 
 

@@ -65,4 +65,4 @@ def test_one_round_halving_compares_its_scores_with_scikit_learns(client, small)
     assert halving["best_agree"] and halving["last_round_max_images_differ"] <= 3
     assert halving["last_round_scores_max_abs_diff"] <= 3 / 200
     assert report["scores_agree"] and len(report["rows"]) == 3
-    assert "their CV scores differ by at most " in format_table(report)
+    assert "2 candidates kept by both, CV scores apart by at most " in format_table(report)
