@@ -88,9 +88,8 @@ def gemm_limit(seconds: float, n_multiply_adds: int, rate: float) -> dict:
 
 
 def _phase_limit(res: SearchResult, folds, n_features: int, rate: float) -> dict:
-    # Each group of candidates with its own neighbours searches every fold once.
-    searches = res.n_neighbor_searches / len(folds)
-    n = round(cv_multiply_adds(folds, n_features) * searches)
+    # Each group of candidates with neighbours of its own searches every fold once.
+    n = cv_multiply_adds(folds, n_features) * res.n_neighbor_searches // len(folds)
     return gemm_limit(res.seconds["neighbors"], n, rate)
 
 
@@ -153,14 +152,14 @@ def _halving_rounds(res: HalvingResult, n_features: int, rate: float) -> list[di
     rounds = []
     for r in res.rounds:
         seconds = r.scores.seconds["neighbors"]
-        n = cv_multiply_adds(r.folds, n_features) * r.scores.n_neighbor_searches / len(r.folds)
+        n = cv_multiply_adds(r.folds, n_features) * r.scores.n_neighbor_searches // len(r.folds)
         rounds.append(
             {
                 "iteration": r.iteration,
                 "n_resources": len(r.rows),
                 "n_candidates": len(r.candidates),
                 "seconds_neighbors": seconds,
-                **gemm_limit(seconds, round(n), rate),
+                **gemm_limit(seconds, n, rate),
             }
         )
     return rounds

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import config
 from .compute import current_client
@@ -70,11 +71,9 @@ def _time_gemm(shape: tuple[int, int, int], min_seconds: float, seed: int) -> tu
     """On a worker: float32 products of ``shape``, single-threaded BLAS, for ``min_seconds``.
 
     Returns the timed products' multiply-adds and seconds. One untimed product
-    first: the pages of the output and BLAS's buffers are touched, and the other
-    threads' tasks have started by the time the timing does.
+    first: the pages of the output and BLAS's buffers are touched, and by its end
+    the other threads' tasks (sent at the same moment) are running too.
     """
-    from threadpoolctl import threadpool_limits
-
     m, d, n = shape
     rng = np.random.default_rng(seed)
     a = rng.random((m, d), dtype=np.float32)
