@@ -442,3 +442,20 @@ def test_halving_that_cannot_work_exits_2_before_any_work(tmp_path, args, text):
     )
     assert_one_line_error(proc, 2, text)
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_benchmark_with_halving_is_refused_before_any_work(tmp_path):
+    # --strategy both runs a halving search: its first round is checked too.
+    proc = mnistdist(
+        "benchmark",
+        "--dataset",
+        "digits",
+        "--strategy",
+        "both",
+        "--train-size",
+        "60",
+        "--out",
+        tmp_path,
+    )
+    assert_one_line_error(proc, 2, "successive halving needs at least 100 images")
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
