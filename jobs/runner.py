@@ -139,7 +139,8 @@ def preflight(args: argparse.Namespace) -> None:
         return
     preset = preset_from_args(args, dataset.X_train.shape[1])
     grid, y = preset.param_grid, dataset.y_train
-    if preset.strategy == "halving":  # the smallest folds are those of the first round
+    # The smallest folds are those of halving's first round (the benchmark's "both" has one too).
+    if preset.strategy in ("halving", "both"):
         _, rows = plan_rounds(y, len(ParameterGrid(grid)), args.cv)
         y = y[rows[0]]
     folds = cv_folds(args.cv, y)

@@ -347,6 +347,8 @@ def test_benchmark_job_compares_with_sklearn(tmp_path, cluster):
         "600",
         "--cv",
         "3",
+        "--strategy",
+        "both",
         "--out",
         tmp_path,
         "--scheduler",
@@ -357,6 +359,14 @@ def test_benchmark_job_compares_with_sklearn(tmp_path, cluster):
     assert report["scores_agree"] and report["scores_max_abs_diff"] <= 1e-3
     assert next(r["method"] for r in report["rows"]).startswith("book: scikit-learn")
     assert "speed-up of mnistdist" in proc.stdout
+    # Each neighbour phase against the GEMM limit measured in the run, on the 2 workers
+    assert report["gemm"]["threads"] == 2 and report["gemm"]["multiply_adds_per_s"] > 0
+    assert all(r["gemm_limit_multiple"] > 0 for r in report["rows"][1:])
+    assert "x the GEMM limit (" in proc.stdout
+    halving = report["halving"]
+    assert halving["rows"][0]["method"].startswith("book: scikit-learn HalvingGridSearchCV")
+    assert halving["schedule_agree"] and halving["speedup"] > 0
+    assert "speed-up of mnistdist's halving over scikit-learn's" in proc.stdout
     # scikit-learn's processes are the job's own work: its time is the client's, on the span
     assert report["scaling"]["client_s"] >= 0.95 * report["rows"][0]["seconds"]
     assert proc.stdout.strip().splitlines()[-1].startswith("forecast: ")
@@ -431,4 +441,21 @@ def test_halving_that_cannot_work_exits_2_before_any_work(tmp_path, args, text):
         "search", "--dataset", "digits", "--strategy", "halving", "--out", tmp_path, *args
     )
     assert_one_line_error(proc, 2, text)
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_benchmark_with_halving_is_refused_before_any_work(tmp_path):
+    # --strategy both runs a halving search: its first round is checked too.
+    proc = mnistdist(
+        "benchmark",
+        "--dataset",
+        "digits",
+        "--strategy",
+        "both",
+        "--train-size",
+        "60",
+        "--out",
+        tmp_path,
+    )
+    assert_one_line_error(proc, 2, "successive halving needs at least 100 images")
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
