@@ -40,6 +40,7 @@ from .neighbors import (
     _within,
     rerank,
     screen,
+    squared_norms,
 )
 
 
@@ -56,10 +57,6 @@ def folds_partition(folds, n: int) -> bool:
     if not np.array_equal(np.sort(np.concatenate(tests)), np.arange(n)):
         return False
     return all(len(train) + len(test) == n for train, test in folds)
-
-
-def _norms(x: np.ndarray) -> np.ndarray:
-    return np.einsum("ij,ij->i", x, x, dtype=np.float64, casting="unsafe")
 
 
 def _extended(x: np.ndarray, sq: np.ndarray, query: bool) -> np.ndarray:
@@ -98,7 +95,7 @@ def tile_candidates(a, b, k: int, ids_a: np.ndarray, ids_b: np.ndarray) -> tuple
     """
     a, b = np.asarray(a), np.asarray(b)
     d = a.shape[1]
-    a_sq, b_sq = _norms(a), _norms(b)
+    a_sq, b_sq = squared_norms(a), squared_norms(b)
     # ||b||^2 - 2 a.b: a row's squared distances to b, less its own ||a||^2.
     approx = np.matmul(
         _extended(a, None, query=True),

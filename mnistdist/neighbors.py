@@ -82,35 +82,45 @@ def _scratch_like(name: str, shape: tuple, dtype) -> np.ndarray:
 _EXACT_PAIRS = 4096
 
 
-def _exact_squared(query, ref, rows, cols) -> np.ndarray:
-    """Exact float64 squared distances of the pairs ``(query[rows[i]], ref[cols[i]])``.
+def squared_norms(x: np.ndarray) -> np.ndarray:
+    """Each row's squared norm, summed in float64 as the exact distances sum it."""
+    return np.einsum("ij,ij->i", x, x, dtype=np.float64, casting="unsafe")
 
-    In steps of a few thousand pairs through reused buffers: gathering every
+
+def _exact_squared(query, ref, rows, cols, q_sq=None, r_sq=None) -> np.ndarray:
+    """Float64 squared distances of the pairs ``(query[rows[i]], ref[cols[i]])``.
+
+    As ``||q||^2 + ||r||^2 - 2 q.r`` with every term in float64 (the rows'
+    squared norms ``q_sq`` and ``r_sq`` are computed if not given): a float32
+    product is exact in float64, so on integer pixels every distance is exact
+    and ties are ties; identical rows are at 0. It reads each pair's rows once,
+    half the time of subtracting them into a float64 difference first. In
+    steps of a few thousand pairs through reused buffers: gathering every
     candidate at once made arrays of hundreds of MB, whose page faults cost
     more than the matrix product (k = 100).
     """
-    out = np.empty(len(rows))
+    q_sq = squared_norms(query) if q_sq is None else q_sq
+    r_sq = squared_norms(ref) if r_sq is None else r_sq
+    out = q_sq[rows] + r_sq[cols]
     d = query.shape[1]
     for s in range(0, len(rows), _EXACT_PAIRS):
         r, c = rows[s : s + _EXACT_PAIRS], cols[s : s + _EXACT_PAIRS]
         n = len(r)
         q_rows = _scratch_like("query", (_EXACT_PAIRS, d), query.dtype)[:n]
         ref_rows = _scratch_like("ref", (_EXACT_PAIRS, d), ref.dtype)[:n]
-        diff = _scratch_like("diff", (_EXACT_PAIRS, d), np.float64)[:n]
         np.take(query, r, axis=0, out=q_rows)
         np.take(ref, c, axis=0, out=ref_rows)
-        np.subtract(q_rows, ref_rows, out=diff, dtype=np.float64)
-        out[s : s + n] = np.einsum("ij,ij->i", diff, diff)
-    return out
+        out[s : s + n] -= 2.0 * np.einsum("ij,ij->i", q_rows, ref_rows, dtype=np.float64)
+    return np.maximum(out, 0.0, out=out)  # rounding may take a true 0 just below
 
 
-def _block_pass(query, q_ext, ref, ref_ext, delta, k, ids):
+def _block_pass(query, q_ext, ref, ref_ext, delta, k, ids, norms):
     """Exact k nearest neighbours of one query sub-block (see the module docstring)."""
     n_q, n_r = q_ext.shape[0], ref_ext.shape[0]
     # [-2q, 1] . [r, ||r||^2] = ||r||^2 - 2 q.r: the squared distance less
     # ||q||^2, in one matrix product with no pass over the block afterwards.
     approx = np.matmul(q_ext, ref_ext.T, out=_scratch_block(n_q, n_r))
-    return exact_top_k(approx, delta, query, ref, k, ids)
+    return exact_top_k(approx, delta, query, ref, k, ids, norms=norms)
 
 
 def _kth_of_subset(approx: np.ndarray, k: int, stride: int, axis: int) -> np.ndarray:
@@ -121,7 +131,7 @@ def _kth_of_subset(approx: np.ndarray, k: int, stride: int, axis: int) -> np.nda
     return np.partition(subset, k - 1, axis=axis).take(k - 1, axis=axis)
 
 
-def exact_top_k(approx, delta, query, ref, k, ids, *, axis: int = 1):
+def exact_top_k(approx, delta, query, ref, k, ids, *, axis: int = 1, norms=None):
     """Exact k nearest rows of ``ref`` for each row of ``query``, screened by ``approx``.
 
     Parameters
@@ -141,6 +151,8 @@ def exact_top_k(approx, delta, query, ref, k, ids, *, axis: int = 1):
         What to call each reference row; ties go to the lower.
     axis : {1, 0}
         The axis of ``approx`` along which a query's distances lie.
+    norms : tuple of two ndarray, optional
+        The rows' squared norms (:func:`squared_norms`) of ``query`` and ``ref``, if known.
 
     Returns
     -------
@@ -148,7 +160,7 @@ def exact_top_k(approx, delta, query, ref, k, ids, *, axis: int = 1):
         Exact Euclidean distances, ascending, and the neighbours' ids.
     """
     rows, cols, _ = screen(approx, delta, k, axis=axis)
-    return rerank(query, ref, rows, cols, k, ids)
+    return rerank(query, ref, rows, cols, k, ids, norms=norms)
 
 
 def screen(approx, delta, k: int, *, axis: int = 1):
@@ -188,15 +200,15 @@ def _within(rows, cols, vals, delta, n_q: int, k: int):
     return rows[keep], cols[keep], vals[keep]
 
 
-def rerank(query, ref, rows, cols, k: int, ids):
+def rerank(query, ref, rows, cols, k: int, ids, *, norms=None):
     """The exact k nearest of each query among its candidates ``(rows[i], cols[i])``.
 
     ``rows`` index ``query`` (sorted, each query at least k times), ``cols``
-    index ``ref`` and ``ids``; ties go to the lower id. Returns ``(dist, ids)``
-    of shape ``(len(query), k)``.
+    index ``ref`` and ``ids``; ties go to the lower id; ``norms`` as for
+    :func:`exact_top_k`. Returns ``(dist, ids)`` of shape ``(len(query), k)``.
     """
     n_q = len(query)
-    exact = _exact_squared(query, ref, rows, cols)
+    exact = _exact_squared(query, ref, rows, cols, *(norms or (None, None)))
     order = np.lexsort((ids[cols], exact, rows))
     pick = order[_select_rows(rows[order], n_q, k)]
     return np.sqrt(exact[pick]).reshape(n_q, k), ids[cols[pick]].reshape(n_q, k)
@@ -229,12 +241,13 @@ def block_kneighbors(
     if n_q == 0 or k == 0:
         return np.empty((n_q, k)), np.empty((n_q, k), dtype=np.int64)
 
-    r_sq = np.einsum("ij,ij->i", ref, ref, dtype=np.float64, casting="unsafe")
+    r_sq = squared_norms(ref)
     r_sq_max = float(r_sq.max())
     ref_ext = np.empty((ref.shape[0], d + 1), dtype=np.float32)
     ref_ext[:, :d] = ref
     ref_ext[:, d] = r_sq
-    q_norm = np.sqrt(np.einsum("ij,ij->i", query, query, dtype=np.float64, casting="unsafe"))
+    q_sq = squared_norms(query)
+    q_norm = np.sqrt(q_sq)
     delta = _approx_error_bound(q_norm, math.sqrt(r_sq_max), r_sq_max, d)
 
     dists, idx = [], []
@@ -244,7 +257,8 @@ def block_kneighbors(
         q_ext[:, :d] = q
         q_ext[:, :d] *= -2.0
         q_ext[:, d] = 1.0
-        dist, i = _block_pass(q, q_ext, ref, ref_ext, delta[q0 : q0 + query_rows], k, ids)
+        part = slice(q0, q0 + query_rows)
+        dist, i = _block_pass(q, q_ext, ref, ref_ext, delta[part], k, ids, (q_sq[part], r_sq))
         dists.append(dist)
         idx.append(i)
     return np.concatenate(dists), np.concatenate(idx)
