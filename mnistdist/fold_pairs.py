@@ -59,15 +59,19 @@ def folds_partition(folds, n: int) -> bool:
     return all(len(train) + len(test) == n for train, test in folds)
 
 
-def _extended(x: np.ndarray, sq: np.ndarray, query: bool) -> np.ndarray:
-    """``[-2x, 1]`` for a query side, ``[x, ||x||^2]`` for a reference side, float32."""
-    out = np.empty((x.shape[0], x.shape[1] + 1), dtype=np.float32)
-    out[:, :-1] = x
-    if query:
-        out[:, :-1] *= -2.0
-        out[:, -1] = 1.0
-    else:
-        out[:, -1] = sq
+def _extended(x: np.ndarray, sq: np.ndarray, row_side: bool) -> np.ndarray:
+    """``[-2x, 1, ||x||^2]`` for a tile's row side, ``[x, ||x||^2, 1]`` for its column side.
+
+    Their product is ``||a||^2 + ||b||^2 - 2 a.b``, the whole squared
+    distance, so rows and columns are screened on the same matrix.
+    """
+    d = x.shape[1]
+    out = np.empty((x.shape[0], d + 2), dtype=np.float32)
+    out[:, :d] = x
+    if row_side:
+        out[:, :d] *= -2.0
+    out[:, d + (not row_side)] = 1.0
+    out[:, d + row_side] = sq
     return out
 
 
@@ -96,23 +100,20 @@ def tile_candidates(a, b, k: int, ids_a: np.ndarray, ids_b: np.ndarray) -> tuple
     a, b = np.asarray(a), np.asarray(b)
     d = a.shape[1]
     a_sq, b_sq = squared_norms(a), squared_norms(b)
-    # ||b||^2 - 2 a.b: a row's squared distances to b, less its own ||a||^2.
     approx = np.matmul(
-        _extended(a, None, query=True),
-        _extended(b, b_sq, query=False).T,
+        _extended(a, a_sq, row_side=True),
+        _extended(b, b_sq, row_side=False).T,
         out=_scratch_block(len(a), len(b)),
     )
-    delta_a = _approx_error_bound(np.sqrt(a_sq), math.sqrt(b_sq.max()), b_sq.max(), d)
-    rows, cols, vals = screen(approx, delta_a, min(k, len(b)))
-    of_a = Candidates(ids_a[rows], ids_b[cols], vals + a_sq[rows], delta_a[rows])
-    # Adding ||a||^2 makes the whole squared distance, so a column (a row of b) ranks a's
-    # rows by it; the bound covers the product's error and the float32 addition's.
-    approx += a_sq[:, None].astype(np.float32)
-    largest = a_sq.max() + b_sq.max()
-    delta_b = _approx_error_bound(np.sqrt(b_sq), math.sqrt(a_sq.max()), largest, d)
-    delta_b += 4 * _U32 * largest
-    rows, cols, vals = screen(approx, delta_b, min(k, len(a)), axis=0)
-    of_b = Candidates(ids_b[rows], ids_a[cols], vals.astype(np.float64), delta_b[rows])
+    # The product's error bound, with both norms among its terms (one more than the
+    # kernel's), and the norms' own rounding to float32.
+    delta_a = _approx_error_bound(np.sqrt(a_sq), math.sqrt(b_sq.max()), b_sq.max() + a_sq, d + 1)
+    delta_b = _approx_error_bound(np.sqrt(b_sq), math.sqrt(a_sq.max()), a_sq.max() + b_sq, d + 1)
+    rounding = 2 * _U32 * (a_sq.max() + b_sq.max())
+    rows, cols, vals = screen(approx, delta_a + rounding, min(k, len(b)))
+    of_a = Candidates(ids_a[rows], ids_b[cols], vals.astype(np.float64), delta_a[rows] + rounding)
+    rows, cols, vals = screen(approx, delta_b + rounding, min(k, len(a)), axis=0)
+    of_b = Candidates(ids_b[rows], ids_a[cols], vals.astype(np.float64), delta_b[rows] + rounding)
     return of_a, of_b
 
 
