@@ -55,7 +55,7 @@ def _kill_one_worker(client):
     return pid
 
 
-@pytest.mark.parametrize("phase", ["neighbors-fold", "neighbors-augmented"])
+@pytest.mark.parametrize("phase", ["distances-folds", "neighbors-augmented"])
 def test_worker_killed_mid_job_changes_nothing(start_cluster, tmp_path, reference_report, phase):
     cluster = start_cluster(2, worker_env=sitecustomize(tmp_path / "slow", SLOW_TASKS))
     out = tmp_path / "out"
