@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import pathlib
+import time
 from collections.abc import Iterator
 
 import dask.config
@@ -22,6 +23,7 @@ from mnistdist.data import (
     scatter_dataset,
     unreadable_files,
 )
+from mnistdist.figures import import_matplotlib
 from mnistdist.halving import halving_search
 from mnistdist.journal import FILENAME as JOURNAL
 from mnistdist.journal import Journal
@@ -63,14 +65,18 @@ def cluster(args: argparse.Namespace) -> Iterator:
     scaling forecast (:mod:`jobs.forecast`).
     """
     log_file = None if args.verbose else getattr(args, "staging", None)
+    phases = job_phases(args)
+    t = time.perf_counter()
     with (
         connect(
             args.scheduler,
             n_workers=args.workers,
             worker_log=log_file and log_file / LOG,
+            while_starting=import_matplotlib,  # every job draws its forecast's figure at the end
         ) as client,
         dask.config.set({"mnistdist.progress": not args.quiet}),
     ):
+        phases["cluster_start"] = time.perf_counter() - t
         info = describe(client)
         print(f"cluster: {info['scheduler']} with {len(info['workers'])} workers")
         print(f"dashboard: {info['dashboard']}")
@@ -79,6 +85,19 @@ def cluster(args: argparse.Namespace) -> Iterator:
                 print(f"cluster: {line}")
         with forecast.recording(args, client):  # every job's graphs, for its scaling forecast
             yield client
+        t = time.perf_counter()
+    phases["cluster_close"] = time.perf_counter() - t
+
+
+def job_phases(args: argparse.Namespace) -> dict[str, float]:
+    """The job's phases outside its own work, in seconds: ``imports`` (where known, see
+    :func:`jobs.runner.run`), ``cluster_start`` and ``cluster_close`` (:func:`cluster`).
+
+    The dict lives in ``args``, so the job adds them to its JSON's ``seconds``.
+    """
+    if getattr(args, "phases", None) is None:
+        args.phases = {}
+    return args.phases
 
 
 def search(
@@ -144,15 +163,27 @@ def journal(out) -> Iterator[Journal]:
 
 
 @contextlib.contextmanager
-def performance_report_file(path: pathlib.Path) -> Iterator[None]:
+def performance_report_file(path: pathlib.Path, seconds: dict | None = None) -> Iterator[None]:
     """Dask's ``performance_report`` of the block, written atomically, only if the block succeeds.
 
     After a failure (a lost scheduler, Ctrl-C) the report is skipped rather
     than fetched from a cluster that may be gone, so the job's own error line
-    is what the user sees.
+    is what the user sees. The time its fetching and writing took goes into
+    ``seconds`` as ``performance_report``.
     """
     with atomic_path(path) as tmp:
         report = performance_report(filename=str(tmp))
         report.__enter__()
         yield
+        t = time.perf_counter()
         report.__exit__(None, None, None)
+        if seconds is not None:
+            seconds["performance_report"] = time.perf_counter() - t
+
+
+def time_line(seconds: dict[str, float]) -> str:
+    """Where a job's time went, as one printed line: its phases in order, then the total."""
+    phases = ", ".join(
+        f"{name.replace('_', ' ')} {s:.1f} s" for name, s in seconds.items() if name != "total"
+    )
+    return f"time: {phases}; total {seconds['total']:.1f} s"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import joblib
 from sklearn.base import clone
@@ -41,48 +42,74 @@ def job(args: argparse.Namespace) -> int:
     out = common.out_dir(args)
     seconds: dict[str, float] = {}
     t_start = time.perf_counter()
-    with (
-        common.cluster(args) as client,
-        common.journal(out) as journal,
-        common.performance_report_file(out / "dask-report.html"),
-    ):
-        t = time.perf_counter()
-        dataset = common.load(args, client)
-        image_side(dataset.X_train.shape[1])  # shifting needs square images: refuse others now
-        seconds["load"] = time.perf_counter() - t
-        preset, result = common.search(args, dataset, journal)
-        result.write_csv(out / "cv_results.csv")
-        seconds["search_neighbors"] = result.seconds["neighbors"]
-        seconds["search_scoring"] = result.seconds["scoring"]
-        if "rerank" in result.seconds:
-            seconds["search_rerank"] = result.seconds["rerank"]
-        models = _fit_models(dataset, preset, result.best_params, journal, seconds)
-        final = "chosen" if "chosen" in models else "augmented"
-        X_test = dataset.X_test.compute()
-        X_sample = dataset.X_train[:40].compute()
-        cluster_info = common.cluster_summary(client)
-
-    t = time.perf_counter()
-    evaluation = evaluate(dataset.y_test, models[final].y_pred)
-    figures = _write_figures(out, dataset, X_sample, X_test, result, models, final, evaluation)
-    with atomic_path(out / "model.joblib") as tmp:
-        joblib.dump(with_pixel_check(models[final].model), tmp)
-    write_text(out / "predictions.csv", predictions_csv(dataset.y_test, models))
+    # One thread draws the figures while the main one fetches the performance report and
+    # closes the cluster (mostly waiting on its processes); leaving waits for it, even
+    # after Ctrl-C, so nothing writes into the folder once the job has returned.
+    with ThreadPoolExecutor(1, thread_name_prefix="mnistdist-figures") as pool:
+        with (
+            common.cluster(args) as client,
+            common.journal(out) as journal,
+            common.performance_report_file(out / "dask-report.html", seconds),
+        ):
+            t = time.perf_counter()
+            dataset = common.load(args, client)
+            image_side(dataset.X_train.shape[1])  # shifting needs square images: refuse others now
+            seconds["load"] = time.perf_counter() - t
+            preset, result = common.search(args, dataset, journal)
+            result.write_csv(out / "cv_results.csv")
+            seconds["search_neighbors"] = result.seconds["neighbors"]
+            seconds["search_scoring"] = result.seconds["scoring"]
+            if "rerank" in result.seconds:
+                seconds["search_rerank"] = result.seconds["rerank"]
+            models = _fit_models(dataset, preset, result.best_params, journal, seconds)
+            final = "chosen" if "chosen" in models else "augmented"
+            X_test = dataset.X_test.compute()
+            X_sample = dataset.X_train[:40].compute()
+            cluster_info = common.cluster_summary(client)
+            t = time.perf_counter()
+            evaluation = evaluate(dataset.y_test, models[final].y_pred)
+            drawing = pool.submit(
+                _write_figures, out, dataset, X_sample, X_test, result, models, final, evaluation
+            )
+        with atomic_path(out / "model.joblib") as tmp:
+            joblib.dump(with_pixel_check(models[final].model), tmp)
+        write_text(out / "predictions.csv", predictions_csv(dataset.y_test, models))
+        figures, seconds["figures"] = drawing.result()
     seconds["outputs"] = time.perf_counter() - t
-    seconds["total"] = time.perf_counter() - t_start
+    seconds = {**common.job_phases(args), **seconds, "total": time.perf_counter() - t_start}
+    _write_metrics(
+        out,
+        args,
+        dataset,
+        preset,
+        result,
+        models,
+        final,
+        evaluation,
+        seconds,
+        {"cluster": cluster_info, "figures": figure_records(figures)},
+    )
+    write_report(out)
+    print(common.time_line(seconds))
+    print(f"report: {common.result_path(args, 'report.html')} (total {seconds['total']:.0f} s)")
+    return 0
 
+
+def _write_metrics(out, args, dataset, preset, result, models, final, evaluation, seconds, extra):
+    """``metrics.json``: the models' scores, the search, the data, the versions, the phases."""
     data = {**dataset.summary(), "n_train_augmented": int(models["augmented"].n_train)}
     extra = {
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "data": data,
         "versions": package_versions(),
-        "cluster": cluster_info,
-        "figures": figure_records(figures),
+        **extra,
     }
     if preset.name != "book":
         extra["book_params"] = BOOK_BEST
     if "rerank" in result.seconds:
-        extra["rerank"] = search_rerank_throughput(preset.estimator, result, cluster_info, seconds)
+        extra["rerank"] = search_rerank_throughput(
+            preset.estimator, result, extra["cluster"], seconds
+        )
         print(format_throughput(extra["rerank"]))
     metrics = report_metrics(
         preset=preset.name,
@@ -94,9 +121,6 @@ def job(args: argparse.Namespace) -> int:
         extra=extra,
     )
     write_json(out / "metrics.json", metrics)
-    write_report(out)
-    print(f"report: {common.result_path(args, 'report.html')} (total {seconds['total']:.0f} s)")
-    return 0
 
 
 def _fit_models(dataset, preset, best_params, journal, seconds) -> dict[str, FinalModel]:
@@ -124,12 +148,15 @@ def _fit_models(dataset, preset, best_params, journal, seconds) -> dict[str, Fin
     return models
 
 
-def _write_figures(out, dataset, X_sample, X_test, result, models, final, evaluation) -> dict:
-    """The report's figures, written into ``out``; their references by key."""
+def _write_figures(
+    out, dataset, X_sample, X_test, result, models, final, evaluation
+) -> tuple[dict, float]:
+    """The report's figures, written into ``out``: their references by key, and the seconds."""
+    t = time.perf_counter()
     model = models[final].model
     # Each candidate once: after successive halving, from the last round it reached.
     params, mean, std = result.candidate_scores()
-    return write_report_figures(
+    refs = write_report_figures(
         out,
         X_train_sample=X_sample,
         y_train_sample=dataset.y_train[:40],
@@ -143,3 +170,4 @@ def _write_figures(out, dataset, X_sample, X_test, result, models, final, evalua
         model=final,
         deskew=final == "chosen" and "deskew" in model.named_steps,
     )
+    return refs, time.perf_counter() - t
