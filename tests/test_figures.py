@@ -95,3 +95,12 @@ def test_heatmap_with_extra_grid_dimensions_shows_the_best(tmp_path):
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts == ["0.9500\n± 0.0200"]
     figures.save(fig, tmp_path / "h.png")
+
+
+def test_importing_the_jobs_leaves_matplotlib_for_the_first_figure():
+    import subprocess
+    import sys
+
+    code = "import sys, jobs.cli, mnistdist.figures; print('matplotlib' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False"  # off the path to the cluster's start
