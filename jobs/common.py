@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import pathlib
 import time
 from collections.abc import Iterator
@@ -23,13 +24,25 @@ from mnistdist.data import (
     scatter_dataset,
     unreadable_files,
 )
-from mnistdist.figures import import_matplotlib
 from mnistdist.halving import halving_search
 from mnistdist.journal import FILENAME as JOURNAL
 from mnistdist.journal import Journal
 from mnistdist.outputs import JOB_RESULTS, atomic_path
 from mnistdist.presets import Preset
 from mnistdist.search import SearchResult, neighbors_search
+
+#: Modules the library imports only where they are first used, which the job will need:
+#: imported while the cluster starts, which leaves the process otherwise idle.
+LATER_MODULES = (
+    "matplotlib.figure",  # every job draws its forecast's figure at the end
+    "matplotlib.backends.backend_agg",
+    "dask_ml.model_selection",  # the searches' scoring
+)
+
+
+def _import_later_modules() -> None:
+    for name in LATER_MODULES:
+        importlib.import_module(name)
 
 
 def load(args: argparse.Namespace, client=None) -> Dataset:
@@ -72,7 +85,7 @@ def cluster(args: argparse.Namespace) -> Iterator:
             args.scheduler,
             n_workers=args.workers,
             worker_log=log_file and log_file / LOG,
-            while_starting=import_matplotlib,  # every job draws its forecast's figure at the end
+            while_starting=_import_later_modules,
         ) as client,
         dask.config.set({"mnistdist.progress": not args.quiet}),
     ):

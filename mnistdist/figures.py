@@ -38,15 +38,6 @@ class FigureRef:
     caption: str = ""
 
 
-def import_matplotlib() -> None:
-    """Import the parts of matplotlib the figures draw with, ahead of the first figure.
-
-    For a job that has a moment to spare before it draws (its cluster starting).
-    """
-    import matplotlib.backends.backend_agg
-    import matplotlib.figure  # noqa: F401
-
-
 def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, **kwargs):
     """``pyplot.subplots`` without pyplot: a figure on its own Agg canvas, and its axes."""
     # Imported here, not with the module: matplotlib is a few tenths of a second that
