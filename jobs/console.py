@@ -42,7 +42,8 @@ def _exit_without_teardown() -> None:
         return
     import threading
 
-    if any(t.is_alive() and not t.daemon for t in threading.enumerate()[1:]):
+    main = threading.main_thread()
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not main):
         return
     if "logging" in sys.modules:  # its own exit hook may have been registered before this one
         sys.modules["logging"].shutdown()
