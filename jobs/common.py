@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import pathlib
+import time
 from collections.abc import Iterator
 
 import dask.config
@@ -28,6 +30,19 @@ from mnistdist.journal import Journal
 from mnistdist.outputs import JOB_RESULTS, atomic_path
 from mnistdist.presets import Preset
 from mnistdist.search import SearchResult, neighbors_search
+
+#: Modules the library imports only where they are first used, which the job will need:
+#: imported while the cluster starts, which leaves the process otherwise idle.
+LATER_MODULES = (
+    "matplotlib.figure",  # every job draws its forecast's figure at the end
+    "matplotlib.backends.backend_agg",
+    "dask_ml.model_selection",  # the searches' scoring
+)
+
+
+def _import_later_modules() -> None:
+    for name in LATER_MODULES:
+        importlib.import_module(name)
 
 
 def load(args: argparse.Namespace, client=None) -> Dataset:
@@ -63,14 +78,18 @@ def cluster(args: argparse.Namespace) -> Iterator:
     scaling forecast (:mod:`jobs.forecast`).
     """
     log_file = None if args.verbose else getattr(args, "staging", None)
+    phases = job_phases(args)
+    t = time.perf_counter()
     with (
         connect(
             args.scheduler,
             n_workers=args.workers,
             worker_log=log_file and log_file / LOG,
+            while_starting=_import_later_modules,
         ) as client,
         dask.config.set({"mnistdist.progress": not args.quiet}),
     ):
+        phases["cluster_start"] = time.perf_counter() - t
         info = describe(client)
         print(f"cluster: {info['scheduler']} with {len(info['workers'])} workers")
         print(f"dashboard: {info['dashboard']}")
@@ -79,6 +98,19 @@ def cluster(args: argparse.Namespace) -> Iterator:
                 print(f"cluster: {line}")
         with forecast.recording(args, client):  # every job's graphs, for its scaling forecast
             yield client
+        t = time.perf_counter()
+    phases["cluster_close"] = time.perf_counter() - t
+
+
+def job_phases(args: argparse.Namespace) -> dict[str, float]:
+    """The job's phases outside its own work, in seconds: ``imports`` (where known, see
+    :func:`jobs.runner.run`), ``cluster_start`` and ``cluster_close`` (:func:`cluster`).
+
+    The dict lives in ``args``, so the job adds them to its JSON's ``seconds``.
+    """
+    if getattr(args, "phases", None) is None:
+        args.phases = {}
+    return args.phases
 
 
 def search(
@@ -144,15 +176,27 @@ def journal(out) -> Iterator[Journal]:
 
 
 @contextlib.contextmanager
-def performance_report_file(path: pathlib.Path) -> Iterator[None]:
+def performance_report_file(path: pathlib.Path, seconds: dict | None = None) -> Iterator[None]:
     """Dask's ``performance_report`` of the block, written atomically, only if the block succeeds.
 
     After a failure (a lost scheduler, Ctrl-C) the report is skipped rather
     than fetched from a cluster that may be gone, so the job's own error line
-    is what the user sees.
+    is what the user sees. The time its fetching and writing took goes into
+    ``seconds`` as ``performance_report``.
     """
     with atomic_path(path) as tmp:
         report = performance_report(filename=str(tmp))
         report.__enter__()
         yield
+        t = time.perf_counter()
         report.__exit__(None, None, None)
+        if seconds is not None:
+            seconds["performance_report"] = time.perf_counter() - t
+
+
+def time_line(seconds: dict[str, float]) -> str:
+    """Where a job's time went, as one printed line: its phases in order, then the total."""
+    phases = ", ".join(
+        f"{name.replace('_', ' ')} {s:.1f} s" for name, s in seconds.items() if name != "total"
+    )
+    return f"time: {phases}; total {seconds['total']:.1f} s"

@@ -58,6 +58,10 @@ def run(job: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> i
     """
     # From the command's first instant where it ran as one: its imports are overhead too.
     started = console.STARTED or time.perf_counter()
+    # The job's phases outside its own work (imports, the cluster's start and close), for its JSON.
+    args.phases = {}
+    if console.STARTED is not None:  # run as the command: its imports are known
+        args.phases["imports"] = time.perf_counter() - console.STARTED
     with interrupt_once(), _job_logging(args.verbose):
         show_progress(sys.stdout)  # the library reports its phases on a logger; jobs print them
         try:

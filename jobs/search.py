@@ -25,6 +25,8 @@ def job(args: argparse.Namespace) -> int:
         info = common.cluster_summary(client)
     result.write_csv(out / "cv_results.csv")
     summary = {**result.summary(), "data": dataset.summary(), "cluster": info}
+    phases = {k: round(v, 3) for k, v in common.job_phases(args).items()}
+    summary["seconds"] = {**phases, **summary["seconds"]}
     write_json(out / "search.json", summary)
     scores = zip(*(result.cv_results[key] for key in SCORE_COLUMNS), strict=True)
     rounds = result.cv_results.get("iter")  # successive halving: a row per candidate and round

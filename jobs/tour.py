@@ -72,6 +72,8 @@ def job(args: argparse.Namespace) -> int:
             save(fig, out / filename)
             title, caption = CAPTIONS[filename]
             refs[filename] = dataclasses.asdict(FigureRef(filename, title, caption))
+    phases = {k: round(v, 3) for k, v in common.job_phases(args).items()}
+    numbers["seconds"] = {**phases, **numbers["seconds"]}
     numbers["seconds"]["total"] = round(time.perf_counter() - t0, 3)
     numbers["cpu"] = cpu.summary()
     numbers.update(

@@ -21,8 +21,10 @@ import logging
 import os
 import pathlib
 import tempfile
+import threading
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, wait
 
 import dask
 import dask.config
@@ -33,7 +35,7 @@ from distributed.security import Security
 from . import config
 from .addresses import TLS_ENV, check_scheduler_address
 from .errors import ClusterError
-from .interrupts import children_ignore_interrupts
+from .interrupts import children_ignore_interrupts, held_interrupts
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +186,7 @@ def connect(
     dashboard_address: str | None = None,
     timeout: str | float | None = None,
     worker_log: str | os.PathLike | None = None,
+    while_starting: Callable[[], object] | None = None,
 ) -> Iterator[Client]:
     """A ``Client`` on the given scheduler, or on a new ``LocalCluster``; closed on exit.
 
@@ -204,6 +207,9 @@ def connect(
     worker_log : path, optional
         A file for the embedded cluster's processes' stderr (their warnings
         and log lines), instead of the terminal.
+    while_starting : callable, optional
+        Work of the caller's that needs no cluster, run while an embedded
+        cluster starts in a thread of its own (not called for a remote one).
 
     Yields
     ------
@@ -222,7 +228,9 @@ def connect(
     Notes
     -----
     The embedded cluster's processes ignore SIGINT (:mod:`mnistdist.interrupts`):
-    Ctrl-C reaches the client, which closes them.
+    Ctrl-C reaches the client, which closes them. Its workers import the
+    modules of ``mnistdist.worker-preload`` as they start, so the first
+    tasks do not wait for them.
     """
     address = scheduler_address(address)
     if address:
@@ -232,28 +240,53 @@ def connect(
         return
     dashboard = dashboard_address or config.get("dashboard-address")
     workers = n_workers or os.cpu_count() or 1
-    cluster = _local_cluster(workers, threads_per_worker, memory_limit, dashboard, worker_log)
+    cluster = _local_cluster(
+        workers, threads_per_worker, memory_limit, dashboard, worker_log, while_starting
+    )
     with cluster, Client(cluster, set_as_default=True) as client:
         yield client
 
 
-def _local_cluster(n_workers, threads_per_worker, memory_limit, dashboard_address, worker_log):
-    """A ``LocalCluster`` whose processes ignore SIGINT, closed quietly if its start is cut."""
-    cluster = None
+def _local_cluster(
+    n_workers, threads_per_worker, memory_limit, dashboard_address, worker_log, while_starting
+):
+    """A ``LocalCluster`` whose processes ignore SIGINT, started while ``while_starting`` runs.
+
+    The start runs in a thread of its own (worker processes spawning and
+    importing, the scheduler binding its ports), so the caller's other work
+    overlaps it. If that work fails or Ctrl-C arrives, the start is let
+    finish (a half-started cluster cannot be closed cleanly) and the cluster
+    closed quietly, before the error goes on.
+    """
+    starting: Future = Future()
+
+    def start() -> None:
+        try:
+            with children_ignore_interrupts(worker_log, hold=False):
+                starting.set_result(
+                    LocalCluster(
+                        n_workers=n_workers,
+                        threads_per_worker=threads_per_worker,
+                        processes=True,
+                        memory_limit=memory_limit,
+                        dashboard_address=dashboard_address,
+                        preload=list(config.get("worker-preload")),
+                    )
+                )
+        except BaseException as exc:
+            starting.set_exception(exc)
+
+    threading.Thread(target=start, name="mnistdist-cluster-start", daemon=True).start()
     try:
-        with children_ignore_interrupts(worker_log):
-            cluster = LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=threads_per_worker,
-                processes=True,
-                memory_limit=memory_limit,
-                dashboard_address=dashboard_address,
-            )
+        if while_starting is not None:
+            while_starting()
+        return starting.result()
     except BaseException:
-        if cluster is not None:  # Ctrl-C held back during the start arrives here
-            _close_quietly(cluster)
+        with held_interrupts(raise_after=False):  # the first Ctrl-C said it all
+            wait([starting])
+            if starting.exception() is None:
+                _close_quietly(starting.result())
         raise
-    return cluster
 
 
 def _close_quietly(cluster: SpecCluster) -> None:

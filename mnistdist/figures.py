@@ -15,16 +15,18 @@ import dataclasses
 import io
 import os
 import pathlib
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from .augment import FOUR_SHIFTS, shift_images
 from .evaluate import error_matrix
 from .images import image_side
 from .outputs import write_bytes
 from .transformers import Deskew
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +40,12 @@ class FigureRef:
 
 def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, **kwargs):
     """``pyplot.subplots`` without pyplot: a figure on its own Agg canvas, and its axes."""
+    # Imported here, not with the module: matplotlib is a few tenths of a second that
+    # only the end of a job needs, and keeping it off the import path lets the job's
+    # start (its cluster above all) begin sooner.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)
     return fig, fig.subplots(nrows, ncols, **kwargs)

@@ -89,20 +89,23 @@ def held_interrupts(*, raise_after: bool = True) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _spawn_ignoring_sigint() -> Iterator[None]:
+def _spawn_ignoring_sigint(stderr_path: str | os.PathLike | None = None) -> Iterator[None]:
     """Processes spawned by multiprocessing in the block start with SIGINT ignored.
 
     They are started through a two-line shell script that ignores SIGINT and
     execs Python: an ignored signal stays ignored through ``exec``, and
     Python then installs no KeyboardInterrupt handler of its own. (Blocking
     the signal instead does not reach them: Distributed starts them from
-    threads that do not inherit this thread's signal mask.)
+    threads that do not inherit this thread's signal mask.) The script also
+    sends their stderr to ``stderr_path``: this process's own stderr stays
+    as it is, whichever thread starts them.
     """
     python = spawn.get_executable()
+    redirect = "" if stderr_path is None else f" 2>>{shlex.quote(os.fsdecode(stderr_path))}"
     with tempfile.TemporaryDirectory(prefix="mnistdist-") as tmp:
         wrapper = pathlib.Path(tmp) / "python"
         wrapper.write_text(
-            f"#!/bin/sh\ntrap '' INT\nexec {shlex.quote(os.fsdecode(python))} \"$@\"\n"
+            f"#!/bin/sh\ntrap '' INT\nexec {shlex.quote(os.fsdecode(python))} \"$@\"{redirect}\n"
         )
         wrapper.chmod(0o700)
         spawn.set_executable(str(wrapper))
@@ -113,26 +116,38 @@ def _spawn_ignoring_sigint() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def children_ignore_interrupts(stderr_path: str | os.PathLike | None = None) -> Iterator[None]:
+def children_ignore_interrupts(
+    stderr_path: str | os.PathLike | None = None, *, hold: bool = True
+) -> Iterator[None]:
     """Processes started in the block never see SIGINT (and write their stderr to ``stderr_path``).
 
     Meant for starting a cluster: a Ctrl-C meanwhile is held back
     (:func:`held_interrupts`) and raised once the cluster is up, so it can be
-    closed cleanly. Off POSIX, only the stderr redirection applies.
+    closed cleanly. With ``hold=False`` it is not: for a start in a thread
+    other than the main one, which Python never interrupts (the main thread
+    gets the Ctrl-C, and waits for the start before closing the cluster).
+    Off POSIX, only the stderr redirection applies, and it is this process's.
     """
-    saved_stderr = None
+    posix = os.name == "posix"
     with (
-        held_interrupts(),
-        _spawn_ignoring_sigint() if os.name == "posix" else contextlib.nullcontext(),
+        held_interrupts() if hold else contextlib.nullcontext(),
+        _spawn_ignoring_sigint(stderr_path) if posix else _stderr_to(stderr_path),
     ):
-        if stderr_path is not None:
-            saved_stderr = os.dup(2)
-            fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            os.dup2(fd, 2)
-            os.close(fd)
-        try:
-            yield
-        finally:
-            if saved_stderr is not None:
-                os.dup2(saved_stderr, 2)
-                os.close(saved_stderr)
+        yield
+
+
+@contextlib.contextmanager
+def _stderr_to(path: str | os.PathLike | None) -> Iterator[None]:
+    """This process's stderr (so its children's) to ``path`` in the block."""
+    if path is None:
+        yield
+        return
+    saved_stderr = os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(saved_stderr)

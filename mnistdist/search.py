@@ -39,7 +39,6 @@ import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 from dask.base import tokenize
-from dask_ml.model_selection import GridSearchCV
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import EfficiencyWarning
@@ -352,6 +351,10 @@ def _search_group_neighbors(
 
 def _score_group(graph: sp.csr_matrix, y: np.ndarray, folds, group: _Group) -> np.ndarray:
     """Each member's validation score on each fold, by dask-ml over the precomputed graph."""
+    # Imported here: dask-ml (with dask.dataframe) is only needed once a search scores, and
+    # a job imports it while its cluster starts (jobs.common), not before its preflight.
+    from dask_ml.model_selection import GridSearchCV
+
     grid = [{p: [params[p]] for p in KNN_PARAMS} for params in group.knn_params]
     scorer = GridSearchCV(
         KNeighborsClassifier(metric="precomputed"),

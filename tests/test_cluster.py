@@ -48,3 +48,44 @@ def test_unreachable_scheduler_fails_fast_with_a_clear_error():
 def test_package_versions():
     versions = package_versions()
     assert {"python", "dask", "distributed", "dask-ml", "scikit-learn", "numpy"} <= set(versions)
+
+
+def test_embedded_cluster_starts_while_the_caller_works_and_workers_preload():
+    import threading
+
+    seen = {}
+
+    def meanwhile():
+        # The start runs in a thread of its own, so the caller's work overlaps it.
+        seen["threads"] = {t.name for t in threading.enumerate()}
+
+    with connect(n_workers=2, dashboard_address=":0", while_starting=meanwhile) as client:
+        assert "mnistdist-cluster-start" in seen["threads"]
+        assert len(describe(client)["workers"]) == 2
+        preloaded = client.run(
+            lambda: "dask_ml.model_selection.methods" in __import__("sys").modules
+        )
+        assert all(preloaded.values())  # imported as the workers started, not by a first task
+    assert not any(t.name == "mnistdist-cluster-start" for t in threading.enumerate())
+
+
+def test_an_error_while_the_cluster_starts_closes_it(monkeypatch):
+    import mnistdist.cluster as cluster_module
+
+    started = []
+
+    class Recorded(cluster_module.LocalCluster):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    def fails():
+        raise ValueError("the caller's work failed")
+
+    monkeypatch.setattr(cluster_module, "LocalCluster", Recorded)
+    with (
+        pytest.raises(ValueError, match="the caller's work failed"),
+        connect(n_workers=1, dashboard_address=":0", while_starting=fails),
+    ):
+        pass
+    assert len(started) == 1 and started[0].status.name == "closed"

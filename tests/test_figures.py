@@ -95,3 +95,13 @@ def test_heatmap_with_extra_grid_dimensions_shows_the_best(tmp_path):
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert texts == ["0.9500\n± 0.0200"]
     figures.save(fig, tmp_path / "h.png")
+
+
+def test_importing_the_jobs_leaves_matplotlib_and_dask_ml_for_later():
+    import subprocess
+    import sys
+
+    # jobs.common imports them while the cluster starts (LATER_MODULES).
+    code = "import sys, jobs.cli; print(*(m in sys.modules for m in ('matplotlib', 'dask_ml')))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["False", "False"]  # off the path to the cluster's start

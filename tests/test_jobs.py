@@ -41,6 +41,10 @@ def test_report_job_writes_every_output(report_run, digits_arrays):
     assert {"load", "search_neighbors", "final_plain", "final_augmented", "total"} <= set(
         metrics["seconds"]
     )
+    # Where the rest of the time went: the imports, the cluster, the figures (drawn meanwhile).
+    phases = {"imports", "cluster_start", "cluster_close", "performance_report", "figures"}
+    assert phases <= set(metrics["seconds"]) and all(metrics["seconds"][p] > 0 for p in phases)
+    assert "time: imports " in proc.stdout and "cluster start " in proc.stdout
     assert metrics["versions"]["dask-ml"] and len(metrics["cluster"]["workers"]) == 2
     assert metrics["search"]["n_neighbor_searches"] == 5 and len(metrics["search"]["params"]) == 6
     for name in (
@@ -313,6 +317,7 @@ def test_search_job_on_a_running_cluster(tmp_path, cluster):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "search.json").read_text())
     assert summary["n_candidates"] == 2 and summary["n_splits"] == 3
+    assert {"imports", "cluster_start", "cluster_close", "neighbors"} <= set(summary["seconds"])
     assert summary["cluster"]["scheduler"] == cluster.scheduler_address
     assert (tmp_path / "cv_results.csv").exists()
 
