@@ -16,8 +16,10 @@ from mnistdist.data import load_mnist_idx
 from mnistdist.fold_pairs import fold_pair_kneighbors
 from mnistdist.neighbors import kneighbors_dask
 
-folder, n, k = sys.argv[1], int(sys.argv[2] if len(sys.argv) > 2 else 30000), int(
-    sys.argv[3] if len(sys.argv) > 3 else 5
+folder, n, k = (
+    sys.argv[1],
+    int(sys.argv[2] if len(sys.argv) > 2 else 30000),
+    int(sys.argv[3] if len(sys.argv) > 3 else 5),
 )
 data = load_mnist_idx(folder)
 X = data.X_train[:n].astype(np.float32).compute(scheduler="sync")

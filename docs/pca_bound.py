@@ -29,7 +29,8 @@ for p in (16, 32, 64, 128, 200):
     qp, rp = (query - centre) @ v, (ref - centre) @ v
     bound = (qp**2).sum(1)[:, None] + (rp**2).sum(1)[None] - 2 * qp @ rp.T
     kept = (bound <= kth[:, None]).sum(axis=1).mean()
-    print(f"p = {p:3d}: {kept:7.1f} of 10,000 references kept a query ({p / 785:.0%} of the product)")
+    share = p / 785
+    print(f"p = {p:3d}: {kept:7.1f} of 10,000 references kept a query ({share:.0%} of the product)")
 
 # What a kept pair costs (its exact distance) against what a skipped one saves (its share
 # of the float32 product), one thread.
