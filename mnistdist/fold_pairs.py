@@ -3,7 +3,9 @@
 In a k-fold search, fold f's validation rows are searched among the other
 folds' rows. The distances between folds f and g are then needed twice: for
 f's neighbours among g's rows, and, transposed, for g's among f's. Here each
-fold pair's block is cut into tiles of ``query-rows x query-rows``; a task
+fold pair's block is cut into tiles of ``query-rows x query-rows``; each
+block of rows is prepared once for all its tiles (``prepare-fold``: its
+norms and the product's factors), and a task
 (``distances-folds-<f>-<g>``) computes a tile's matrix product once and
 screens it both ways: for each of its rows, and each of its columns, the
 few pairs that may be among that row's k nearest (:func:`tile_candidates`).
@@ -75,17 +77,39 @@ def _extended(x: np.ndarray, sq: np.ndarray, row_side: bool) -> np.ndarray:
     return out
 
 
-def tile_candidates(a, b, k: int, ids_a: np.ndarray, ids_b: np.ndarray) -> tuple:
+@dataclasses.dataclass
+class TileSide:
+    """A block of rows prepared once for every tile it is a side of.
+
+    ``ids`` are the rows' indices in the whole set, ``sq`` their squared
+    norms, ``as_rows`` and ``as_cols`` the float32 factors of the tile's
+    product for the block as its rows and as its columns (:func:`_extended`).
+    """
+
+    ids: np.ndarray
+    sq: np.ndarray
+    as_rows: np.ndarray
+    as_cols: np.ndarray
+
+
+def tile_side(x, ids: np.ndarray) -> TileSide:
+    """``x``'s rows, whose indices in the whole set are ``ids``, prepared for tiles."""
+    x = np.asarray(x)
+    sq = squared_norms(x)
+    return TileSide(
+        np.asarray(ids), sq, _extended(x, sq, row_side=True), _extended(x, sq, row_side=False)
+    )
+
+
+def tile_candidates(a: TileSide, b: TileSide, k: int) -> tuple:
     """Both directions' neighbour candidates from one tile's matrix product.
 
     Parameters
     ----------
-    a, b : ndarray of shape (n_a, d) and (n_b, d)
-        Rows of two different folds.
+    a, b : TileSide
+        Blocks of rows of two different folds (:func:`tile_side`).
     k : int
         Neighbours wanted (fewer where a side has fewer rows).
-    ids_a, ids_b : ndarray of int
-        The rows' indices in the whole set.
 
     Returns
     -------
@@ -97,23 +121,18 @@ def tile_candidates(a, b, k: int, ids_a: np.ndarray, ids_b: np.ndarray) -> tuple
         from all its tiles, so a row's distances are computed exactly once, not
         once a tile.
     """
-    a, b = np.asarray(a), np.asarray(b)
-    d = a.shape[1]
-    a_sq, b_sq = squared_norms(a), squared_norms(b)
-    approx = np.matmul(
-        _extended(a, a_sq, row_side=True),
-        _extended(b, b_sq, row_side=False).T,
-        out=_scratch_block(len(a), len(b)),
-    )
+    d = a.as_rows.shape[1] - 2
+    approx = np.matmul(a.as_rows, b.as_cols.T, out=_scratch_block(len(a.ids), len(b.ids)))
     # The product's error bound, with both norms among its terms (one more than the
     # kernel's), and the norms' own rounding to float32.
+    a_sq, b_sq = a.sq, b.sq
     delta_a = _approx_error_bound(np.sqrt(a_sq), math.sqrt(b_sq.max()), b_sq.max() + a_sq, d + 1)
     delta_b = _approx_error_bound(np.sqrt(b_sq), math.sqrt(a_sq.max()), a_sq.max() + b_sq, d + 1)
     rounding = 2 * _U32 * (a_sq.max() + b_sq.max())
-    rows, cols, vals = screen(approx, delta_a + rounding, min(k, len(b)))
-    of_a = Candidates(ids_a[rows], ids_b[cols], vals.astype(np.float64), delta_a[rows] + rounding)
-    rows, cols, vals = screen(approx, delta_b + rounding, min(k, len(a)), axis=0)
-    of_b = Candidates(ids_b[rows], ids_a[cols], vals.astype(np.float64), delta_b[rows] + rounding)
+    rows, cols, vals = screen(approx, delta_a + rounding, min(k, len(b.ids)))
+    of_a = Candidates(a.ids[rows], b.ids[cols], vals.astype(np.float64), delta_a[rows] + rounding)
+    rows, cols, vals = screen(approx, delta_b + rounding, min(k, len(a.ids)), axis=0)
+    of_b = Candidates(b.ids[rows], a.ids[cols], vals.astype(np.float64), delta_b[rows] + rounding)
     return of_a, of_b
 
 
@@ -158,6 +177,11 @@ def merge_candidates(
         The whole set's row chunks and each chunk's first row, for the candidates' rows.
     k : int
         Neighbours a row.
+
+    Returns
+    -------
+    dist, ids : ndarray of shape (n, k)
+        Exact distances, ascending, and the neighbours' indices in the whole set.
     """
     q = np.searchsorted(query_ids, np.concatenate([p.query for p in parts]))
     ref = np.concatenate([p.ref for p in parts])
@@ -225,21 +249,18 @@ def fold_pair_kneighbors(
         for f, (_, b) in enumerate(blocks)
         for i, ids in enumerate(b)
     }
-    rows_of, cols_of = {}, {}
+    # Each block prepared once (norms, the product's factors), not once a tile.
+    side = f"{task_prefix}prepare-fold{label}-{token}"
     for f, (bf, ids_f) in enumerate(blocks):
+        for i in range(len(ids_f)):
+            layer[(side, f, i)] = (tile_side, (bf.name, i, 0), (f"rows-fold-{f}-{token}", i))
+    rows_of, cols_of = {}, {}
+    for f, (_, ids_f) in enumerate(blocks):
         for g in range(f + 1, len(blocks)):
-            bg, ids_g = blocks[g]
             tile = f"{task_prefix}distances-folds-{f}-{g}{label}-{token}"
-            for i, j in np.ndindex(len(ids_f), len(ids_g)):
+            for i, j in np.ndindex(len(ids_f), len(blocks[g][1])):
                 key = (tile, i, j)
-                layer[key] = (
-                    tile_candidates,
-                    (bf.name, i, 0),
-                    (bg.name, j, 0),
-                    k,
-                    (f"rows-fold-{f}-{token}", i),
-                    (f"rows-fold-{g}-{token}", j),
-                )
+                layer[key] = (tile_candidates, (side, f, i), (side, g, j), k)
                 rows_of.setdefault((f, i), []).append(key)
                 cols_of.setdefault((g, j), []).append(key)
     out = []

@@ -10,6 +10,7 @@ from mnistdist.fold_pairs import (
     folds_partition,
     merge_candidates,
     tile_candidates,
+    tile_side,
 )
 from mnistdist.neighbors import kneighbors, kneighbors_dask
 from mnistdist.search import neighbors_search
@@ -45,7 +46,7 @@ def test_tiles_give_both_directions_exactly():
     b[4] = a[9]  # distance 0, both ways
     b[30:33] = b[20]  # equal rows: ties, which go to the lower row
     ids_b, ids_a = np.arange(90), np.arange(70) + 90  # whole set: b's rows, then a's
-    of_a, of_b = tile_candidates(a, b, 6, ids_a, ids_b)
+    of_a, of_b = tile_candidates(tile_side(a, ids_a), tile_side(b, ids_b), 6)
     chunks, starts = [b[:50], b[50:], a], [0, 50, 90]
     d_ab, i_ab = merge_candidates(a, ids_a, [of_a], chunks, starts, 6)
     d_ba, i_ba = merge_candidates(b, ids_b, [of_b], chunks, starts, 6)
