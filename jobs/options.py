@@ -113,7 +113,7 @@ def add_grid_arguments(parser: argparse.ArgumentParser, *, presets: bool = True)
             help="grid: every candidate on every training image; halving: successive halving "
             "as scikit-learn's HalvingGridSearchCV (all candidates on a small stratified subset, "
             "the best third kept on three times the images each round; see docs/halving.md) "
-            "(default: the preset's, grid)",
+            "(default: the preset's: halving for best, grid otherwise)",
         )
     group.add_argument(
         "--n-neighbors",
