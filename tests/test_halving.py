@@ -252,14 +252,16 @@ def test_impossible_halving_is_an_option_error(digits, kwargs, text):
 
 
 def test_strategy_option_and_preset_defaults():
-    assert get_preset("book").strategy == "grid" and get_preset("best").strategy == "grid"
+    assert get_preset("book").strategy == "grid" and get_preset("best").strategy == "halving"
     parser = build_parser()
     for job in ("search", "report"):
         args = parser.parse_args([job, "--strategy", "halving"])
         assert preset_from_args(args).strategy == "halving"
         assert preset_from_args(parser.parse_args([job])).strategy == "grid"
-        best = parser.parse_args([job, "--preset", "best", "--strategy", "halving"])
+        best = parser.parse_args([job, "--preset", "best"])
         assert preset_from_args(best, 64).strategy == "halving"
+        best = parser.parse_args([job, "--preset", "best", "--strategy", "grid"])
+        assert preset_from_args(best, 64).strategy == "grid"
     with pytest.raises(SystemExit):
         parser.parse_args(["search", "--strategy", "random"])
 

@@ -77,6 +77,8 @@ def best_run(tmp_path_factory):
         "report",
         "--preset",
         "best",
+        "--strategy",
+        "grid",  # its groups and choice are the exhaustive search's
         "--dataset",
         "digits",
         "--cv",

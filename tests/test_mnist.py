@@ -118,6 +118,8 @@ def test_best_preset_beats_the_book_on_real_digits(tmp_path, mnist_dir):
         "report",
         "--preset",
         "best",
+        "--strategy",
+        "grid",  # its groups and choice are the exhaustive search's
         "--data",
         mnist_dir,
         "--train-size",
