@@ -113,11 +113,15 @@ def job_phases(args: argparse.Namespace) -> dict[str, float]:
     return args.phases
 
 
+def preset(args: argparse.Namespace, dataset: Dataset) -> Preset:
+    """The preset the options ask for, for the dataset's images."""
+    return preset_from_args(args, dataset.X_train.shape[1])
+
+
 def search(
-    args: argparse.Namespace, dataset: Dataset, journal: Journal
-) -> tuple[Preset, SearchResult]:
-    """The cross-validated search the options ask for, on the current client; prints its result."""
-    preset = preset_from_args(args, dataset.X_train.shape[1])
+    args: argparse.Namespace, dataset: Dataset, journal: Journal, preset: Preset
+) -> SearchResult:
+    """The cross-validated search of ``preset`` on the current client; prints its result."""
     halving = preset.strategy == "halving"
     how = ", successive halving" if halving else ""
     print(f"search ({preset.name}): {preset.description}, {args.cv} folds{how}")
@@ -134,7 +138,7 @@ def search(
         for i, (n, n_resources) in enumerate(sizes):
             print(f"search: round {i}: {n} candidates on {n_resources} images")
     print(f"search: best {result.best_params} with mean CV accuracy {result.best_score:.4f}")
-    return preset, result
+    return result
 
 
 def cluster_summary(client) -> dict:

@@ -22,6 +22,7 @@ from sklearn.base import clone
 from jobs import common
 from mnistdist.augment import augment_shifts
 from mnistdist.cluster import package_versions
+from mnistdist.compute import Background
 from mnistdist.data import Dataset
 from mnistdist.evaluate import evaluate
 from mnistdist.figures import write_report_figures
@@ -90,13 +91,16 @@ def _on_cluster(args, client, journal, out, seconds) -> _Run:
     dataset = common.load(args, client)
     image_side(dataset.X_train.shape[1])  # shifting needs square images: refuse others now
     seconds["load"] = time.perf_counter() - t
-    preset, result = common.search(args, dataset, journal)
-    result.write_csv(out / "cv_results.csv")
-    seconds["search_neighbors"] = result.seconds["neighbors"]
-    seconds["search_scoring"] = result.seconds["scoring"]
-    if "rerank" in result.seconds:
-        seconds["search_rerank"] = result.seconds["rerank"]
-    models = _fit_models(dataset, preset, result.best_params, journal, seconds)
+    preset = common.preset(args, dataset)
+    beside, after = _model_names(preset)
+    # Models that need nothing from the search are fitted beside it, in the background:
+    # their tasks fill the workers it leaves idle (between its rounds and groups).
+    with Background(_fit_models, dataset, preset, BOOK_BEST, journal, beside) as early:
+        result = _search(args, dataset, journal, preset, out, seconds)
+        models = _fit_models(dataset, preset, result.best_params, journal, after)
+        models = {**early.result(), **models}
+    for name, model in models.items():
+        seconds[f"final_{name}"] = model.seconds
     return _Run(
         dataset=dataset,
         preset=preset,
@@ -107,6 +111,17 @@ def _on_cluster(args, client, journal, out, seconds) -> _Run:
         X_sample=dataset.X_train[:40].compute(),
         cluster_info=common.cluster_summary(client),
     )
+
+
+def _search(args, dataset, journal, preset, out, seconds) -> SearchResult:
+    """The preset's search, its ``cv_results.csv`` written and its times in ``seconds``."""
+    result = common.search(args, dataset, journal, preset)
+    result.write_csv(out / "cv_results.csv")
+    seconds["search_neighbors"] = result.seconds["neighbors"]
+    seconds["search_scoring"] = result.seconds["scoring"]
+    if "rerank" in result.seconds:
+        seconds["search_rerank"] = result.seconds["rerank"]
+    return result
 
 
 def _write_metrics(out, run: _Run, evaluation: dict, seconds: dict, figures: dict) -> None:
@@ -139,26 +154,40 @@ def _write_metrics(out, run: _Run, evaluation: dict, seconds: dict, figures: dic
     write_json(out / "metrics.json", metrics)
 
 
-def _fit_models(dataset, preset, best_params, journal, seconds) -> dict[str, FinalModel]:
-    """The book's two models (the searched KNN, or with another preset the book's own choice)
-    on the plain and the shift-augmented training set, and with another preset the chosen
-    pipeline; each fitted and evaluated on the cluster, its time in ``seconds``."""
-    book = preset.name == "book"
-    book_knn = KNNClassifier(**(best_params if book else BOOK_BEST))
+#: The book's two models: a KNN on the plain and on the shift-augmented training set.
+BOOK_MODELS = ("plain", "augmented")
+
+
+def _model_names(preset: Preset) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The models fitted beside the search, and those that need its result.
+
+    With the book preset its two models use the searched KNN. With another they use the
+    book's own choice (:data:`BOOK_BEST`), known before the search, and the chosen
+    pipeline follows it.
+    """
+    return ((), BOOK_MODELS) if preset.name == "book" else (BOOK_MODELS, ("chosen",))
+
+
+def _model_fit(name: str, dataset, preset: Preset, params: dict):
+    """``(estimator, X, y, keep_model)`` of the model ``name`` with ``params``."""
+    if name == "chosen":
+        estimator = clone(preset.estimator).set_params(**params)
+        return estimator, dataset.X_train, dataset.y_train, True
+    knn = KNNClassifier(**params)
+    if name == "plain":
+        return knn, dataset.X_train, dataset.y_train, False
     X_aug, y_aug = augment_shifts(dataset.X_train, dataset.y_train)
-    fits = {
-        "plain": (book_knn, dataset.X_train, dataset.y_train, False),
-        "augmented": (book_knn, X_aug, y_aug, book),
-    }
-    if not book:
-        chosen = clone(preset.estimator).set_params(**best_params)
-        fits["chosen"] = (chosen, dataset.X_train, dataset.y_train, True)
+    return knn, X_aug, y_aug, preset.name == "book"  # the book's final model is saved
+
+
+def _fit_models(dataset, preset, params, journal, names) -> dict[str, FinalModel]:
+    """The models ``names`` with ``params``, each fitted and evaluated on the cluster."""
     models = {}
-    for name, (estimator, X, y, keep) in fits.items():
+    for name in names:
+        estimator, X, y, keep = _model_fit(name, dataset, preset, params)
         models[name] = fit_predict(
             estimator, X, y, dataset.X_test, name=name, keep_model=keep, journal=journal
         )
-        seconds[f"final_{name}"] = models[name].seconds
         accuracy = models[name].accuracy(dataset.y_test)
         print(f"{name}: test accuracy {accuracy:.4f} ({models[name].n_train} training rows)")
     return models

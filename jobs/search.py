@@ -21,7 +21,7 @@ def job(args: argparse.Namespace) -> int:
     out = common.out_dir(args)
     with common.cluster(args) as client, common.journal(out) as journal:
         dataset = common.load(args, client)
-        _, result = common.search(args, dataset, journal)
+        result = common.search(args, dataset, journal, common.preset(args, dataset))
         info = common.cluster_summary(client)
     result.write_csv(out / "cv_results.csv")
     summary = {**result.summary(), "data": dataset.summary(), "cluster": info}

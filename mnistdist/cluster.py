@@ -262,7 +262,11 @@ def _local_cluster(
 
     def start() -> None:
         try:
-            with children_ignore_interrupts(worker_log, hold=False):
+            saturation = config.get("worker-saturation")
+            with (
+                children_ignore_interrupts(worker_log, hold=False),
+                dask.config.set({"distributed.scheduler.worker-saturation": saturation}),
+            ):
                 starting.set_result(
                     LocalCluster(
                         n_workers=n_workers,

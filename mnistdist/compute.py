@@ -17,18 +17,26 @@ progress bar is drawn there between the two records (in a Jupyter notebook
 too); when it is redirected
 to a file, it is not, so a log holds two lines per phase rather than the
 bar's ten carriage-return updates a second.
+
+Work in the background
+----------------------
+:class:`Background` runs a function in a thread while the caller's own
+computations go on. Its graphs go to the scheduler at a lower priority, so
+its tasks run where the caller's leave a worker idle (the tail of a graph,
+the client's own work between graphs) rather than delaying them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import logging
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import CancelledError
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from typing import TextIO
 
 import dask
@@ -182,7 +190,7 @@ def compute_each(
     if client is None:
         with _reported(label, []):
             return _compute_locally(items, on_done)
-    groups = {name: client.compute(list(collections)) for name, collections in items.items()}
+    groups = {name: _submit(client, list(collections)) for name, collections in items.items()}
     everything = [f for futures in groups.values() for f in futures]
     try:
         with _reported(label, everything):
@@ -190,6 +198,15 @@ def compute_each(
     except BaseException as exc:
         _cancel_and_explain(client, everything, exc)
         raise
+
+
+def _submit(client: Client, collections: list) -> list:
+    """``client.compute``, at the priority of the thread's :class:`Background` (if any)."""
+    background = _background.get()
+    futures = client.compute(collections, priority=0 if background is None else background.priority)
+    if background is not None:
+        background.track(client, futures)
+    return futures
 
 
 def compute(*collections, label: str = "compute") -> tuple:
@@ -215,6 +232,75 @@ def compute(*collections, label: str = "compute") -> tuple:
     return compute_each({label: collections}, label=label)[label]
 
 
+#: The :class:`Background` whose thread this is, if any.
+_background: contextvars.ContextVar[Background | None] = contextvars.ContextVar(
+    "mnistdist_background", default=None
+)
+
+
+class Background:
+    """``fn(*args, **kwargs)`` run in a thread beside the caller, its graphs at a lower priority.
+
+    Its :func:`compute_each` calls submit at ``priority`` (distributed's:
+    higher runs first, the caller's are at 0), so its tasks fill the workers
+    the caller's leave idle. Use it as a context manager: leaving the block
+    on an error (Ctrl-C included) cancels its computations and waits for
+    its thread, so nothing runs on after the caller has stopped.
+
+    Parameters
+    ----------
+    fn : callable
+        The work; it computes through this module.
+    *args, **kwargs
+        Its arguments.
+    priority : int, default=-1
+        The scheduler priority of its tasks.
+    """
+
+    def __init__(self, fn: Callable, *args, priority: int = -1, **kwargs):
+        self.priority = priority
+        self._lock = threading.Lock()
+        self._futures: list = []
+        self._client: Client | None = None
+        self._cancelled = False
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="mnistdist-background")
+        self._result = self._pool.submit(self._run, fn, args, kwargs)
+
+    def _run(self, fn: Callable, args: tuple, kwargs: dict):
+        _background.set(self)
+        return fn(*args, **kwargs)
+
+    def track(self, client: Client, futures: list) -> None:
+        """Note futures to cancel with the work; cancel them at once if it already was."""
+        with self._lock:
+            self._client = client
+            self._futures.extend(futures)
+            cancelled = self._cancelled
+        if cancelled:
+            client.cancel(futures)
+
+    def result(self):
+        """What ``fn`` returned, once it has; its exception if it raised one."""
+        return self._result.result()
+
+    def cancel(self) -> None:
+        """Cancel the work's computations on the cluster (it then stops with an error)."""
+        with self._lock:
+            self._cancelled = True
+            futures, client = list(self._futures), self._client
+        if futures and client is not None and client.status == "running":
+            with contextlib.suppress(Exception):
+                client.cancel(futures)
+
+    def __enter__(self) -> Background:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is not None:
+            self.cancel()
+        self._pool.shutdown(wait=True)
+
+
 @dataclasses.dataclass
 class Neighbors:
     """One finished neighbour search, and whether it came from the journal."""
@@ -238,7 +324,7 @@ def compute_journaled(
 
     def save(key: str, result: tuple) -> None:
         if journal is not None:
-            journal.put(key, *result, label=key.split("-distances-")[0])
+            _save(journal, key, *result)
 
     computed = compute_each(todo, label=label, on_done=save)
     out = []
@@ -250,6 +336,64 @@ def compute_journaled(
     if journal is not None and len(todo) < len(keys):
         log.info("%s: %d of %d read from the journal", label, len(keys) - len(todo), len(keys))
     return out
+
+
+def compute_journaled_after(
+    first: list, then: Callable[[int, object], tuple[da.Array, da.Array]], journal, *, label: str
+) -> list[Neighbors]:
+    """Neighbour searches that each need a value computed first, each started once it is.
+
+    ``first[i]`` (a lazy value: a fold's fitted steps, say) is computed on
+    the cluster; the moment it is, ``then(i, value)`` gives search ``i`` as
+    lazy ``(dist, ids)``, read back from ``journal`` or submitted at once,
+    while the rest of ``first`` is still computing: no worker waits for the
+    slowest value before the searches start. Otherwise as
+    :func:`compute_journaled`.
+    """
+    client = current_client()
+    if client is None:
+        values = dask.compute(*first)
+        searches = [then(i, value) for i, value in enumerate(values)]
+        return compute_journaled(searches, journal, label=label)
+    everything = _submit(client, list(first))
+    try:
+        with _reported(label, everything):
+            return _searches_as_values_finish(client, everything, then, journal)
+    except BaseException as exc:
+        _cancel_and_explain(client, everything, exc)
+        raise
+
+
+def _searches_as_values_finish(client, values: list, then, journal) -> list[Neighbors]:
+    """:func:`compute_journaled_after`'s loop; every future it submits joins ``values``."""
+    owner = {f.key: i for i, f in enumerate(values)}  # value futures, then search futures
+    parts: dict[int, list] = {}
+    found: dict[int, Neighbors] = {}
+    keys: dict[int, str] = {}
+    pending = as_completed(list(values))
+    for future in pending:
+        i = owner[future.key]
+        if i not in keys:  # a value: its search starts now
+            dist, ids = then(i, future.result())
+            keys[i] = journal_key(dist)
+            saved = journal.get(keys[i]) if journal is not None else None
+            if saved is not None:
+                found[i] = Neighbors(*saved, loaded=True)
+                continue
+            parts[i] = _submit(client, [dist, ids])
+            values.extend(parts[i])
+            for part in parts[i]:
+                owner[part.key] = i
+                pending.add(part)
+        elif all(p.done() for p in parts[i]) and i not in found:
+            found[i] = Neighbors(*(p.result() for p in parts[i]))
+            if journal is not None:
+                _save(journal, keys[i], found[i].dist, found[i].ids)
+    return [found[i] for i in sorted(found)]
+
+
+def _save(journal: Journal, key: str, dist: np.ndarray, ids: np.ndarray) -> None:
+    journal.put(key, dist, ids, label=key.split("-distances-")[0])
 
 
 def _peak_memory_probe():

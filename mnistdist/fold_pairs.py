@@ -40,6 +40,7 @@ from .neighbors import (
     _part,
     _scratch_block,
     _within,
+    order_by_row_then_value,
     rerank,
     screen,
     squared_norms,
@@ -187,7 +188,7 @@ def merge_candidates(
     ref = np.concatenate([p.ref for p in parts])
     value = np.concatenate([p.value for p in parts])
     delta = np.concatenate([p.delta for p in parts])
-    order = np.lexsort((value, q))
+    order = order_by_row_then_value(q, value)
     q, ref, value, delta = q[order], ref[order], value[order], delta[order]
     widest = np.zeros(len(query_ids))
     np.maximum.at(widest, q, delta)

@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import sqlite3
+import threading
 import time
 
 import dask.array as da
@@ -41,17 +42,20 @@ class Journal:
     """Finished ``(dist, ids)`` neighbour results by key, in an SQLite file.
 
     The file is created with the first result, so a run that stops before
-    finishing anything leaves no journal behind.
+    finishing anything leaves no journal behind. Threads may share one: a
+    job's work in the background saves into the same journal.
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         self._db: sqlite3.Connection | None = None
+        self._lock = threading.RLock()
         self.loaded = 0
 
     def _connect(self, create: bool) -> sqlite3.Connection | None:
         if self._db is None and (create or os.path.exists(self.path)):
-            self._db = sqlite3.connect(self.path)
+            # One connection for every thread, each use under the lock.
+            self._db = sqlite3.connect(self.path, check_same_thread=False)
             # FULL: a committed row survives a crash of this process or the machine.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(
@@ -63,35 +67,37 @@ class Journal:
 
     def get(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
         """The stored result for ``key``, or None."""
-        db = self._connect(create=False)
-        row = (
-            None
-            if db is None
-            else db.execute("SELECT dist, ids FROM neighbors WHERE key = ?", (key,)).fetchone()
-        )
-        if row is None:
-            return None
-        self.loaded += 1
+        with self._lock:
+            db = self._connect(create=False)
+            row = (
+                None
+                if db is None
+                else db.execute("SELECT dist, ids FROM neighbors WHERE key = ?", (key,)).fetchone()
+            )
+            if row is None:
+                return None
+            self.loaded += 1
         return _unpack(row[0]), _unpack(row[1])
 
     def put(self, key: str, dist: np.ndarray, ids: np.ndarray, *, label: str = "") -> None:
         """Store a finished result and commit it before returning."""
-        db = self._connect(create=True)
-        with db:
-            db.execute(
-                "INSERT OR REPLACE INTO neighbors VALUES (?, ?, ?, ?, ?)",
-                (key, label, _pack(np.asarray(dist)), _pack(np.asarray(ids)), time.time()),
-            )
+        row = (key, label, _pack(np.asarray(dist)), _pack(np.asarray(ids)), time.time())
+        with self._lock:
+            db = self._connect(create=True)
+            with db:
+                db.execute("INSERT OR REPLACE INTO neighbors VALUES (?, ?, ?, ?, ?)", row)
         log.info("journal: saved %s", label or key)
 
     def __len__(self) -> int:
-        db = self._connect(create=False)
-        return 0 if db is None else db.execute("SELECT COUNT(*) FROM neighbors").fetchone()[0]
+        with self._lock:
+            db = self._connect(create=False)
+            return 0 if db is None else db.execute("SELECT COUNT(*) FROM neighbors").fetchone()[0]
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def __enter__(self) -> Journal:
         return self

@@ -163,6 +163,16 @@ def exact_top_k(approx, delta, query, ref, k, ids, *, axis: int = 1, norms=None)
     return rerank(query, ref, rows, cols, k, ids, norms=norms)
 
 
+def _at_least(limit: np.ndarray, dtype) -> np.ndarray:
+    """``limit`` in ``dtype``, rounded up: ``a <= limit`` holds for the same values of that type.
+
+    Comparing a float32 block with a float64 limit would convert the whole
+    block to float64 first, the slowest pass of the screen.
+    """
+    rounded = limit.astype(dtype)
+    return np.where(rounded < limit, np.nextafter(rounded, np.inf, dtype=dtype), rounded)
+
+
 def screen(approx, delta, k: int, *, axis: int = 1):
     """The pairs that may be among each query's k nearest, by ``approx`` and its error bound.
 
@@ -178,14 +188,29 @@ def screen(approx, delta, k: int, *, axis: int = 1):
     # stride trades the subset's partition against the candidates' sort; this
     # one measured best on MNIST (about k * stride candidates a query).
     stride = max(1, int(math.sqrt(n_r / k) / 6))
-    limit = _kth_of_subset(approx, k, stride, axis) + 2 * delta
+    limit = _at_least(_kth_of_subset(approx, k, stride, axis) + 2 * delta, approx.dtype)
     flat = np.flatnonzero(approx <= (limit[:, None] if axis == 1 else limit[None, :]))
     rows, cols = np.divmod(flat, approx.shape[1])
     vals = approx.ravel()[flat]
     if axis == 0:
         rows, cols = cols, rows
-    order = np.lexsort((vals, rows))
+    order = order_by_row_then_value(rows, vals)
     return _within(rows[order], cols[order], vals[order], delta, n_q, k)
+
+
+def order_by_row_then_value(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The order that sorts candidates by row, then value: ``np.lexsort((values, rows))``.
+
+    For float32 values (and rows below 2**32), one stable sort of a 64-bit key
+    (the row, then the value's bits made to sort as the value does; -0.0
+    before 0.0) instead: a fifth of lexsort's time on the screen's candidates.
+    """
+    if values.dtype != np.float32:
+        return np.lexsort((values, rows))
+    bits = values.view(np.uint32)
+    # Negative floats' bits sort in reverse: flip them all; set the sign bit of the others.
+    sortable = np.where(bits >> 31 == 1, ~bits, bits | np.uint32(1 << 31))
+    return np.argsort((rows.astype(np.uint64) << np.uint64(32)) | sortable, kind="stable")
 
 
 def _within(rows, cols, vals, delta, n_q: int, k: int):

@@ -34,7 +34,6 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 
-import dask
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
@@ -46,7 +45,7 @@ from sklearn.model_selection import ParameterGrid, check_cv
 from sklearn.neighbors import KNeighborsClassifier
 
 from . import config
-from .compute import compute_journaled
+from .compute import Neighbors, compute_journaled, compute_journaled_after
 from .errors import OptionError
 from .fold_pairs import fold_pair_kneighbors, fold_pairs_on, folds_partition
 from .journal import Journal
@@ -243,39 +242,27 @@ def _fold_neighbors(
     folds,
     k: int,
     label: str,
+    journal: Journal | None,
     task_prefix: str = "",
-) -> list:
-    """Lazy neighbors of every fold's validation rows among its training rows (and their copies).
+) -> list[Neighbors]:
+    """The neighbors of every fold's validation rows among its training rows (and their copies).
 
     The reference of fold f is every image and every augmented copy of it,
     with the validation images *and their copies* masked out: no version of
     a validation image is ever a neighbor of one, and validation rows are
     never augmented. Where no step is fitted per fold and the folds partition
     the rows, each fold pair's distances are computed once, for both folds
-    (:mod:`mnistdist.fold_pairs`). ``task_prefix`` starts every task name, so
-    that a caller running several searches (halving's rounds) tells them
-    apart on the dashboard.
+    (:mod:`mnistdist.fold_pairs`). Where steps are fitted per fold, each
+    fold's search starts as soon as its own fit is done. ``task_prefix``
+    starts every task name, so that a caller running several searches
+    (halving's rounds) tells them apart on the dashboard.
     """
     query_rows = int(config.get("query-rows"))
     n = X.shape[0]
-    if prep is None and fold_pairs_on() and folds_partition(folds, n):
-        return fold_pair_kneighbors(
-            X, folds, k, query_rows=query_rows, label=label, task_prefix=task_prefix
-        )
-    fitted = [None] * len(folds)
-    if prep is not None:
-        tasks = [
-            fit_task(
-                prep,
-                X[np.sort(train)],
-                y[np.sort(train)],
-                name=f"{task_prefix}fit-preprocessing-fold-{f}",
-            )
-            for f, (train, _) in enumerate(folds)
-        ]
-        fitted = dask.compute(*tasks)
-    pairs = []
-    for f, ((train, test), fit) in enumerate(zip(folds, fitted, strict=False)):
+    progress = f"neighbors of {len(folds)} folds{label}"
+
+    def search(f: int, fit: Preprocessing | None) -> tuple[da.Array, da.Array]:
+        train, test = folds[f]
         reference = (
             X if fit is None else reference_blocks(fit, X, name=f"{task_prefix}preprocess-fold-{f}")
         )
@@ -283,12 +270,27 @@ def _fold_neighbors(
         keep[train] = True
         keep = np.tile(keep, reference.shape[0] // n)
         query = reference[:n][np.sort(test)].rechunk({0: query_rows})
-        pairs.append(
-            kneighbors_dask(
-                query, reference, k, name=f"{task_prefix}neighbors-fold-{f}{label}", ref_keep=keep
+        name = f"{task_prefix}neighbors-fold-{f}{label}"
+        return kneighbors_dask(query, reference, k, name=name, ref_keep=keep)
+
+    if prep is None:
+        if fold_pairs_on() and folds_partition(folds, n):
+            lazy = fold_pair_kneighbors(
+                X, folds, k, query_rows=query_rows, label=label, task_prefix=task_prefix
             )
+        else:
+            lazy = [search(f, None) for f in range(len(folds))]
+        return compute_journaled(lazy, journal, label=progress)
+    fits = [
+        fit_task(
+            prep,
+            X[np.sort(train)],
+            y[np.sort(train)],
+            name=f"{task_prefix}fit-preprocessing-fold-{f}",
         )
-    return pairs
+        for f, (train, _) in enumerate(folds)
+    ]
+    return compute_journaled_after(fits, search, journal, label=progress)
 
 
 def _search_group_neighbors(
@@ -333,8 +335,7 @@ def _search_group_neighbors(
     found, searches = shared.get(key), 0
     if found is None:
         searches = len(folds)
-        lazy = _fold_neighbors(X_group, y, prep, folds, k, label, task_prefix)
-        found = compute_journaled(lazy, journal, label=f"neighbors of {len(folds)} folds{label}")
+        found = _fold_neighbors(X_group, y, prep, folds, k, label, journal, task_prefix)
         if key is not None:
             shared[key] = found
     graph = _neighbor_graph(len(y), k, folds, [(r.dist, r.ids) for r in found])

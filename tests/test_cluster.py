@@ -21,6 +21,11 @@ def test_embedded_local_cluster_has_worker_processes():
         assert info["dashboard"].startswith("http://") and info["scheduler"].startswith("tcp://")
         pids = client.run(lambda: __import__("os").getpid())
         assert len(set(pids.values())) == 2  # real processes, not threads
+        # mnistdist.worker-saturation: every ready task goes to a worker, so priorities hold.
+        saturation = client.run_on_scheduler(
+            lambda dask_scheduler: dask_scheduler.WORKER_SATURATION
+        )
+        assert saturation == float("inf")
 
 
 def test_existing_scheduler_by_address_and_by_environment(cluster):

@@ -351,7 +351,8 @@ def test_tls_cluster_runs_jobs_and_refuses_plain_tcp(start_cluster, tmp_path, mo
 
 
 def test_workers_get_one_blas_thread_from_dask_yaml(start_cluster, monkeypatch):
-    """cluster/dask.yaml's distributed.nanny.pre-spawn-environ, the one place that sets it."""
+    """cluster/dask.yaml's distributed.nanny.pre-spawn-environ, the one place that sets it;
+    and its scheduler setting."""
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)  # a variable in the environment would win
     cluster = start_cluster(1)
@@ -365,4 +366,8 @@ def test_workers_get_one_blas_thread_from_dask_yaml(start_cluster, monkeypatch):
 
     with Client(cluster.address) as client:
         ((variable, threads),) = client.run(blas).values()
+        saturation = client.run_on_scheduler(
+            lambda dask_scheduler: dask_scheduler.WORKER_SATURATION
+        )
     assert variable == "1" and threads and set(threads) == {1}
+    assert saturation == float("inf")  # cluster/dask.yaml's distributed.scheduler.worker-saturation

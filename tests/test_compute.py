@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from mnistdist import compute as compute_module
-from mnistdist.compute import compute, compute_each, compute_journaled, current_client
+from mnistdist.compute import (
+    Background,
+    compute,
+    compute_each,
+    compute_journaled,
+    compute_journaled_after,
+    current_client,
+)
 from mnistdist.journal import Journal
 from mnistdist.neighbors import kneighbors_dask
 
@@ -80,3 +87,58 @@ def test_compute_journaled_saves_then_reads_back(tmp_path, client):
         assert len(journal) == 1 and journal.loaded == 1
     assert not first.loaded and again.loaded
     np.testing.assert_array_equal(first.ids, again.ids)
+
+
+def _priority_while_running(name: str) -> int:
+    """Compute a task that, as it runs, reads the priority the scheduler gave it."""
+
+    def own_priority():
+        from distributed import get_client  # on the worker: its client of the scheduler
+
+        return get_client().run_on_scheduler(
+            lambda dask_scheduler: -dask_scheduler.tasks[name].priority[0]
+        )
+
+    return compute(dask.delayed(own_priority, pure=False)(dask_key_name=name), label=name)[0]
+
+
+def test_background_work_runs_at_a_lower_priority(client):
+    with Background(_priority_while_running, f"background-{time.time_ns()}") as work:
+        mine = _priority_while_running(f"main-{time.time_ns()}")
+        theirs = work.result()
+    assert (mine, theirs) == (0, -1)
+
+
+def test_background_is_cancelled_when_the_caller_fails(client):
+    name = f"sleep-long-{time.time_ns()}"
+    long = dask.delayed(time.sleep)(60, dask_key_name=name)
+    t = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt), Background(compute, long, label="long") as work:
+        while name not in client.run_on_scheduler(
+            lambda dask_scheduler: list(dask_scheduler.tasks)
+        ):
+            time.sleep(0.05)
+        raise KeyboardInterrupt  # as Ctrl-C does in the caller
+    assert time.perf_counter() - t < 30  # not the 60 s the work would take
+    with pytest.raises(Exception):  # noqa: B017 - the work stopped, with some error
+        work.result()
+
+
+def test_compute_journaled_after_equals_computing_the_values_first(tmp_path, client):
+    rng = np.random.default_rng(0)
+    X = da.from_array(rng.random((60, 4)), chunks=20)
+    values = [dask.delayed(float)(s, dask_key_name=f"scale-{s}-{time.time_ns()}") for s in (1, 2)]
+
+    def then(i, scale):
+        q = (X[:10] * scale).rechunk({0: 5})
+        return kneighbors_dask(q, X * scale, 3, name=f"neighbors-after-{i}")
+
+    expected = compute_journaled([then(i, s) for i, s in enumerate((1.0, 2.0))], None, label="a")
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        found = compute_journaled_after(values, then, journal, label="after")
+        again = compute_journaled_after(values, then, journal, label="again")
+        assert len(journal) == 2 and journal.loaded == 2
+    for one, two, three in zip(expected, found, again, strict=True):
+        np.testing.assert_array_equal(one.ids, two.ids)
+        np.testing.assert_array_equal(one.dist, three.dist)
+        assert not two.loaded and three.loaded

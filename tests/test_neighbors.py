@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 from sklearn.neighbors import NearestNeighbors
 
-from mnistdist.neighbors import block_kneighbors, kneighbors, kneighbors_dask, merge_kneighbors
+from mnistdist.neighbors import (
+    _at_least,
+    block_kneighbors,
+    kneighbors,
+    kneighbors_dask,
+    merge_kneighbors,
+    order_by_row_then_value,
+)
 
 
 def _sklearn(query, ref, k):
@@ -106,3 +113,26 @@ def test_dask_version_refuses_too_few_rows():
     X = da.zeros((10, 3), chunks=5)
     with pytest.raises(ValueError, match="larger than the 2 reference rows"):
         kneighbors_dask(X, X, 3, ref_keep=np.arange(10) < 2)
+
+
+def test_order_by_row_then_value_is_lexsorts():
+    rng = np.random.default_rng(0)
+    rows = np.sort(rng.integers(0, 50, 5000))
+    # Negative and positive values, many ties, huge and tiny magnitudes.
+    values = rng.choice([-3e30, -2.5, -1e-30, 1e-30, 0.5, 2.5, 7e30], 5000).astype(np.float32)
+    values[::7] = rng.standard_normal(len(values[::7]))
+    for r in (rows, rng.permutation(rows)):  # sorted as the screen gives them, or not
+        np.testing.assert_array_equal(order_by_row_then_value(r, values), np.lexsort((values, r)))
+    wide = values.astype(np.float64)  # any other dtype: lexsort itself
+    np.testing.assert_array_equal(order_by_row_then_value(rows, wide), np.lexsort((wide, rows)))
+
+
+def test_a_float32_limit_keeps_exactly_what_the_float64_one_keeps():
+    rng = np.random.default_rng(1)
+    limit = rng.standard_normal(1000) * 10.0 ** rng.integers(-30, 30, 1000)
+    limit[:3] = [0.0, 1.0, -2.0]  # exactly representable: unchanged
+    rounded = _at_least(limit, np.float32)
+    assert rounded.dtype == np.float32 and (rounded >= limit).all()
+    below = np.nextafter(rounded, -np.inf)  # the float32 just under: over the limit
+    assert (below < limit).all()
+    np.testing.assert_array_equal(rounded[:3], [0.0, 1.0, -2.0])

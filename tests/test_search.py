@@ -1,6 +1,5 @@
 import csv
 
-import dask
 import numpy as np
 import pytest
 from dask.utils import key_split
@@ -199,9 +198,8 @@ def test_copies_of_an_image_never_cross_a_split(client, digits):
     X, y = digits.X_train[:n], digits.y_train[:n]
     folds = [(tr, te) for tr, te in KFold(3, shuffle=True, random_state=0).split(np.zeros(n))]
     prep = Preprocessing(augment=Augment("shift8+rotate").fit(np.zeros((1, 64))))
-    for (train, test), (dist, ids) in zip(
-        folds, dask.compute(*_fold_neighbors(X, y, prep, folds, 30, "")), strict=False
-    ):
+    found = _fold_neighbors(X, y, prep, folds, 30, "", journal=None)
+    for (train, test), (dist, ids) in zip(folds, ((f.dist, f.ids) for f in found), strict=True):
         assert ids.max() >= n  # copies are there...
         source = ids % n
         assert np.isin(source, train).all()  # ...but only of the fold's training images
