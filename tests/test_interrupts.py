@@ -93,16 +93,19 @@ MOMENTS = {
 
 
 @pytest.mark.parametrize(
-    "moment, whole_group",
-    [(moment, True) for moment in MOMENTS] + [("search", False)],
-    ids=[*MOMENTS, "search-job-pid-only"],
+    "moment, whole_group, preset",
+    [(moment, True, []) for moment in MOMENTS]
+    + [("search", False, [])]
+    # The book's models fitted in the background while the search runs in the foreground.
+    + [("search", True, ["--preset", "best"])],
+    ids=[*MOMENTS, "search-job-pid-only", "search-beside-background-models"],
 )
-def test_ctrl_c_at_any_moment(tmp_path, env, moment, whole_group):
+def test_ctrl_c_at_any_moment(tmp_path, env, moment, whole_group, preset):
     out = tmp_path / "results"
     out.mkdir()
     (out / "metrics.json").write_text('{"previous": true}')
     before = _snapshot(out)
-    job = Job(out, env, "--overwrite")
+    job = Job(out, env, "--overwrite", *preset)
     wait_for(lambda: MOMENTS[moment](job, out), timeout=120, interval=0.01)
     stderr = job.ctrl_c(whole_group)
     assert job.proc.returncode == 130, stderr
@@ -114,7 +117,7 @@ def test_ctrl_c_at_any_moment(tmp_path, env, moment, whole_group):
     assert kept == ("--resume" in lines[0])  # a staging folder only where work was saved
 
     resumed = subprocess.run(
-        [sys.executable, "-m", "jobs", *ARGS, "--out", str(out), "--resume"],
+        [sys.executable, "-m", "jobs", *ARGS, *preset, "--out", str(out), "--resume"],
         env=env,
         capture_output=True,
         text=True,
