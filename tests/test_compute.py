@@ -18,6 +18,8 @@ from mnistdist.compute import (
 from mnistdist.journal import Journal
 from mnistdist.neighbors import kneighbors_dask
 
+from helpers import wait_for
+
 PROGRESS = "mnistdist.progress"
 
 
@@ -109,19 +111,25 @@ def test_background_work_runs_at_a_lower_priority(client):
     assert (mine, theirs) == (0, -1)
 
 
+def _tasks_named(client, prefix: str) -> list:
+    return client.run_on_scheduler(
+        lambda dask_scheduler: [k for k in dask_scheduler.tasks if str(k).startswith(prefix)]
+    )
+
+
 def test_background_is_cancelled_when_the_caller_fails(client):
-    name = f"sleep-long-{time.time_ns()}"
-    long = dask.delayed(time.sleep)(60, dask_key_name=name)
+    # 60 s of short tasks, as a job's are: cancelling drops those not yet started.
+    name = f"sleep-short-{time.time_ns()}"
+    tasks = [dask.delayed(time.sleep)(0.3, dask_key_name=f"{name}-{i}") for i in range(200)]
     t = time.perf_counter()
-    with pytest.raises(KeyboardInterrupt), Background(compute, long, label="long") as work:
-        while name not in client.run_on_scheduler(
-            lambda dask_scheduler: list(dask_scheduler.tasks)
-        ):
+    with pytest.raises(KeyboardInterrupt), Background(compute, *tasks, label="long") as work:
+        while not _tasks_named(client, name):
             time.sleep(0.05)
         raise KeyboardInterrupt  # as Ctrl-C does in the caller
-    assert time.perf_counter() - t < 30  # not the 60 s the work would take
+    assert time.perf_counter() - t < 30  # not the 30 s the work would take on 2 workers
     with pytest.raises(Exception):  # noqa: B017 - the work stopped, with some error
         work.result()
+    wait_for(lambda: not _tasks_named(client, name), timeout=10, interval=0.1)
 
 
 def test_compute_journaled_after_equals_computing_the_values_first(tmp_path, client):
