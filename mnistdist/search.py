@@ -282,13 +282,8 @@ def _fold_neighbors(
             lazy = [search(f, None) for f in range(len(folds))]
         return compute_journaled(lazy, journal, label=progress)
     fits = [
-        fit_task(
-            prep,
-            X[np.sort(train)],
-            y[np.sort(train)],
-            name=f"{task_prefix}fit-preprocessing-fold-{f}",
-        )
-        for f, (train, _) in enumerate(folds)
+        fit_task(prep, X[rows], y[rows], name=f"{task_prefix}fit-preprocessing-fold-{f}")
+        for f, rows in enumerate(np.sort(train) for train, _ in folds)
     ]
     return compute_journaled_after(fits, search, journal, label=progress)
 
