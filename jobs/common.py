@@ -16,7 +16,13 @@ from jobs import forecast
 from jobs.options import preset_from_args
 from jobs.runner import LOG, log_to
 from mnistdist import staging
-from mnistdist.cluster import connect, describe, prepare, scheduler_address
+from mnistdist.cluster import (
+    connect,
+    describe,
+    embedded_processes,
+    prepare,
+    scheduler_address,
+)
 from mnistdist.compute import peak_memory
 from mnistdist.data import (
     Dataset,
@@ -71,8 +77,11 @@ def load(args: argparse.Namespace, client=None) -> Dataset:
 
 
 @contextlib.contextmanager
-def cluster(args: argparse.Namespace) -> Iterator:
+def cluster(args: argparse.Namespace, *, holds_gil: bool = False) -> Iterator:
     """Connect as the options say, print the dashboard link, and turn progress bars on.
+
+    ``holds_gil``: the job's tasks hold the GIL in places, so an embedded
+    cluster's workers are processes (unless ``mnistdist.processes`` says otherwise).
 
     The block's tasks and the client's time are recorded for the job's
     scaling forecast (:mod:`jobs.forecast`).
@@ -84,6 +93,7 @@ def cluster(args: argparse.Namespace) -> Iterator:
         connect(
             args.scheduler,
             n_workers=args.workers,
+            processes=embedded_processes(holds_gil),
             worker_log=log_file and log_file / LOG,
             while_starting=_import_later_modules,
         ) as client,
@@ -91,7 +101,8 @@ def cluster(args: argparse.Namespace) -> Iterator:
     ):
         phases["cluster_start"] = time.perf_counter() - t
         info = describe(client)
-        print(f"cluster: {info['scheduler']} with {len(info['workers'])} workers")
+        threads = " (threads of this process)" if info["in_process"] else ""
+        print(f"cluster: {info['scheduler']} with {len(info['workers'])} workers{threads}")
         print(f"dashboard: {info['dashboard']}")
         if scheduler_address(args.scheduler):  # a cluster started elsewhere
             for line in prepare(client):

@@ -87,7 +87,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_out: str) -
         metavar="N",
         type=positive_int,
         default=None,
-        help="worker processes of the embedded LocalCluster (default: one per core)",
+        help="workers of the embedded LocalCluster (default: one per core)",
     )
     group.add_argument("--quiet", action="store_true", help="no progress bars")
     group.add_argument("-v", "--verbose", action="store_true", help="log the library's steps")

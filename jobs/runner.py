@@ -38,7 +38,7 @@ from mnistdist.search import cv_folds
 LOG = "mnistdist.log"
 
 
-#: More worker processes than this per core would only compete for the cores.
+#: More workers than this per core would only compete for the cores.
 MAX_WORKERS_PER_CORE = 8
 
 
@@ -132,7 +132,7 @@ def preflight(args: argparse.Namespace) -> None:
     cores = os.cpu_count() or 1
     if args.workers is not None and args.workers > MAX_WORKERS_PER_CORE * cores:
         raise OptionError(
-            f"--workers {args.workers}: more than {MAX_WORKERS_PER_CORE} worker processes "
+            f"--workers {args.workers}: more than {MAX_WORKERS_PER_CORE} workers "
             f"per core ({cores} cores)"
         )
     staging.check_out(args.out)

@@ -2,8 +2,10 @@
 
 ``connect()`` follows Dask's conventions: an explicit address, else
 ``DASK_SCHEDULER_ADDRESS`` (dask.config's ``scheduler-address``), else a
-``LocalCluster`` of one single-threaded worker process per core with its
-dashboard on port 8787 (or a free port when 8787 is taken).
+``LocalCluster`` of one single-threaded worker per core with its dashboard on
+port 8787 (or a free port when 8787 is taken). Its workers are threads of the
+job's own process (NumPy and BLAS release the GIL), or processes of their own
+for work that holds it (:func:`embedded_processes`).
 
 On a cluster that was started elsewhere, :func:`prepare` checks that the
 client, scheduler and workers run the same versions of the packages that
@@ -31,6 +33,9 @@ import dask.config
 from dask.utils import parse_timedelta
 from distributed import Client, LocalCluster, SpecCluster
 from distributed.security import Security
+from distributed.system import MEMORY_LIMIT
+from distributed.utils import format_dashboard_link
+from threadpoolctl import threadpool_limits
 
 from . import config
 from .addresses import TLS_ENV, check_scheduler_address
@@ -176,12 +181,25 @@ def _remote_client(address: str, timeout: str | float | None) -> Client:
         ) from None
 
 
+def embedded_processes(holds_gil: bool = False) -> bool:
+    """Whether the embedded cluster's workers are processes of their own (``mnistdist.processes``).
+
+    Unset, they are threads of the job's process, unless its tasks hold the
+    GIL (``holds_gil``). Threads run NumPy and BLAS in parallel, as they
+    release the GIL, without starting a process per core that imports the
+    job's modules again, or copying blocks between processes.
+    """
+    setting = config.get("processes")
+    return holds_gil if setting is None else bool(setting)
+
+
 @contextlib.contextmanager
 def connect(
     address: str | None = None,
     *,
     n_workers: int | None = None,
     threads_per_worker: int = 1,
+    processes: bool | None = None,
     memory_limit: str | None = "auto",
     dashboard_address: str | None = None,
     timeout: str | float | None = None,
@@ -196,8 +214,13 @@ def connect(
         Scheduler address (default: ``DASK_SCHEDULER_ADDRESS``; with neither,
         an embedded ``LocalCluster``).
     n_workers, threads_per_worker, memory_limit
-        The embedded cluster's worker processes (default: one single-threaded
-        process per core, as the neighbor search is BLAS-bound).
+        The embedded cluster's workers (default: one single-threaded worker
+        per core, as the neighbor search is BLAS-bound).
+    processes : bool, optional
+        Whether the embedded cluster's workers are processes of their own
+        (default: :func:`embedded_processes`). Workers that are threads share
+        the job's memory, so each may use all of it, and its BLAS runs one
+        thread a call while the cluster is up, as a worker process's does.
     dashboard_address : str, optional
         The embedded cluster's dashboard (default ``mnistdist.dashboard-address``,
         loopback only: the dashboard shows task names and data sizes to anyone
@@ -228,7 +251,8 @@ def connect(
     Notes
     -----
     The embedded cluster's processes ignore SIGINT (:mod:`mnistdist.interrupts`):
-    Ctrl-C reaches the client, which closes them. Its workers import the
+    Ctrl-C reaches the client, which closes them (workers that are threads
+    finish the task in hand first). Its workers import the
     modules of ``mnistdist.worker-preload`` as they start, so the first
     tasks do not wait for them.
     """
@@ -240,17 +264,67 @@ def connect(
         return
     dashboard = dashboard_address or config.get("dashboard-address")
     workers = n_workers or os.cpu_count() or 1
-    cluster = _local_cluster(
-        workers, threads_per_worker, memory_limit, dashboard, worker_log, while_starting
-    )
-    with cluster, Client(cluster, set_as_default=True) as client:
+    processes = embedded_processes() if processes is None else processes
+    options = {
+        "n_workers": workers,
+        "threads_per_worker": threads_per_worker,
+        "dashboard_address": dashboard,
+        "preload": list(config.get("worker-preload")),
+        **(_process_options(memory_limit) if processes else _thread_options(memory_limit)),
+    }
+    kind = LocalCluster if processes else _InProcessCluster
+    cluster = _local_cluster(kind, options, worker_log, while_starting)
+    with (
+        cluster,
+        # A worker process's BLAS runs one thread a call (the nanny sees to it);
+        # worker threads share this process's BLAS, so it runs one thread a call too.
+        contextlib.nullcontext() if processes else threadpool_limits(limits=1),
+        Client(cluster, set_as_default=True) as client,
+    ):
         yield client
 
 
-def _local_cluster(
-    n_workers, threads_per_worker, memory_limit, dashboard_address, worker_log, while_starting
-):
-    """A ``LocalCluster`` whose processes ignore SIGINT, started while ``while_starting`` runs.
+def _process_options(memory_limit) -> dict:
+    return {"processes": True, "memory_limit": memory_limit}
+
+
+def _thread_options(memory_limit) -> dict:
+    # Each worker's memory monitor sees the whole process, so each gets the
+    # whole limit; the in-process transport passes data between the client
+    # and the workers without serializing it.
+    if memory_limit == "auto":
+        memory_limit = MEMORY_LIMIT
+    return {
+        "processes": False,
+        "memory_limit": memory_limit,
+        "protocol": "inproc://",
+    }
+
+
+class _InProcessCluster(LocalCluster):
+    """A ``LocalCluster`` of worker threads, whose dashboard link names the dashboard's host.
+
+    An in-process scheduler's address names this machine's network
+    interface, which Distributed's link would use, whatever interface the
+    dashboard listens on (loopback by default).
+    """
+
+    def __init__(self, *args, dashboard_address=None, **kwargs):
+        super().__init__(*args, dashboard_address=dashboard_address, **kwargs)
+        self._dashboard_host = (dashboard_address or "").rpartition(":")[0].strip("[]")
+
+    @property
+    def dashboard_link(self) -> str:
+        link = super().dashboard_link
+        if not link or not self._dashboard_host:
+            return link
+        port = self.scheduler_info["services"]["dashboard"]
+        return format_dashboard_link(self._dashboard_host, port)
+
+
+def _local_cluster(kind: type[LocalCluster], options: dict, worker_log, while_starting):
+    """A ``kind(**options)`` cluster whose processes ignore SIGINT, started while
+    ``while_starting`` runs.
 
     The start runs in a thread of its own (worker processes spawning and
     importing, the scheduler binding its ports), so the caller's other work
@@ -267,16 +341,7 @@ def _local_cluster(
                 children_ignore_interrupts(worker_log, hold=False),
                 dask.config.set({"distributed.scheduler.worker-saturation": saturation}),
             ):
-                starting.set_result(
-                    LocalCluster(
-                        n_workers=n_workers,
-                        threads_per_worker=threads_per_worker,
-                        processes=True,
-                        memory_limit=memory_limit,
-                        dashboard_address=dashboard_address,
-                        preload=list(config.get("worker-preload")),
-                    )
-                )
+                starting.set_result(kind(**options))
         except BaseException as exc:
             starting.set_exception(exc)
 
@@ -308,7 +373,8 @@ def _close_clusters_quietly() -> None:
 
 
 def describe(client: Client) -> dict:
-    """The scheduler address, dashboard link and workers of a client's cluster."""
+    """The scheduler address, dashboard link and workers of a client's cluster, and whether
+    they are threads of this process."""
     info = client.scheduler_info(n_workers=-1)
     workers = [
         {
@@ -322,5 +388,7 @@ def describe(client: Client) -> dict:
     return {
         "scheduler": client.scheduler.address,
         "dashboard": client.dashboard_link,
+        # Only an embedded cluster's worker threads share the client's process.
+        "in_process": client.scheduler.address.startswith("inproc://"),
         "workers": workers,
     }

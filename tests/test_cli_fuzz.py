@@ -137,7 +137,7 @@ def test_bad_option_values(place, monkeypatch, case, data, overwrite):
         (["--n-neighbors", "100000"], 2, "larger than the smallest training fold"),
         (["--train-size", "5"], 2, "more folds than"),
         (["--scheduler", "garbage"], 2, "scheduler address 'garbage'"),
-        (["--workers", "1000000"], 2, "worker processes per core"),
+        (["--workers", "1000000"], 2, "workers per core"),
         (["--out", ""], 2, "--out is empty"),
     ],
 )

@@ -18,18 +18,33 @@ from mnistdist.staging import staging_path
 
 from helpers import process_env, sitecustomize, wait_for
 
-# In the worker processes only (the job itself must start as it does for a user): neighbour
-# tasks slowed down, so the search lasts long enough to be interrupted in the middle.
+# Neighbour tasks slowed down, so the search lasts long enough to be interrupted in the
+# middle: patched as mnistdist.neighbors is first imported, wherever the tasks run (the job's
+# own worker threads, or worker processes), so the job starts as it does for a user.
 SLOW = """
-import sys
-if "--multiprocessing-fork" in sys.argv:
-    import time
-    import mnistdist.neighbors as _nb
-    _chunk = _nb._chunk_task
-    def _slow_chunk(*args, **kwargs):
-        time.sleep(0.3)
-        return _chunk(*args, **kwargs)
-    _nb._chunk_task = _slow_chunk
+import importlib.abc, importlib.machinery, sys, time
+
+class _SlowNeighbors(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "mnistdist.neighbors":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            chunk = module._chunk_task
+
+            def _chunk_task(*args, **kwargs):
+                time.sleep(0.3)
+                return chunk(*args, **kwargs)
+
+            module._chunk_task = _chunk_task
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, _SlowNeighbors())
 """
 
 ARGS = ["report", "--dataset", "digits", "--cv", "5", "--workers", "2", "--quiet"]
