@@ -34,7 +34,7 @@ from mnistdist.halving import halving_search
 from mnistdist.journal import FILENAME as JOURNAL
 from mnistdist.journal import Journal
 from mnistdist.outputs import JOB_RESULTS, atomic_path
-from mnistdist.presets import Preset
+from mnistdist.presets import Preset, get_preset
 from mnistdist.search import SearchResult, neighbors_search
 
 #: Modules the library imports only where they are first used, which the job will need:
@@ -80,8 +80,9 @@ def load(args: argparse.Namespace, client=None) -> Dataset:
 def cluster(args: argparse.Namespace, *, holds_gil: bool = False) -> Iterator:
     """Connect as the options say, print the dashboard link, and turn progress bars on.
 
-    ``holds_gil``: the job's tasks hold the GIL in places, so an embedded
-    cluster's workers are processes (unless ``mnistdist.processes`` says otherwise).
+    ``holds_gil``: the job's tasks hold the GIL in places, as do those of
+    presets that say so (``--preset deform``), so an embedded cluster's workers
+    are processes (unless ``mnistdist.processes`` says otherwise).
 
     The block's tasks and the client's time are recorded for the job's
     scaling forecast (:mod:`jobs.forecast`).
@@ -93,7 +94,7 @@ def cluster(args: argparse.Namespace, *, holds_gil: bool = False) -> Iterator:
         connect(
             args.scheduler,
             n_workers=args.workers,
-            processes=embedded_processes(holds_gil),
+            processes=embedded_processes(holds_gil or _preset_holds_gil(args)),
             worker_log=log_file and log_file / LOG,
             while_starting=_import_later_modules,
         ) as client,
@@ -111,6 +112,10 @@ def cluster(args: argparse.Namespace, *, holds_gil: bool = False) -> Iterator:
             yield client
         t = time.perf_counter()
     phases["cluster_close"] = time.perf_counter() - t
+
+
+def _preset_holds_gil(args: argparse.Namespace) -> bool:
+    return hasattr(args, "preset") and get_preset(args.preset).holds_gil
 
 
 def job_phases(args: argparse.Namespace) -> dict[str, float]:

@@ -407,5 +407,8 @@ def _peak_memory_probe():
 
 
 def peak_memory(client: Client) -> dict[str, int]:
-    """Each worker process's peak resident memory so far, in bytes, by address."""
+    """The peak resident memory so far of each worker's process, in bytes, by address.
+
+    Worker threads (an embedded cluster's, by default) share one process, so they
+    report the same number."""
     return client.run(_peak_memory_probe())

@@ -230,11 +230,18 @@ def _run_section(metrics: dict) -> list[str]:
         "<h2>Run</h2>",
         _table(["phase", "seconds"], seconds),
         f"<p>Cluster: scheduler <code>{html.escape(cluster['scheduler'])}</code>, "
-        f"{len(cluster['workers'])} workers. Dask's task-level profile of this run: "
+        f"{len(cluster['workers'])} workers{_in_process(cluster)}. "
+        "Dask's task-level profile of this run: "
         '<a href="dask-report.html">dask-report.html</a>.</p>',
         _table(["worker", "threads", "memory limit", "peak memory"], workers),
         _table(["package", "version"], versions),
     ]
+
+
+def _in_process(cluster: dict) -> str:
+    if not cluster.get("in_process"):
+        return ""
+    return ", threads of the job's process (each row's peak memory is the process's)"
 
 
 def _scaling_section(scaling: dict | None, job: str) -> list[str]:

@@ -39,13 +39,18 @@ BOOK_BEST = {"n_neighbors": 4, "weights": "distance"}
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
-    """An estimator, the grid to search it over, and how to search it (``--strategy``'s default)."""
+    """An estimator, the grid to search it over, and how to search it (``--strategy``'s default).
+
+    ``holds_gil``: its tasks hold the GIL in places, so an embedded cluster's
+    workers should be processes (:func:`mnistdist.cluster.embedded_processes`).
+    """
 
     name: str
     estimator: BaseEstimator
     param_grid: dict | list[dict]
     description: str
     strategy: str = "grid"
+    holds_gil: bool = False
 
 
 def best_pipeline(n_features: int = 784) -> Pipeline:
@@ -116,6 +121,9 @@ PRESETS = {
         DEFORM_GRID,
         "deskewing, 100 Euclidean candidates re-ranked by the image distortion model "
         "(local gradient context) x warp range x KNN",
+        # IDM distances of 20,000 image pairs, twice on each of 2 workers: 6.9 s on
+        # threads, 5.1 s on processes (docs/benchmark.md, worker threads).
+        holds_gil=True,
     ),
 }
 

@@ -38,6 +38,7 @@ import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 from dask.base import tokenize
+from distributed import default_client
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import EfficiencyWarning
@@ -345,6 +346,32 @@ def _search_group_neighbors(
     return graph, {"searches": searches, "loaded": loaded, "rerank": reranking}
 
 
+def _get_once(dsk, keys, **_):
+    """The default client's ``get``: dask-ml, given a client, resubmits a failed task
+    forever; given this, the first error is raised."""
+    return default_client().get(dsk, keys)
+
+
+def with_own_rows(graph: sp.csr_matrix) -> sp.csr_matrix:
+    """``graph`` with each row's own column first, at distance 0 (an explicit zero).
+
+    A fold's fit sees the graph's training rows and columns only, where a row's
+    neighbours may all be missing (they are in the other folds): with 2 folds
+    nothing is left, and scikit-learn fails on an empty precomputed graph. The
+    diagonal keeps it non-empty. A fold's validation rows lose their own columns
+    with the training columns' slice, so their neighbours, and the scores, are
+    unchanged.
+    """
+    n = graph.shape[0]
+    indptr = graph.indptr + np.arange(n + 1)
+    own = np.zeros(graph.nnz + n, dtype=bool)
+    own[indptr[:-1]] = True
+    data = np.zeros(graph.nnz + n, dtype=graph.data.dtype)
+    indices = np.empty(graph.nnz + n, dtype=graph.indices.dtype)
+    data[~own], indices[~own], indices[own] = graph.data, graph.indices, np.arange(n)
+    return sp.csr_matrix((data, indices, indptr), shape=graph.shape)
+
+
 def _score_group(graph: sp.csr_matrix, y: np.ndarray, folds, group: _Group) -> np.ndarray:
     """Each member's validation score on each fold, by dask-ml over the precomputed graph."""
     # Imported here: dask-ml (with dask.dataframe) is only needed once a search scores, and
@@ -360,11 +387,12 @@ def _score_group(graph: sp.csr_matrix, y: np.ndarray, folds, group: _Group) -> n
         iid=False,
         error_score="raise",
         return_train_score=False,
+        scheduler=_get_once,
     )
     with warnings.catch_warnings():
         # Column-slicing the graph per fold may unsort rows; they are re-sorted anyway.
         warnings.simplefilter("ignore", EfficiencyWarning)
-        scorer.fit(graph, y)
+        scorer.fit(with_own_rows(graph), y)
     return np.array([scorer.cv_results_[f"split{f}_test_score"] for f in range(len(folds))]).T
 
 

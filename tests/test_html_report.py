@@ -65,6 +65,13 @@ def test_report_shows_results_figures_and_provenance(tmp_path):
     assert "Classification tour" not in page
 
 
+def test_worker_threads_say_their_memory_is_the_process():
+    metrics = _metrics()
+    assert "threads of the job's process" not in render(metrics)
+    metrics["cluster"]["in_process"] = True
+    assert "threads of the job's process" in render(metrics)
+
+
 def test_book_columns_only_for_mnist():
     assert "0.9714</td><td>0.9714" in render(_metrics("mnist"))
     assert "<td>-</td>" in render(_metrics("digits"))

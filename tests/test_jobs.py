@@ -268,12 +268,31 @@ def test_the_embedded_dashboard_listens_on_loopback(tmp_path, monkeypatch):
     from mnistdist.cluster import connect
 
     with connect(n_workers=1) as client:
-        host = client.cluster.scheduler.http_server.address if False else None
         assert client.dashboard_link.startswith("http://127.0.0.1:")
         listening = {
             s.getsockname()[0] for s in client.cluster.scheduler.http_server._sockets.values()
         }
-    assert listening == {"127.0.0.1"}, (listening, host)
+    assert listening == {"127.0.0.1"}
+
+
+def test_the_book_search_runs_on_worker_threads_of_the_job(tmp_path):
+    out = tmp_path / "out"
+    proc = mnistdist("search", "--dataset", "digits", "--cv", "2", "--out", out, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    assert "with 2 workers (threads of this process)" in proc.stdout, proc.stdout
+    assert json.loads((out / "search.json").read_text())["cluster"]["in_process"]
+
+
+@pytest.mark.parametrize("preset, threads", [("book", True), ("best", True), ("deform", False)])
+def test_a_preset_whose_tasks_hold_the_gil_gets_worker_processes(tmp_path, preset, threads):
+    from jobs import common
+    from jobs.cli import build_parser
+    from mnistdist.cluster import describe
+
+    argv = ["search", "--dataset", "digits", "--preset", preset, "--out", str(tmp_path)]
+    args = build_parser().parse_args([*argv, "--workers", "1", "--quiet"])
+    with common.cluster(args) as client:
+        assert describe(client)["in_process"] == threads
 
 
 def test_overwrite_and_resume_exclude_each_other(tmp_path):

@@ -2,6 +2,7 @@ import csv
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from dask.utils import key_split
 from distributed import get_task_stream
 from sklearn.base import clone
@@ -15,7 +16,7 @@ from mnistdist.augment import AUGMENTATIONS, Augment, make_copy
 from mnistdist.errors import OptionError
 from mnistdist.knn import KNNClassifier
 from mnistdist.pipeline_tasks import Preprocessing
-from mnistdist.search import DEFAULT_GRID, _fold_neighbors, neighbors_search
+from mnistdist.search import DEFAULT_GRID, _fold_neighbors, neighbors_search, with_own_rows
 from mnistdist.transformers import Deskew
 
 
@@ -23,13 +24,14 @@ def _split_scores(cv_results, n_splits):
     return np.array([cv_results[f"split{f}_test_score"] for f in range(n_splits)]).T
 
 
-def test_scores_equal_sklearn_grid_search(client, digits, digits_arrays):
+@pytest.mark.parametrize("cv", [5, 2])
+def test_scores_equal_sklearn_grid_search(client, digits, digits_arrays, cv):
     X, y, _, _ = digits_arrays
-    ours = neighbors_search(digits.X_train, y)
-    ref = GridSearchCV(KNeighborsClassifier(), DEFAULT_GRID, cv=5).fit(X, y)
+    ours = neighbors_search(digits.X_train, y, cv=cv)
+    ref = GridSearchCV(KNeighborsClassifier(), DEFAULT_GRID, cv=cv).fit(X, y)
     assert ours.cv_results["params"] == ref.cv_results_["params"]
     np.testing.assert_allclose(
-        _split_scores(ours.cv_results, 5), _split_scores(ref.cv_results_, 5), atol=1e-3
+        _split_scores(ours.cv_results, cv), _split_scores(ref.cv_results_, cv), atol=1e-3
     )
     np.testing.assert_allclose(
         ours.cv_results["mean_test_score"], ref.cv_results_["mean_test_score"], atol=1e-3
@@ -40,8 +42,32 @@ def test_scores_equal_sklearn_grid_search(client, digits, digits_arrays):
     assert ours.best_params == ref.best_params_ and ours.best_score == pytest.approx(
         ref.best_score_, abs=1e-3
     )
-    assert ours.n_neighbor_searches == 5
+    assert ours.n_neighbor_searches == cv
     assert set(ours.seconds) == {"neighbors", "scoring"}  # no re-ranking phase without one
+
+
+def test_own_rows_lead_each_row_and_leave_with_the_training_columns():
+    graph = sp.csr_matrix(
+        (np.array([1.0, 2.0, 0.0, 3.0]), np.array([2, 3, 3, 0]), np.array([0, 2, 2, 3, 4])),
+        shape=(4, 4),
+    )
+    own = with_own_rows(graph)
+    np.testing.assert_array_equal(own.indices, [0, 2, 3, 1, 2, 3, 3, 0])
+    np.testing.assert_array_equal(own.data, [0, 1, 2, 0, 0, 0, 0, 3])
+    test, train = [0, 1], [2, 3]  # validation rows keep exactly their neighbours
+    np.testing.assert_array_equal(own[test][:, train].toarray(), graph[test][:, train].toarray())
+    assert own[train][:, train].nnz > 0  # a fold's fit never sees an empty graph
+
+
+def test_a_scoring_error_is_raised_not_retried(client, digits, monkeypatch):
+    import mnistdist.search as search_module
+
+    def negative(graph):  # scikit-learn refuses negative distances in every fit
+        return sp.csr_matrix((-np.ones(graph.nnz), graph.indices, graph.indptr), graph.shape)
+
+    monkeypatch.setattr(search_module, "with_own_rows", negative)
+    with pytest.raises(ValueError, match="Negative values"):
+        neighbors_search(digits.X_train[:200], digits.y_train[:200], cv=3)
 
 
 def _neighbor_tasks(client, **kwargs):
