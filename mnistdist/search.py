@@ -37,8 +37,8 @@ from collections.abc import Mapping, Sequence
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
-from dask.base import tokenize
-from distributed import default_client
+from dask.base import get_scheduler, tokenize
+from distributed import Client
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import EfficiencyWarning
@@ -346,10 +346,14 @@ def _search_group_neighbors(
     return graph, {"searches": searches, "loaded": loaded, "rerank": reranking}
 
 
-def _get_once(dsk, keys, **_):
-    """The default client's ``get``: dask-ml, given a client, resubmits a failed task
-    forever; given this, the first error is raised."""
-    return default_client().get(dsk, keys)
+def _scheduler_that_raises():
+    """Dask's current scheduler for dask-ml, a client's ``get`` wrapped so that the first
+    error is raised: given a client itself, dask-ml resubmits a failed task forever."""
+    get = get_scheduler()
+    client = getattr(get, "__self__", None)
+    if not isinstance(client, Client):
+        return get  # the local schedulers raise the first error
+    return lambda dsk, keys, **_: client.get(dsk, keys)
 
 
 def with_own_rows(graph: sp.csr_matrix) -> sp.csr_matrix:
@@ -387,7 +391,7 @@ def _score_group(graph: sp.csr_matrix, y: np.ndarray, folds, group: _Group) -> n
         iid=False,
         error_score="raise",
         return_train_score=False,
-        scheduler=_get_once,
+        scheduler=_scheduler_that_raises(),
     )
     with warnings.catch_warnings():
         # Column-slicing the graph per fold may unsort rows; they are re-sorted anyway.
