@@ -148,14 +148,31 @@ def preflight(args: argparse.Namespace) -> None:
         _, rows = plan_rounds(y, len(ParameterGrid(grid)), args.cv)
         y = y[rows[0]]
     folds = cv_folds(args.cv, y)
+    smallest_train = min(len(train) for train, _ in folds)
+    _check_components(preset, smallest_train)
     if not isinstance(grid, dict):  # a preset's own grid: its sizes depend on its augmentations
         return
-    smallest_train = min(len(train) for train, _ in folds)
     k_max = max(grid.get("n_neighbors", [1]))
     if k_max > smallest_train:
         raise OptionError(
             f"n_neighbors={k_max} is larger than the smallest training fold ({smallest_train} rows)"
         )
+
+
+def _check_components(preset, smallest_train: int) -> None:
+    """Every step's ``n_components`` (PCA's) must fit in the smallest training fold, where it
+    is fitted: with few images, in halving's first round above all."""
+    defaults = preset.estimator.get_params()
+    for candidate in ParameterGrid(preset.param_grid):
+        params = {**defaults, **candidate}
+        for name, value in params.items():
+            if params.get(name.rpartition("__")[0]) == "passthrough":  # the step is left out
+                continue
+            if name.endswith("n_components") and type(value) is int and value > smallest_train:
+                raise OptionError(
+                    f"{name}={value} is larger than the smallest training fold "
+                    f"({smallest_train} rows): use more folds or images, or --strategy grid"
+                )
 
 
 _FILE_HANDLERS: list[logging.Handler] = []

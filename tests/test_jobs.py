@@ -460,6 +460,11 @@ def test_help_documents_the_halving_strategy():
             ["--n-neighbors", *map(str, range(1, 10)), "400"],
             "n_neighbors=400 is larger than the smallest training fold",
         ),
+        # 2 folds: the first round's training folds (26 images) are smaller than PCA's 50.
+        (
+            ["--preset", "best", "--cv", "2"],
+            "pca__n_components=50 is larger than the smallest training fold (26 rows)",
+        ),
     ],
 )
 def test_halving_that_cannot_work_exits_2_before_any_work(tmp_path, args, text):
