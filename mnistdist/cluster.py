@@ -268,10 +268,17 @@ def connect(
     options = {
         "n_workers": workers,
         "threads_per_worker": threads_per_worker,
+        "processes": processes,
+        "memory_limit": memory_limit,
         "dashboard_address": dashboard,
         "preload": list(config.get("worker-preload")),
-        **(_process_options(memory_limit) if processes else _thread_options(memory_limit)),
     }
+    if not processes:
+        # Each worker's memory monitor sees the whole process, so each gets the whole
+        # limit; the in-process transport hands data over without serializing it.
+        if memory_limit == "auto":
+            options["memory_limit"] = MEMORY_LIMIT
+        options["protocol"] = "inproc://"
     kind = LocalCluster if processes else _InProcessCluster
     cluster = _local_cluster(kind, options, worker_log, while_starting)
     with (
@@ -282,23 +289,6 @@ def connect(
         Client(cluster, set_as_default=True) as client,
     ):
         yield client
-
-
-def _process_options(memory_limit) -> dict:
-    return {"processes": True, "memory_limit": memory_limit}
-
-
-def _thread_options(memory_limit) -> dict:
-    # Each worker's memory monitor sees the whole process, so each gets the
-    # whole limit; the in-process transport passes data between the client
-    # and the workers without serializing it.
-    if memory_limit == "auto":
-        memory_limit = MEMORY_LIMIT
-    return {
-        "processes": False,
-        "memory_limit": memory_limit,
-        "protocol": "inproc://",
-    }
 
 
 class _InProcessCluster(LocalCluster):
