@@ -8,9 +8,15 @@ Modules, one idea each:
 - ``transformers``    deskewing and Gaussian blur as scikit-learn transformers
 - ``neighbors``       exact k-nearest-neighbors search in row blocks, in NumPy and on Dask
 - ``knn``             the scikit-learn KNN classifier built on it, and its vote
+- ``lower_bound``     exact search screened by a principal-component lower bound (test sets)
+- ``fold_pairs``      the CV search's neighbours, each fold pair's distances computed once
+- ``deformation``     the image distortion model's distance between images
+- ``rerank``          a KNN classifier that re-ranks Euclidean candidates by that distance
+- ``rerank_tasks``    that re-ranking as tasks on the cluster
 - ``pipeline_tasks``  a pipeline's preprocessing as Dask tasks, fitted and applied on the cluster
 - ``search``          cross-validated grid search, one neighbors search per fold, dask-ml scoring
-- ``presets``         the named searches: the book's grid and the one beyond it
+- ``halving``         successive halving over the same grid, round by round on the cluster
+- ``presets``         the named searches: the book's grid and the ones beyond it
 - ``final``           the chosen model refit and evaluated on the test set
 - ``results``         the report's records: predictions table and metrics
 - ``evaluate``        accuracy, confusion, per-class precision and recall of predictions
@@ -21,6 +27,8 @@ Modules, one idea each:
 - ``tour_fits``       the tour's fits split by fold, class, pair, tree chunk, block of images
 - ``cpu_time``        CPU seconds of the job's process and of the workers
 - ``benchmark``       the book's way against mnistdist's, timed on the same folds
+- ``gemm``            the GEMM limit: the cluster's float32 matrix-product rate
+- ``scaling``         each job's tasks recorded, and its wall time forecast on N workers
 - ``cluster``         connecting to a Dask cluster, or starting a LocalCluster
 - ``addresses``       scheduler addresses, checked before connecting
 - ``interrupts``      Ctrl-C to the job alone, once; the cluster's processes ignore it

@@ -10,6 +10,9 @@ the other candidates cost once neighbours are shared. With ``strategy``
 
 Each of mnistdist's neighbour phases is also given as a multiple of its GEMM
 limit (:mod:`mnistdist.gemm`), measured in the same run on the same workers.
+Last, the final models' kind of search (held-out images against the others and
+their four shifts), in full and screened by the lower bound
+(:mod:`mnistdist.lower_bound`): both times, and the share of distances skipped.
 """
 
 from __future__ import annotations
@@ -17,15 +20,21 @@ from __future__ import annotations
 import logging
 import time
 
+import dask
 import dask.array as da
 import numpy as np
 from distributed import futures_of, wait
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsClassifier
 
+from . import config
+from .augment import augment_shifts
+from .compute import compute
 from .errors import OptionError
-from .gemm import cv_multiply_adds, gemm_shape, measure_gemm_rate
+from .gemm import cv_multiply_adds, gemm_shape, measure_gemm_rate, multiply_adds
 from .halving import FACTOR, HalvingResult, halving_search
+from .lower_bound import bound_components, bounded_kneighbors_dask
+from .neighbors import kneighbors_dask
 from .scaling import client_segment
 from .search import SearchResult, cv_folds, neighbors_search
 
@@ -305,7 +314,53 @@ def run_benchmark(
             _book_grid(report, X_np, y, param_grid, folds, ours)
     if strategy != "grid":
         report["halving"] = _halving(X, X_np, y, param_grid, cv, folds, rate, random_state)
+    if (bound := bound_search(X, rate)) is not None:
+        report["lower_bound"] = bound
     return report
+
+
+#: Neighbours of the lower-bound benchmark's search: the book's best KNN's.
+BOUND_K = 4
+
+
+def _timed(label: str, lazy) -> tuple[tuple, float]:
+    t = time.perf_counter()
+    found = compute(*lazy, label=label)
+    return found, time.perf_counter() - t
+
+
+def bound_search(X: da.Array, rate: float) -> dict | None:
+    """The final models' kind of search, in full and with the lower bound, on ``X`` alone.
+
+    The last sixth of the images (as MNIST's test set is a seventh of it) against
+    the others and their four one-pixel shifts: never the test set. None where
+    the bound is not used (:func:`~mnistdist.lower_bound.bound_components`).
+    """
+    n_components = bound_components(X.shape[1])
+    n_query = X.shape[0] // 6
+    if not n_components or n_query == 0:
+        return None
+    query = X[-n_query:].rechunk({0: int(config.get("query-rows"))})
+    ref, _ = augment_shifts(X[:-n_query], np.zeros(X.shape[0] - n_query, dtype=np.int64))
+    (ref,) = dask.persist(ref)  # the shifts made before either clock starts
+    wait(futures_of(ref))
+    (d_full, i_full), full_s = _timed("search in full", kneighbors_dask(query, ref, BOUND_K))
+    (d_bound, i_bound, pairs), bound_s = _timed(
+        "search with the lower bound", bounded_kneighbors_dask(query, ref, BOUND_K, n_components)
+    )
+    n_pairs = n_query * ref.shape[0]
+    macs = multiply_adds(n_query, ref.shape[0], X.shape[1])
+    return {
+        "n_query": n_query,
+        "n_reference": int(ref.shape[0]),
+        "k": BOUND_K,
+        "n_components": n_components,
+        "full": {"seconds_neighbors": full_s, **gemm_limit(full_s, macs, rate)},
+        "bound": {"seconds_neighbors": bound_s, **gemm_limit(bound_s, macs, rate)},
+        "speedup": full_s / bound_s,
+        "exact_pairs_share": float(pairs.sum()) / n_pairs,
+        "same_neighbors": bool(np.array_equal(i_full, i_bound) and np.array_equal(d_full, d_bound)),
+    }
 
 
 def _params(params: dict) -> str:
@@ -354,6 +409,9 @@ def _gemm_lines(report: dict) -> list[str]:
                 f"({r['n_candidates']} candidates, {r['n_resources']} images)"
             )
             lines.append(_limit_line(label, r, gflops))
+    if bound := report.get("lower_bound"):
+        lines.append(_limit_line("the final models' search, in full", bound["full"], gflops))
+        lines.append(_limit_line("the same, lower bound", bound["bound"], gflops))
     return lines
 
 
@@ -395,6 +453,18 @@ def _halving_lines(halving: dict) -> list[str]:
     return lines
 
 
+def _bound_lines(bound: dict) -> list[str]:
+    skipped = 1 - bound["exact_pairs_share"]
+    return [
+        "",
+        f"the final models' kind of search: {bound['n_query']} held-out images against "
+        f"{bound['n_reference']} (the others and their shifts), k = {bound['k']}",
+        f"lower bound on {bound['n_components']} principal components: {skipped:.2%} of the "
+        f"distances skipped, {bound['speedup']:.2f}x faster than in full, same neighbours: "
+        f"{'yes' if bound['same_neighbors'] else 'NO'}",
+    ]
+
+
 def format_table(report: dict) -> str:
     """The benchmark as plain-text tables, and each neighbour phase against its GEMM limit."""
     lines = []
@@ -411,4 +481,6 @@ def format_table(report: dict) -> str:
         )
     if "halving" in report:
         lines += _halving_lines(report["halving"])
+    if "lower_bound" in report:
+        lines += _bound_lines(report["lower_bound"])
     return "\n".join([*lines, "", *_gemm_lines(report)])

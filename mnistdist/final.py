@@ -23,6 +23,7 @@ from . import config
 from .compute import Neighbors, compute, compute_journaled
 from .journal import Journal
 from .knn import predict_from_neighbors
+from .lower_bound import bound_components, bounded_kneighbors_dask
 from .neighbors import kneighbors_dask
 from .pipeline_tasks import (
     KNN_PARAMS,
@@ -72,9 +73,14 @@ def _preprocessed(estimator: BaseEstimator, X_train, y_train, X_test, name: str)
 def _test_neighbors(X_train, X_test, k: int, name: str, journal: Journal | None) -> Neighbors:
     """The test rows' k nearest training rows, searched on the cluster or read from the journal."""
     query = X_test.rechunk({0: int(config.get("query-rows"))})
-    lazy = kneighbors_dask(query, X_train, k, name=f"neighbors-{name}")
+    if n_components := bound_components(X_train.shape[1]):
+        dist, ids, _ = bounded_kneighbors_dask(
+            query, X_train, k, n_components, name=f"neighbors-{name}"
+        )
+    else:
+        dist, ids = kneighbors_dask(query, X_train, k, name=f"neighbors-{name}")
     (found,) = compute_journaled(
-        [lazy], journal, label=f"predict {X_test.shape[0]} test images ({name})"
+        [(dist, ids)], journal, label=f"predict {X_test.shape[0]} test images ({name})"
     )
     return found
 

@@ -68,11 +68,12 @@ def sitecustomize(folder: pathlib.Path, code: str) -> dict:
 
 
 #: A sitecustomize for workers: every neighbour task (a query block against a reference
-#: chunk, or a tile of a fold pair) sleeps first, so a test can interrupt, kill or
-#: disconnect in the middle of a job at a moment it chooses.
+#: chunk, a tile of a fold pair, or a step of the lower-bound search) sleeps first, so a
+#: test can interrupt, kill or disconnect in the middle of a job at a moment it chooses.
 SLOW_TASKS = """
 import os, time
 import mnistdist.fold_pairs as _fp
+import mnistdist.lower_bound as _lb
 import mnistdist.neighbors as _nb
 
 def _slowed(real):
@@ -83,6 +84,7 @@ def _slowed(real):
 
 _nb._chunk_task = _slowed(_nb._chunk_task)
 _fp.tile_candidates = _slowed(_fp.tile_candidates)
+_lb.search_step = _slowed(_lb.search_step)
 """
 
 

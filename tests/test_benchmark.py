@@ -1,9 +1,10 @@
 """``run_benchmark`` on small data: each neighbour phase's GEMM limit, the halving comparison."""
 
+import dask
 import numpy as np
 import pytest
 
-from mnistdist.benchmark import format_table, run_benchmark
+from mnistdist.benchmark import bound_search, format_table, run_benchmark
 from mnistdist.gemm import cv_multiply_adds
 
 BOOK_GRID = {"n_neighbors": [3, 4, 5], "weights": ["uniform", "distance"]}
@@ -27,6 +28,7 @@ def test_grid_rows_have_their_gemm_limit(client, small):
             row["seconds_neighbors"] / row["gemm_limit_s"]
         )
     assert "halving" not in report
+    assert "lower_bound" not in report  # 128 components of 64 features would not pay
     text = format_table(report)
     assert "GEMM limit: float32 200 x 64 times 64 x 600 on 2 worker threads" in text
     assert "neighbours, mnistdist, 6 candidates: " in text and "x the GEMM limit (" in text
@@ -66,3 +68,20 @@ def test_one_round_halving_compares_its_scores_with_scikit_learns(client, small)
     assert halving["last_round_scores_max_abs_diff"] <= 3 / 200
     assert report["scores_agree"] and len(report["rows"]) == 3
     assert "2 candidates kept by both, CV scores apart by at most " in format_table(report)
+
+
+def test_lower_bound_search_against_the_full_one(client, small):
+    X, _ = small
+    with dask.config.set({"mnistdist.bound-components": 16}):
+        bound = bound_search(X, rate=1e9)
+    assert bound["n_query"] == 100 and bound["n_reference"] == 5 * 500
+    assert bound["same_neighbors"] and 0 < bound["exact_pairs_share"] < 1
+    assert bound["full"]["neighbor_multiply_adds"] == 100 * 2500 * 64
+    assert bound["speedup"] == pytest.approx(
+        bound["full"]["seconds_neighbors"] / bound["bound"]["seconds_neighbors"]
+    )
+    text = format_table(
+        {"gemm": {"shape": [1, 1, 1], "threads": 2, "gflops": 2.0}, "lower_bound": bound}
+    )
+    assert "100 held-out images against 2500" in text and "same neighbours: yes" in text
+    assert "neighbours, the same, lower bound: " in text

@@ -1,8 +1,10 @@
+import dask
 import numpy as np
 from sklearn.decomposition import PCA
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
+from mnistdist import final as final_module
 from mnistdist.augment import AUGMENTATIONS, Augment, augment_shifts, make_copy
 from mnistdist.final import fit_predict
 from mnistdist.knn import KNNClassifier
@@ -97,3 +99,23 @@ def test_augmented_pipeline_adds_copies_to_training_rows_only(client, digits, di
         .predict(pca.transform(Deskew().fit_transform(Q)))
     )
     assert np.mean(ref == final.y_pred) >= 0.99
+
+
+def test_test_set_search_screened_by_the_bound_where_asked(client, digits, monkeypatch):
+    calls = []
+    real = final_module.bounded_kneighbors_dask
+
+    def spy(*args, **kwargs):
+        calls.append(args[3])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(final_module, "bounded_kneighbors_dask", spy)
+    knn = KNNClassifier(n_neighbors=4, weights="distance")
+    runs = {}
+    for p in (0, 16, 128):  # 128 of the digits' 64 features would not pay: searched in full
+        with dask.config.set({"mnistdist.bound-components": p}):
+            runs[p] = fit_predict(knn, digits.X_train, digits.y_train, digits.X_test, name="plain")
+    assert calls == [16]
+    for p in (16, 128):
+        np.testing.assert_array_equal(runs[p].y_pred, runs[0].y_pred)
+        np.testing.assert_array_equal(runs[p].proba, runs[0].proba)
