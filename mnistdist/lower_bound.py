@@ -36,9 +36,12 @@ from .neighbors import (
     _approx_error_bound,
     _at_least,
     _exact_squared,
+    _part,
     _scratch_block,
     _select_rows,
     block_kneighbors,
+    check_search,
+    kept_chunks,
     merge_kneighbors,
     squared_norms,
 )
@@ -83,7 +86,7 @@ class Reference:
 
     rows: np.ndarray
     ids: np.ndarray
-    sq_norms: np.ndarray
+    row_sq_norms: np.ndarray
     projected: Projected
 
 
@@ -199,7 +202,7 @@ def search_step(query, ref: Reference, k: int, found: Found | None, projection: 
     block = _projected_block(queries, ref)
     limit = _limits(dist[:, -1], queries, ref, projection.slack)
     rows, cols = np.divmod(np.flatnonzero(block <= limit[:, None]), block.shape[1])
-    exact = _exact_squared(query, ref.rows, rows, cols, squared_norms(query), ref.sq_norms)
+    exact = _exact_squared(query, ref.rows, rows, cols, squared_norms(query), ref.row_sq_norms)
     dist, ids = merge_candidates(dist, ids, rows, np.sqrt(exact), ref.ids[cols], k)
     return Found(dist, ids, pairs + len(rows), queries)
 
@@ -212,21 +215,12 @@ def _exact_pairs(found: Found) -> np.ndarray:
     return np.array([[found.exact_pairs]], dtype=np.int64)
 
 
-def _found_part(found: Found, part: str) -> np.ndarray:
-    return getattr(found, part)
-
-
 def _chain_layer(query: da.Array, ref: da.Array, k: int, p: int, names: dict, ref_keep):
     """A projection fit, a prepared reference per chunk, and per query block a chain of steps."""
     fit_key = (names["fit"],)
     layer = {fit_key: (_fit_task, (ref.name, 0, 0), p)}
-    offsets = np.concatenate([[0], np.cumsum(ref.chunks[0])])
     refs = []
-    for rj in range(ref.numblocks[0]):
-        lo, hi = int(offsets[rj]), int(offsets[rj + 1])
-        keep = None if ref_keep is None else ref_keep[lo:hi]
-        if keep is not None and not keep.any():
-            continue
+    for rj, lo, keep in kept_chunks(ref, ref_keep):
         layer[(names["ref"], rj)] = (prepare_reference, (ref.name, rj, 0), lo, keep, fit_key)
         refs.append((names["ref"], rj))
     for qi in range(query.numblocks[0]):
@@ -264,11 +258,7 @@ def bounded_kneighbors_dask(
         Per query block, the pairs whose full distances were computed: its first
         chunk's every pair, and the others' pairs the bound kept.
     """
-    if query.ndim != 2 or ref.ndim != 2 or query.shape[1] != ref.shape[1]:
-        raise ValueError(f"query {query.shape} and reference {ref.shape} must be 2-D, equal widths")
-    n_ref = int(ref.shape[0] if ref_keep is None else np.count_nonzero(ref_keep))
-    if k > n_ref:
-        raise ValueError(f"k={k} is larger than the {n_ref} reference rows")
+    check_search(query, ref, k, ref_keep)
     query = query.rechunk({0: BLOCK_QUERIES, 1: -1})
     ref = ref.rechunk({1: -1})
     token = tokenize(query, ref, k, n_components, ref_keep)
@@ -285,15 +275,15 @@ def bounded_kneighbors_dask(
         graph, names["found"], chunks=(query.chunks[0], (k,)), meta=np.empty((0, 0), object)
     )
     dist = found.map_blocks(
-        _found_part,
-        "dist",
+        _part,
+        0,
         dtype=np.float64,
         meta=np.empty((0, 0)),
         name=f"{name}-distances-{token}",
     )
     ids = found.map_blocks(
-        _found_part,
-        "ids",
+        _part,
+        1,
         dtype=np.int64,
         meta=np.empty((0, 0), np.int64),
         name=f"{name}-ids-{token}",

@@ -341,18 +341,38 @@ def _part(pair: tuple, i: int) -> np.ndarray:
     return pair[i]
 
 
+def check_search(query: da.Array, ref: da.Array, k: int, ref_keep) -> None:
+    """Raise ValueError unless ``query`` and ``ref`` are 2-D, as wide, and ``ref`` keeps k rows."""
+    if query.ndim != 2 or ref.ndim != 2 or query.shape[1] != ref.shape[1]:
+        raise ValueError(
+            f"query {query.shape} and reference {ref.shape} must be 2-D with equal widths"
+        )
+    n_ref = int(ref.shape[0] if ref_keep is None else np.count_nonzero(ref_keep))
+    if k > n_ref:
+        raise ValueError(f"k={k} is larger than the {n_ref} reference rows")
+
+
+def kept_chunks(ref: da.Array, ref_keep: np.ndarray | None):
+    """``(rj, offset, keep)`` of each of ``ref``'s row chunks with a row ``ref_keep`` keeps.
+
+    ``keep`` is the chunk's part of ``ref_keep`` (None: every row).
+    """
+    offsets = np.concatenate([[0], np.cumsum(ref.chunks[0])])
+    for rj in range(ref.numblocks[0]):
+        lo, hi = int(offsets[rj]), int(offsets[rj + 1])
+        keep = None if ref_keep is None else ref_keep[lo:hi]
+        if keep is None or keep.any():
+            yield rj, lo, keep
+
+
 def _pair_layer(query: da.Array, ref: da.Array, k: int, names: tuple[str, str], ref_keep):
     """The graph layer: a task per (query block, kept reference chunk), a merge per query block."""
     map_name, merge_name = names
-    offsets = np.concatenate([[0], np.cumsum(ref.chunks[0])])
+    chunks = list(kept_chunks(ref, ref_keep))
     layer = {}
     for qi in range(query.numblocks[0]):
         parts = []
-        for rj in range(ref.numblocks[0]):
-            lo, hi = int(offsets[rj]), int(offsets[rj + 1])
-            keep = None if ref_keep is None else ref_keep[lo:hi]
-            if keep is not None and not keep.any():
-                continue
+        for rj, lo, keep in chunks:
             layer[(map_name, qi, rj)] = (
                 _chunk_task,
                 (query.name, qi, 0),
@@ -383,15 +403,9 @@ def kneighbors_dask(
     out its validation rows. Returns ``(dist, ids)`` as Dask arrays with
     ``query``'s row chunks and ``k`` columns; ``ids`` index ``ref``'s rows.
     """
-    if query.ndim != 2 or ref.ndim != 2 or query.shape[1] != ref.shape[1]:
-        raise ValueError(
-            f"query {query.shape} and reference {ref.shape} must be 2-D with equal widths"
-        )
+    check_search(query, ref, k, ref_keep)
     query = query.rechunk({1: -1})
     ref = ref.rechunk({1: -1})
-    n_ref = int(ref.shape[0] if ref_keep is None else np.count_nonzero(ref_keep))
-    if k > n_ref:
-        raise ValueError(f"k={k} is larger than the {n_ref} reference rows")
     token = tokenize(query, ref, k, ref_keep)
     merge_name = f"merge-{name}-{token}"
     layer = _pair_layer(query, ref, k, (f"{name}-{token}", merge_name), ref_keep)
