@@ -20,8 +20,8 @@ from collections.abc import Iterable
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from . import config
-from .compute import current_client
+from .. import config
+from ..runtime import current_client
 
 log = logging.getLogger(__name__)
 
@@ -147,4 +147,14 @@ def measure_gemm_rate(shape: tuple[int, int, int], *, min_seconds: float = 1.0) 
         "multiply_adds_per_s": rate,
         "gflops": 2 * rate / 1e9,
         "seconds": time.perf_counter() - t0,
+    }
+
+
+def gemm_limit(seconds: float, n_multiply_adds: int, rate: float) -> dict:
+    """A neighbour phase's multiply-adds, its GEMM limit at ``rate`` and its time as a multiple."""
+    limit = n_multiply_adds / rate
+    return {
+        "neighbor_multiply_adds": int(n_multiply_adds),
+        "gemm_limit_s": limit,
+        "gemm_limit_multiple": seconds / limit,
     }

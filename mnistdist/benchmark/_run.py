@@ -20,23 +20,24 @@ from __future__ import annotations
 import logging
 import time
 
-import dask
 import dask.array as da
 import numpy as np
 from distributed import futures_of, wait
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsClassifier
 
-from . import config
-from .augment import augment_shifts
-from .compute import compute
-from .errors import OptionError
-from .gemm import cv_multiply_adds, gemm_shape, measure_gemm_rate, multiply_adds
-from .halving import FACTOR, HalvingResult, halving_search
-from .lower_bound import bound_components, bounded_kneighbors_dask
-from .neighbors import kneighbors_dask
-from .scaling import client_segment
-from .search import SearchResult, cv_folds, neighbors_search
+from ..errors import OptionError
+from ..model_selection import (
+    FACTOR,
+    HalvingResult,
+    SearchResult,
+    cv_folds,
+    halving_search,
+    neighbors_search,
+)
+from ..runtime import client_segment
+from ._bound_phase import bound_search
+from ._gemm import cv_multiply_adds, gemm_limit, gemm_shape, measure_gemm_rate
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +85,6 @@ def book_halving(X: np.ndarray, y: np.ndarray, param_grid: dict, folds, random_s
 
 def _scores(cv_results: dict, n_splits: int) -> np.ndarray:
     return np.array([cv_results[f"split{f}_test_score"] for f in range(n_splits)]).T
-
-
-def gemm_limit(seconds: float, n_multiply_adds: int, rate: float) -> dict:
-    """A neighbour phase's multiply-adds, its GEMM limit at ``rate`` and its time as a multiple."""
-    limit = n_multiply_adds / rate
-    return {
-        "neighbor_multiply_adds": int(n_multiply_adds),
-        "gemm_limit_s": limit,
-        "gemm_limit_multiple": seconds / limit,
-    }
 
 
 def _phase_limit(res: SearchResult, folds, n_features: int, rate: float) -> dict:
@@ -317,170 +308,3 @@ def run_benchmark(
     if (bound := bound_search(X, rate)) is not None:
         report["lower_bound"] = bound
     return report
-
-
-#: Neighbours of the lower-bound benchmark's search: the book's best KNN's.
-BOUND_K = 4
-
-
-def _timed(label: str, lazy) -> tuple[tuple, float]:
-    t = time.perf_counter()
-    found = compute(*lazy, label=label)
-    return found, time.perf_counter() - t
-
-
-def bound_search(X: da.Array, rate: float) -> dict | None:
-    """The final models' kind of search, in full and with the lower bound, on ``X`` alone.
-
-    The last sixth of the images (as MNIST's test set is a seventh of it) against
-    the others and their four one-pixel shifts: never the test set. None where
-    the bound is not used (:func:`~mnistdist.lower_bound.bound_components`).
-    """
-    n_components = bound_components(X.shape[1])
-    n_query = X.shape[0] // 6
-    if not n_components or n_query == 0:
-        return None
-    query = X[-n_query:].rechunk({0: int(config.get("query-rows"))})
-    ref, _ = augment_shifts(X[:-n_query], np.zeros(X.shape[0] - n_query, dtype=np.int64))
-    (ref,) = dask.persist(ref)  # the shifts made before either clock starts
-    wait(futures_of(ref))
-    (d_full, i_full), full_s = _timed("search in full", kneighbors_dask(query, ref, BOUND_K))
-    (d_bound, i_bound, pairs), bound_s = _timed(
-        "search with the lower bound", bounded_kneighbors_dask(query, ref, BOUND_K, n_components)
-    )
-    n_pairs = n_query * ref.shape[0]
-    macs = multiply_adds(n_query, ref.shape[0], X.shape[1])
-    return {
-        "n_query": n_query,
-        "n_reference": int(ref.shape[0]),
-        "k": BOUND_K,
-        "n_components": n_components,
-        "full": {"seconds_neighbors": full_s, **gemm_limit(full_s, macs, rate)},
-        "bound": {"seconds_neighbors": bound_s, **gemm_limit(bound_s, macs, rate)},
-        "speedup": full_s / bound_s,
-        "exact_pairs_share": float(pairs.sum()) / n_pairs,
-        "same_neighbors": bool(np.array_equal(i_full, i_bound) and np.array_equal(d_full, d_bound)),
-    }
-
-
-def _params(params: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
-
-
-def _rows_table(rows: list[dict]) -> list[str]:
-    base = rows[0]["seconds"]
-    lines = [f"{'method':<50} {'seconds':>9} {'vs first':>9}  best params (mean CV accuracy)"]
-    for row in rows:
-        lines.append(
-            f"{row['method']:<50} {row['seconds']:>9.1f} {base / row['seconds']:>8.2f}x  "
-            f"{_params(row['best_params'])} ({row['best_score']:.4f})"
-        )
-    return lines
-
-
-def _s(seconds: float) -> str:
-    # Small data's limits are milliseconds: a fixed decimal would show them as 0.0.
-    return f"{seconds:.1f} s" if seconds >= 1 else f"{seconds:.2g} s"
-
-
-def _limit_line(label: str, phase: dict, gflops: float) -> str:
-    return (
-        f"neighbours, {label}: {_s(phase['seconds_neighbors'])} = "
-        f"{phase['gemm_limit_multiple']:.2f}x the GEMM limit "
-        f"({_s(phase['gemm_limit_s'])} at {gflops:.0f} GFLOP/s)"
-    )
-
-
-def _gemm_lines(report: dict) -> list[str]:
-    gemm = report["gemm"]
-    m, d, n = gemm["shape"]
-    gflops = gemm["gflops"]
-    lines = [
-        f"GEMM limit: float32 {m} x {d} times {d} x {n} on {gemm['threads']} worker threads "
-        f"at once, BLAS single-threaded: {gflops:.1f} GFLOP/s"
-    ]
-    for row in report.get("rows", []):
-        if "gemm_limit_s" in row:
-            lines.append(_limit_line(row["method"], row, gflops))
-    for row in report.get("halving", {}).get("rows", []):
-        for r in row.get("rounds", []):
-            label = (
-                f"{row['method']} round {r['iteration']} "
-                f"({r['n_candidates']} candidates, {r['n_resources']} images)"
-            )
-            lines.append(_limit_line(label, r, gflops))
-    if bound := report.get("lower_bound"):
-        lines.append(_limit_line("the final models' search, in full", bound["full"], gflops))
-        lines.append(_limit_line("the same, lower bound", bound["bound"], gflops))
-    return lines
-
-
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
-def _last_round_line(halving: dict) -> str:
-    if not halving["last_round_all_images"]:
-        return "last round on a subsample of the images: its scores are not compared"
-    if "last_round_max_images_differ" not in halving:
-        return "last round, all images: no candidate kept by both, so no scores to compare"
-    return (
-        f"last round, all images on the same folds: "
-        f"{_n(halving['last_round_common_candidates'], 'candidate')} kept by both, CV scores "
-        f"apart by at most {_n(halving['last_round_max_images_differ'], 'validation image')} "
-        f"a fold (max |diff| {halving['last_round_scores_max_abs_diff']:.2g}; ties in distance "
-        f"fall by row order, which scikit-learn's subsampler shuffles)"
-    )
-
-
-def _halving_lines(halving: dict) -> list[str]:
-    lines = ["", f"successive halving (factor {halving['factor']}, resource: training images)"]
-    lines += _rows_table(halving["rows"])
-    sizes = ", ".join(
-        f"{c} on {n}" for c, n in zip(halving["n_candidates"], halving["n_resources"], strict=True)
-    )
-    lines.append(f"mnistdist's rounds (candidates on images): {sizes}")
-    if "speedup" not in halving:
-        return lines
-    lines.append(f"speed-up of mnistdist's halving over scikit-learn's: {halving['speedup']:.1f}x")
-    lines.append(f"same rounds as scikit-learn's: {'yes' if halving['schedule_agree'] else 'NO'}")
-    lines.append(_last_round_line(halving))
-    lines.append(f"same candidate chosen: {'yes' if halving['best_agree'] else 'no'}")
-    lines.append(
-        "not compared: the earlier rounds' scores (scikit-learn subsamples each fold at "
-        "random, mnistdist splits nested stratified subsets)"
-    )
-    return lines
-
-
-def _bound_lines(bound: dict) -> list[str]:
-    skipped = 1 - bound["exact_pairs_share"]
-    return [
-        "",
-        f"the final models' kind of search: {bound['n_query']} held-out images against "
-        f"{bound['n_reference']} (the others and their shifts), k = {bound['k']}",
-        f"lower bound on {bound['n_components']} principal components: {skipped:.2%} of the "
-        f"distances skipped, {bound['speedup']:.2f}x faster than in full, same neighbours: "
-        f"{'yes' if bound['same_neighbors'] else 'NO'}",
-    ]
-
-
-def format_table(report: dict) -> str:
-    """The benchmark as plain-text tables, and each neighbour phase against its GEMM limit."""
-    lines = []
-    if "rows" in report:
-        lines += _rows_table(report["rows"])
-        if "speedup" in report:
-            lines.append(f"speed-up of mnistdist over the book's way: {report['speedup']:.1f}x")
-            lines.append(
-                f"CV scores agree (max |diff| {report['scores_max_abs_diff']:.2g}): "
-                f"{'yes' if report['scores_agree'] else 'NO'}"
-            )
-        lines.append(
-            f"cost of the full grid over a single candidate: {report['candidate_cost_ratio']:.2f}x"
-        )
-    if "halving" in report:
-        lines += _halving_lines(report["halving"])
-    if "lower_bound" in report:
-        lines += _bound_lines(report["lower_bound"])
-    return "\n".join([*lines, "", *_gemm_lines(report)])

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from jobs import common
-from mnistdist.augment import FOUR_SHIFTS, augment_shifts
-from mnistdist.compute import compute
-from mnistdist.data import write_idx
-from mnistdist.figures import save, shifts_figure
-from mnistdist.images import image_side
-from mnistdist.outputs import write_json
-
-NAME = "augment"
-HELP = "build the training set plus its four one-pixel shifts (5x) and save it as IDX files"
-DEFAULT_OUT = "augmented"
-GRID = None
+from ..data import image_side, write_idx
+from ..outputs import write_json
+from ..preprocessing import FOUR_SHIFTS, augment_shifts
+from ..report import save, shifts_figure
+from ..runtime import compute
+from ._job_run import JobRun
+from ._on_cluster import connect_as_asked, load_data
 
 
-def job(args: argparse.Namespace) -> int:
-    out = common.out_dir(args)
-    with common.cluster(args) as client:
-        dataset = common.load(args, client)
+def job(run: JobRun) -> int:
+    out = run.out_dir()
+    with connect_as_asked(run) as client:
+        dataset = load_data(run, client)
         image_side(
             dataset.X_train.shape[1]
         )  # shifting needs square images: refuse others before any work
@@ -46,6 +40,6 @@ def job(args: argparse.Namespace) -> int:
     )
     print(
         f"augment: {images.shape[0]} images ({images.nbytes / 2**20:.0f} MiB) in {seconds:.1f} s"
-        f" -> {common.result_path(args)}"
+        f" -> {run.result_path()}"
     )
     return 0

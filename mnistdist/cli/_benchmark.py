@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import argparse
 
-from jobs import common, options
-from mnistdist.benchmark import BENCHMARK_STRATEGIES, format_table, run_benchmark
-from mnistdist.cluster import describe, package_versions
-from mnistdist.outputs import write_json
-
-NAME = "benchmark"
-HELP = "time scikit-learn's GridSearchCV against mnistdist's distributed search"
-DEFAULT_OUT = "bench-results"
-GRID = "book"
+from ..benchmark import BENCHMARK_STRATEGIES, format_table, run_benchmark
+from ..outputs import write_json
+from ..runtime import describe, package_versions
+from ._job_run import JobRun
+from ._on_cluster import connect_as_asked, load_data
+from ._options import preset_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,14 +31,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def job(args: argparse.Namespace) -> int:
-    out = common.out_dir(args)
-    with common.cluster(args) as client:
-        dataset = common.load(args, client)
+def job(run: JobRun) -> int:
+    args = run.args
+    out = run.out_dir()
+    with connect_as_asked(run) as client:
+        dataset = load_data(run, client)
         report = run_benchmark(
             dataset.X_train,
             dataset.y_train,
-            options.preset_from_args(args).param_grid,
+            preset_from_args(args).param_grid,
             args.cv,
             book=not args.no_book,
             strategy=args.strategy,
@@ -51,7 +49,7 @@ def job(args: argparse.Namespace) -> int:
     report["data"] = dataset.summary()
     print(format_table(report))
     write_json(out / "benchmark.json", report)
-    print(f"benchmark: {common.result_path(args, 'benchmark.json')}")
+    print(f"benchmark: {run.result_path('benchmark.json')}")
     # Only the grid searches must agree: the halving searches' first rounds hold other images,
     # and their last rounds other row orders (docs/benchmark.md).
     return 0 if report.get("scores_agree", True) else 1

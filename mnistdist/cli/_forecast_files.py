@@ -1,85 +1,70 @@
 """Every job's scaling forecast: recorded while it runs on the cluster, written when it ends.
 
-:func:`recording` runs inside :func:`jobs.common.cluster`, so every job's
-graphs are recorded; :func:`finish` runs in the one exit path
-(:func:`jobs.runner.run`) once a job has succeeded: it adds the forecast
-under ``scaling`` to the job's JSON, draws the figure, rewrites
-``report.html`` where the folder has one, and prints the forecast line.
+:func:`recording` runs inside :func:`._on_cluster.connect_as_asked`, so every job's
+graphs are recorded; :func:`write_forecast` runs in the one exit path
+(:func:`._run.run`) once a job has succeeded: it adds the forecast under
+``scaling`` to the job's JSON, draws the figure, rewrites ``report.html`` where
+the folder has one, and prints the forecast line.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
 import time
 from collections.abc import Iterator
 
-from mnistdist import scaling
-from mnistdist.figures import save, scaling_figure
-from mnistdist.html_report import write_report
-from mnistdist.outputs import write_json
+from ..outputs import write_json
+from ..report import forecast_figure, save, write_report
+from ..runtime import forecast_line, record_tasks, summarize_forecast
+from ._job_run import JobRun
 
 log = logging.getLogger(__name__)
 
-#: Each job's JSON, where its forecast goes under ``scaling``.
-RESULT_JSON = {
-    "report": "metrics.json",
-    "search": "search.json",
-    "tour": "tour.json",
-    "augment": "augment.json",
-    "benchmark": "benchmark.json",
-}
-#: The forecast figure's file; the tour's has its own, as the tour can join the report's folder.
-FIGURE = {"report": "scaling.png", "tour": "tour_scaling.png"}
-
 
 @contextlib.contextmanager
-def recording(args: argparse.Namespace, client) -> Iterator[None]:
-    """Record the block's tasks and client time for the job's forecast (kept in ``args``)."""
-    with scaling.record(client) as rec:
-        args.recording = rec
+def recording(run: JobRun, client) -> Iterator[None]:
+    """Record the block's tasks and client time for the job's forecast (kept in ``run``)."""
+    with record_tasks(client) as rec:
+        run.recording = rec
         yield
 
 
-def finish(args: argparse.Namespace, started: float) -> None:
+def write_forecast(run: JobRun) -> None:
     """After a successful job: its forecast into its JSON and figure, and the forecast line.
 
-    ``started`` is the ``time.perf_counter()`` of the job's start (its
-    imports included where known): everything outside the recorded block
-    is overhead (see :func:`mnistdist.scaling.summarize`). A forecast that
-    cannot be made is a warning in the log and a line: the job's results
-    are kept either way.
+    Everything outside the recorded block since ``run.started`` (the imports
+    included where known) is overhead (see
+    :func:`mnistdist.runtime.summarize_forecast`). A forecast that cannot be
+    made is a warning in the log and a line: the job's results are kept
+    either way.
     """
-    rec = getattr(args, "recording", None)
+    rec = run.recording
     if rec is None:
         return
     if rec.records is None:  # the scheduler could not record: the warning is in the log
         print("forecast: none, the scheduler could not record the job's tasks (see its log)")
         return
-    wall = time.perf_counter() - started
+    wall = time.perf_counter() - run.started
     try:
-        summary = scaling.summarize(
-            rec.records,
-            workers=rec.workers,
-            wall_s=wall,
-            recorded_s=rec.seconds,
+        summary = summarize_forecast(
+            rec.records, workers=rec.workers, wall_s=wall, recorded_s=rec.seconds
         )
-        _write(args, summary)
+        _write(run, summary)
     except Exception:  # a diagnostic must not cost the job its results
         log.warning("scaling: no forecast", exc_info=True)
         print("forecast: none, it could not be made (see the job's log)")
         return
-    print(scaling.forecast_line(summary))
+    print(forecast_line(summary))
 
 
-def _write(args: argparse.Namespace, summary: dict) -> None:
+def _write(run: JobRun, summary: dict) -> None:
     """The forecast under ``scaling`` in the job's JSON, its figure, and the HTML report."""
-    out = args.staging
-    summary["figure"] = FIGURE.get(args.command, f"{args.command}_scaling.png")
-    save(scaling_figure(summary), out / summary["figure"])
-    path = out / RESULT_JSON[args.command]
+    out = run.staging
+    summary["figure"] = run.job.figure
+    save(forecast_figure(summary), out / summary["figure"])
+    path = out / run.job.result_json
     result = json.loads(path.read_text())
     result["scaling"] = summary
     write_json(path, result)

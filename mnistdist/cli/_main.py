@@ -19,11 +19,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+#: The command's name, in its usage and error lines.
 PROG = "mnistdist"
-#: ``time.perf_counter()`` when :func:`main` started, before its imports; None outside it.
-STARTED: float | None = None
-#: The job's exit code once :func:`main` has returned as the command; None before.
-_EXIT_CODE: int | None = None
 
 
 def _interrupt_once(signum, frame) -> None:
@@ -32,13 +29,14 @@ def _interrupt_once(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def _exit_without_teardown() -> None:
+def _exit_without_teardown(exit_code: list[int]) -> None:
     """End the process with the job's code, after every other exit hook but before the teardown.
 
     Registered first, so it runs last (exit hooks run in reverse). Only once
-    the job has returned, and only when no thread but daemons is left.
+    the job has returned (``exit_code`` then holds its code), and only when
+    no thread but daemons is left.
     """
-    if _EXIT_CODE is None:
+    if not exit_code:
         return
     import threading
 
@@ -50,7 +48,7 @@ def _exit_without_teardown() -> None:
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:
             stream.flush()
-    os._exit(_EXIT_CODE)
+    os._exit(exit_code[0])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,25 +57,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     Without ``argv`` this is the process's command: the process ends right
     after its exit hooks (:func:`_exit_without_teardown`).
     """
-    global STARTED, _EXIT_CODE
-    STARTED = time.perf_counter()  # the job's scaling forecast counts the imports as overhead
+    started = time.perf_counter()  # the job's scaling forecast counts the imports as overhead
+    exit_code: list[int] = []
     if argv is None:
-        atexit.register(_exit_without_teardown)
+        atexit.register(_exit_without_teardown, exit_code)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, _interrupt_once)
     code = 1
     try:
-        from jobs.cli import main as cli_main
-        from mnistdist.interrupts import ignore_after_job
+        from ..runtime import ignore_after_job
+        from ._parser import build_parser
+        from ._run import run
 
         ignore_after_job()
-        code = cli_main(argv)
+        code = run(build_parser().parse_args(argv), started=started)
     except KeyboardInterrupt:  # before a job's own handler took over: nothing was started
         print(f"{PROG}: interrupted; nothing was finished", file=sys.stderr)
         code = 130
     finally:
-        STARTED = None
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     if argv is None:
-        _EXIT_CODE = code
+        exit_code.append(code)
     return code

@@ -1,8 +1,8 @@
-"""What every job does on the cluster: connect, load, search, and the output folder."""
+"""What every job does on the cluster, as the options ask and with what it prints: connect,
+load the data, search, keep the journal."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import pathlib
@@ -12,30 +12,14 @@ from collections.abc import Iterator
 import dask.config
 from distributed import performance_report
 
-from jobs import forecast
-from jobs.options import preset_from_args
-from jobs.runner import LOG, log_to
-from mnistdist import staging
-from mnistdist.cluster import (
-    connect,
-    describe,
-    embedded_processes,
-    prepare,
-    scheduler_address,
-)
-from mnistdist.compute import peak_memory
-from mnistdist.data import (
-    Dataset,
-    load_dataset,
-    scatter_dataset,
-    unreadable_files,
-)
-from mnistdist.halving import halving_search
-from mnistdist.journal import FILENAME as JOURNAL
-from mnistdist.journal import Journal
-from mnistdist.outputs import JOB_RESULTS, atomic_path
-from mnistdist.presets import Preset, get_preset
-from mnistdist.search import SearchResult, neighbors_search
+from ..data import Dataset, load_on_cluster
+from ..model_selection import Preset, SearchResult, get_preset, halving_search, neighbors_search
+from ..outputs import JOURNAL_FILE, Journal, atomic_path
+from ..runtime import connect, describe, embedded_processes, peak_memory, prepare, scheduler_address
+from ._forecast_files import recording
+from ._job_run import JobRun
+from ._logging import LOG
+from ._options import preset_from_args
 
 #: Modules the library imports only where they are first used, which the job will need:
 #: imported while the cluster starts, which leaves the process otherwise idle.
@@ -51,33 +35,8 @@ def _import_later_modules() -> None:
         importlib.import_module(name)
 
 
-def load(args: argparse.Namespace, client=None) -> Dataset:
-    """The dataset the options ask for, readable by the cluster's workers; prints what was loaded.
-
-    Workers read the IDX files themselves, once (the images stay in their
-    memory for the job); where some cannot (another machine, another
-    mount), the client sends the images once.
-    """
-    dataset = load_dataset(args.dataset, data_dir=args.data, train_size=args.train_size)
-    if client is not None and (unreadable := unreadable_files(dataset, client)):
-        print(
-            f"data: {len(unreadable)} workers cannot read "
-            f"{', '.join(sorted({p for ps in unreadable.values() for p in ps}))}; "
-            "sending the images from the client once"
-        )
-        dataset = scatter_dataset(dataset, client)
-    if client is not None:
-        dataset = dataset.persist()  # read the files once, whatever the phases that follow
-    info = dataset.summary()
-    print(
-        f"data: {info['dataset']} from {info['source']}: {info['n_train']} train, "
-        f"{info['n_test']} test images of {info['image_shape'][0]}x{info['image_shape'][1]}"
-    )
-    return dataset
-
-
 @contextlib.contextmanager
-def cluster(args: argparse.Namespace, *, holds_gil: bool = False) -> Iterator:
+def connect_as_asked(run: JobRun, *, holds_gil: bool = False) -> Iterator:
     """Connect as the options say, print the dashboard link, and turn progress bars on.
 
     ``holds_gil``: the job's tasks hold the GIL in places, as do those of
@@ -85,10 +44,10 @@ def cluster(args: argparse.Namespace, *, holds_gil: bool = False) -> Iterator:
     are processes (unless ``mnistdist.processes`` says otherwise).
 
     The block's tasks and the client's time are recorded for the job's
-    scaling forecast (:mod:`jobs.forecast`).
+    scaling forecast (:mod:`._forecast_files`).
     """
-    log_file = None if args.verbose else getattr(args, "staging", None)
-    phases = job_phases(args)
+    args = run.args
+    log_file = None if args.verbose else run.staging
     t = time.perf_counter()
     with (
         connect(
@@ -97,10 +56,11 @@ def cluster(args: argparse.Namespace, *, holds_gil: bool = False) -> Iterator:
             processes=embedded_processes(holds_gil or _preset_holds_gil(args)),
             worker_log=log_file and log_file / LOG,
             while_starting=_import_later_modules,
+            prepare_remote=False,  # prepared below, its lines printed
         ) as client,
         dask.config.set({"mnistdist.progress": not args.quiet}),
     ):
-        phases["cluster_start"] = time.perf_counter() - t
+        run.phases["cluster_start"] = time.perf_counter() - t
         info = describe(client)
         threads = " (threads of this process)" if info["in_process"] else ""
         print(f"cluster: {info['scheduler']} with {len(info['workers'])} workers{threads}")
@@ -108,45 +68,50 @@ def cluster(args: argparse.Namespace, *, holds_gil: bool = False) -> Iterator:
         if scheduler_address(args.scheduler):  # a cluster started elsewhere
             for line in prepare(client):
                 print(f"cluster: {line}")
-        with forecast.recording(args, client):  # every job's graphs, for its scaling forecast
+        with recording(run, client):  # every job's graphs, for its scaling forecast
             yield client
         t = time.perf_counter()
-    phases["cluster_close"] = time.perf_counter() - t
+    run.phases["cluster_close"] = time.perf_counter() - t
 
 
-def _preset_holds_gil(args: argparse.Namespace) -> bool:
+def _preset_holds_gil(args) -> bool:
     return hasattr(args, "preset") and get_preset(args.preset).holds_gil
 
 
-def job_phases(args: argparse.Namespace) -> dict[str, float]:
-    """The job's phases outside its own work, in seconds: ``imports`` (where known, see
-    :func:`jobs.runner.run`), ``cluster_start`` and ``cluster_close`` (:func:`cluster`).
+def load_data(run: JobRun, client=None) -> Dataset:
+    """The dataset the options ask for, read by the cluster's workers; prints what was loaded."""
+    args = run.args
+    dataset = load_on_cluster(args.dataset, client, data_dir=args.data, train_size=args.train_size)
+    if dataset.unreadable:
+        paths = sorted({p for ps in dataset.unreadable.values() for p in ps})
+        print(
+            f"data: {len(dataset.unreadable)} workers cannot read {', '.join(paths)}; "
+            "sending the images from the client once"
+        )
+    info = dataset.summary()
+    print(
+        f"data: {info['dataset']} from {info['source']}: {info['n_train']} train, "
+        f"{info['n_test']} test images of {info['image_shape'][0]}x{info['image_shape'][1]}"
+    )
+    return dataset
 
-    The dict lives in ``args``, so the job adds them to its JSON's ``seconds``.
-    """
-    if getattr(args, "phases", None) is None:
-        args.phases = {}
-    return args.phases
 
-
-def preset(args: argparse.Namespace, dataset: Dataset) -> Preset:
+def chosen_preset(run: JobRun, dataset: Dataset) -> Preset:
     """The preset the options ask for, for the dataset's images."""
-    return preset_from_args(args, dataset.X_train.shape[1])
+    return preset_from_args(run.args, dataset.X_train.shape[1])
 
 
-def search(
-    args: argparse.Namespace, dataset: Dataset, journal: Journal, preset: Preset
-) -> SearchResult:
+def run_search(run: JobRun, dataset: Dataset, journal: Journal, preset: Preset) -> SearchResult:
     """The cross-validated search of ``preset`` on the current client; prints its result."""
     halving = preset.strategy == "halving"
     how = ", successive halving" if halving else ""
-    print(f"search ({preset.name}): {preset.description}, {args.cv} folds{how}")
+    print(f"search ({preset.name}): {preset.description}, {run.args.cv} folds{how}")
     result = (halving_search if halving else neighbors_search)(
         dataset.X_train,
         dataset.y_train,
         estimator=preset.estimator,
         param_grid=preset.param_grid,
-        cv=args.cv,
+        cv=run.args.cv,
         journal=journal,
     )
     if halving:
@@ -162,36 +127,15 @@ def cluster_summary(client) -> dict:
     return {**describe(client), "peak_memory_bytes": peak_memory(client)}
 
 
-def out_dir(args: argparse.Namespace) -> pathlib.Path:
-    """The folder the job writes into, before any work starts: a staging folder beside ``--out``.
-
-    :func:`run` swaps it into place as ``--out`` when the job has finished
-    (see :mod:`mnistdist.staging`); the job's log is written there. The job's
-    result files (``outputs.JOB_RESULTS``) say whether ``--out`` already holds
-    its results.
-    """
-    results = JOB_RESULTS[args.command]
-    args.staging = staging.begin(
-        args.out, results=results, overwrite=args.overwrite, resume=args.resume
-    )
-    log_to(args.staging / LOG)
-    return args.staging
-
-
-def result_path(args: argparse.Namespace, name: str = "") -> pathlib.Path:
-    """Where an output will be once the run has finished: in ``--out``, not the staging folder."""
-    return pathlib.Path(args.out) / name
-
-
 @contextlib.contextmanager
-def journal(out) -> Iterator[Journal]:
+def open_journal(out: pathlib.Path) -> Iterator[Journal]:
     """The output folder's journal of finished work, reporting what it saved and reused."""
-    with Journal(out / JOURNAL) as j:
-        yield j
-        if j.loaded:
+    with Journal(out / JOURNAL_FILE) as journal:
+        yield journal
+        if journal.loaded:
             print(
-                f"resume: {j.loaded} finished neighbor searches read from {out / JOURNAL}, "
-                "not recomputed"
+                f"resume: {journal.loaded} finished neighbor searches read from "
+                f"{out / JOURNAL_FILE}, not recomputed"
             )
 
 
@@ -212,6 +156,11 @@ def performance_report_file(path: pathlib.Path, seconds: dict | None = None) -> 
         report.__exit__(None, None, None)
         if seconds is not None:
             seconds["performance_report"] = time.perf_counter() - t
+
+
+def rounded_phases(run: JobRun) -> dict[str, float]:
+    """The run's phases outside the job's own work, rounded for its JSON."""
+    return {name: round(seconds, 3) for name, seconds in run.phases.items()}
 
 
 def time_line(seconds: dict[str, float]) -> str:

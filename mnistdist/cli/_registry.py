@@ -1,46 +1,75 @@
-"""The ``mnistdist`` command: one subcommand per job.
-
-A job is a module with ``NAME``, ``HELP``, ``DEFAULT_OUT`` (its ``--out``), ``GRID``
-(its grid-search options: ``"presets"``, ``"book"`` for the book's grid alone, or None),
-optionally ``add_arguments(parser)`` for options of its own, and ``job(args)``, which
-returns the exit code.
-"""
+"""The jobs of the ``mnistdist`` command, and their result files: the one list of them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from jobs import augment, benchmark, options, report, runner, search, tour
-
-JOBS = (report, search, tour, augment, benchmark)
+from ..outputs import JOURNAL_FILE
+from . import _augment, _benchmark, _report, _search, _tour
+from ._job_run import Job
 
 
-def build_parser() -> options.Parser:
-    parser = options.Parser(
-        prog=options.PROG,
-        description="Hands-On ML's MNIST classification chapter as jobs on a Dask cluster.",
-        epilog="Run 'mnistdist JOB --help' for a job's options.",
-    )
-    subparsers = parser.add_subparsers(
-        dest="command", metavar="JOB", required=True, parser_class=options.Parser
-    )
-    for job in JOBS:
-        sub = subparsers.add_parser(
-            job.NAME, help=job.HELP, description=job.__doc__.strip().splitlines()[0]
-        )
-        options.add_common_arguments(sub, default_out=job.DEFAULT_OUT)
-        if job.GRID:
-            options.add_grid_arguments(sub, presets=job.GRID == "presets")
-        if hasattr(job, "add_arguments"):
-            job.add_arguments(sub)
-        sub.set_defaults(job=job.job)
-    return parser
+def _description(module) -> str:
+    return module.__doc__.strip().splitlines()[0]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return runner.run(args.job, args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+JOBS: tuple[Job, ...] = (
+    Job(
+        name="report",
+        help="search, refit the best model (and the book's), evaluate on the test set, "
+        "write the report",
+        description=_description(_report),
+        default_out="results",
+        grid="presets",
+        results=("metrics.json", "cv_results.csv", JOURNAL_FILE),
+        result_json="metrics.json",
+        figure="scaling.png",
+        work=_report.job,
+    ),
+    Job(
+        name="search",
+        help="cross-validated grid search on the cluster (the book's KNN grid, or --preset best), "
+        "exhaustive or by successive halving (--strategy halving)",
+        description=_description(_search),
+        default_out="search-results",
+        grid="presets",
+        results=("search.json", "cv_results.csv", JOURNAL_FILE),
+        result_json="search.json",
+        figure="search_scaling.png",
+        work=_search.job,
+    ),
+    Job(
+        name="tour",
+        help="the rest of the chapter: 5-detector, precision/recall, ROC, multiclass, errors, "
+        "multilabel, denoising",
+        description=_description(_tour),
+        default_out="results",  # beside the report's outputs, in the same report.html
+        grid=None,
+        results=("tour.json",),
+        result_json="tour.json",
+        figure="tour_scaling.png",
+        work=_tour.job,
+        add_arguments=_tour.add_arguments,
+    ),
+    Job(
+        name="augment",
+        help="build the training set plus its four one-pixel shifts (5x) and save it as IDX files",
+        description=_description(_augment),
+        default_out="augmented",
+        grid=None,
+        results=("augment.json",),
+        result_json="augment.json",
+        figure="augment_scaling.png",
+        work=_augment.job,
+    ),
+    Job(
+        name="benchmark",
+        help="time scikit-learn's GridSearchCV against mnistdist's distributed search",
+        description=_description(_benchmark),
+        default_out="bench-results",
+        grid="book",
+        results=("benchmark.json",),
+        result_json="benchmark.json",
+        figure="benchmark_scaling.png",
+        work=_benchmark.job,
+        add_arguments=_benchmark.add_arguments,
+    ),
+)

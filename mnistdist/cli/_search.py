@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-import argparse
-
-from jobs import common
-from mnistdist.outputs import write_json
-
-NAME = "search"
-SCORE_COLUMNS = ("params", "mean_test_score", "std_test_score")
-HELP = (
-    "cross-validated grid search on the cluster (the book's KNN grid, or --preset best), "
-    "exhaustive or by successive halving (--strategy halving)"
+from ..outputs import write_json
+from ._job_run import JobRun
+from ._on_cluster import (
+    chosen_preset,
+    cluster_summary,
+    connect_as_asked,
+    load_data,
+    open_journal,
+    rounded_phases,
+    run_search,
 )
-DEFAULT_OUT = "search-results"
-GRID = "presets"
+
+#: The columns of the printed table of candidates.
+SCORE_COLUMNS = ("params", "mean_test_score", "std_test_score")
 
 
-def job(args: argparse.Namespace) -> int:
-    out = common.out_dir(args)
-    with common.cluster(args) as client, common.journal(out) as journal:
-        dataset = common.load(args, client)
-        result = common.search(args, dataset, journal, common.preset(args, dataset))
-        info = common.cluster_summary(client)
+def job(run: JobRun) -> int:
+    out = run.out_dir()
+    with connect_as_asked(run) as client, open_journal(out) as journal:
+        dataset = load_data(run, client)
+        result = run_search(run, dataset, journal, chosen_preset(run, dataset))
+        info = cluster_summary(client)
     result.write_csv(out / "cv_results.csv")
     summary = {**result.summary(), "data": dataset.summary(), "cluster": info}
-    phases = {k: round(v, 3) for k, v in common.job_phases(args).items()}
+    phases = rounded_phases(run)
     summary["seconds"] = {**phases, **summary["seconds"]}
     write_json(out / "search.json", summary)
     scores = zip(*(result.cv_results[key] for key in SCORE_COLUMNS), strict=True)
@@ -34,5 +35,5 @@ def job(args: argparse.Namespace) -> int:
         mark = "*" if i == result.best_index else " "
         where = "" if rounds is None else f"round {rounds[i]}, "
         print(f"{mark} {where}{params}: {mean:.4f} ± {std:.4f}")
-    print(f"search: {common.result_path(args, 'cv_results.csv')}")
+    print(f"search: {run.result_path('cv_results.csv')}")
     return 0

@@ -14,21 +14,13 @@ import dataclasses
 import datetime
 import time
 
-from jobs import common, options
-from mnistdist import cpu_time
-from mnistdist.cluster import describe, package_versions
-from mnistdist.figures import FigureRef, save
-from mnistdist.html_report import write_report
-from mnistdist.outputs import write_json
-from mnistdist.tour import CAPTIONS, TourConfig, run_tour
-
-NAME = "tour"
-HELP = (
-    "the rest of the chapter: 5-detector, precision/recall, ROC, multiclass, errors, "
-    "multilabel, denoising"
-)
-DEFAULT_OUT = "results"
-GRID = None
+from ..outputs import write_json
+from ..report import FigureRef, save, write_report
+from ..runtime import describe, measure_cpu, package_versions
+from ..tour import CAPTIONS, TourConfig, run_tour
+from ._job_run import JobRun
+from ._on_cluster import connect_as_asked, load_data, rounded_phases
+from ._options import positive_int
 
 SCALE_OPTIONS = (
     ("--svc-size", 2000, "training images for the SVC steps (default: 2000, as the book)"),
@@ -51,11 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """This job's own options, beside the common and grid ones."""
     group = parser.add_argument_group("scaling the heavy parts down")
     for flag, default, text in SCALE_OPTIONS:
-        group.add_argument(flag, metavar="N", type=options.positive_int, default=default, help=text)
+        group.add_argument(flag, metavar="N", type=positive_int, default=default, help=text)
 
 
-def job(args: argparse.Namespace) -> int:
-    out = common.out_dir(args)
+def job(run: JobRun) -> int:
+    args = run.args
+    out = run.out_dir()
     config = TourConfig(
         svc_size=args.svc_size,
         forest_trees=args.forest_trees,
@@ -64,8 +57,8 @@ def job(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     # Worker processes: scikit-learn's fits hold the GIL in places, and
     # cpu_time measures the workers' processes.
-    with common.cluster(args, holds_gil=True) as client, cpu_time.measure(client) as cpu:
-        dataset = common.load(args, client)
+    with connect_as_asked(run, holds_gil=True) as client, measure_cpu(client) as cpu:
+        dataset = load_data(run, client)
         X, X_test = dataset.X_train.compute(), dataset.X_test.compute()
         numbers, figures = run_tour(X, dataset.y_train, X_test, config)
         cluster_info = describe(client)
@@ -74,7 +67,7 @@ def job(args: argparse.Namespace) -> int:
             save(fig, out / filename)
             title, caption = CAPTIONS[filename]
             refs[filename] = dataclasses.asdict(FigureRef(filename, title, caption))
-    phases = {k: round(v, 3) for k, v in common.job_phases(args).items()}
+    phases = rounded_phases(run)
     numbers["seconds"] = {**phases, **numbers["seconds"]}
     numbers["seconds"]["total"] = round(time.perf_counter() - t0, 3)
     numbers["cpu"] = cpu.summary()
@@ -92,7 +85,7 @@ def job(args: argparse.Namespace) -> int:
         print(f"{key}: {numbers[key]}")
     print(cpu.line())
     print(
-        f"tour: {common.result_path(args, 'tour.json')}, {common.result_path(args, report.name)}"
+        f"tour: {run.result_path('tour.json')}, {run.result_path(report.name)}"
         f" (total {numbers['seconds']['total']:.0f} s)"
     )
     return 0

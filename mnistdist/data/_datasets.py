@@ -19,16 +19,10 @@ read on the client (folds and votes need them there).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gzip
-import itertools
 import logging
 import os
 import pathlib
-import struct
-import zlib
-from collections.abc import Iterator
 
 import dask
 import dask.array as da
@@ -36,21 +30,12 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from . import config
-from .errors import DataError, OptionError
-from .outputs import atomic_path
+from .. import config
+from ..errors import DataError, OptionError
+from ._idx import IDXHeader, read_idx_header, read_idx_rows, write_idx
 
 log = logging.getLogger(__name__)
 
-#: IDX type byte -> NumPy dtype (big-endian where it matters).
-IDX_DTYPES = {
-    0x08: np.dtype(np.uint8),
-    0x09: np.dtype(np.int8),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
 #: The four MNIST files, by role, without the optional ``.gz``.
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -64,131 +49,6 @@ DATA_ENV = "MNISTDIST_DATA"
 CACHE_ENV = "MNISTDIST_CACHE"
 #: load_digits has no official split: keep its last 360 images (20%) for test.
 DIGITS_TEST_SIZE = 360
-_GZIP_MAGIC = b"\x1f\x8b"
-_READ_BLOCK = 1 << 22
-
-
-@dataclasses.dataclass(frozen=True)
-class IDXHeader:
-    """What an IDX file's header says, checked against the file's real size."""
-
-    path: pathlib.Path
-    magic: int
-    dtype: np.dtype
-    shape: tuple[int, ...]
-    offset: int
-
-    @property
-    def row_bytes(self) -> int:
-        return int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
-
-    @property
-    def compressed(self) -> bool:
-        return self.path.suffix == ".gz"
-
-
-@contextlib.contextmanager
-def _open(path: pathlib.Path) -> Iterator:
-    """Open an IDX file, transparently gunzipping a ``.gz`` one; closed on exit."""
-    try:
-        raw = path.open("rb")
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot open ({exc.strerror or exc})") from None
-    with raw:
-        if path.suffix != ".gz":
-            yield raw
-            return
-        if raw.read(2) != _GZIP_MAGIC:
-            raise DataError(f"{path}: not a gzip file, though named .gz")
-        raw.seek(0)
-        with gzip.GzipFile(fileobj=raw, mode="rb") as f:
-            yield f
-
-
-def _read_exact(f, n: int, path: pathlib.Path, what: str) -> bytes:
-    try:
-        data = f.read(n)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise DataError(f"{path}: corrupt or truncated gzip data ({exc})") from None
-    if len(data) != n:
-        raise DataError(f"{path}: file ends inside the {what} ({len(data)} of {n} bytes)")
-    return data
-
-
-def _data_length(f, path: pathlib.Path) -> int:
-    """Bytes left in ``f``, reading (and so checking) any gzip stream to its end."""
-    total = 0
-    try:
-        while chunk := f.read(_READ_BLOCK):
-            total += len(chunk)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise DataError(f"{path}: corrupt or truncated gzip data ({exc})") from None
-    return total
-
-
-def read_idx_header(path: str | os.PathLike) -> IDXHeader:
-    """Read and check an IDX header, and that the data that follows has exactly its size.
-
-    The header's claims are checked against the file before anything is
-    allocated, so a forged header cannot make the reader ask for huge memory.
-    """
-    path = pathlib.Path(path)
-    with _open(path) as f:
-        head = _read_exact(f, 4, path, "header")
-        if head[0] != 0 or head[1] != 0:
-            raise DataError(
-                f"{path}: bad magic number 0x{head.hex()} (an IDX file starts with two zero bytes)"
-            )
-        if head[2] not in IDX_DTYPES:
-            raise DataError(
-                f"{path}: bad magic number 0x{head.hex()} (unknown IDX type byte 0x{head[2]:02x})"
-            )
-        ndim = head[3]
-        if ndim == 0:
-            raise DataError(f"{path}: bad magic number 0x{head.hex()} (zero dimensions)")
-        shape = struct.unpack(f">{ndim}I", _read_exact(f, 4 * ndim, path, "header"))
-        dtype = IDX_DTYPES[head[2]]
-        expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
-        actual = _data_length(f, path)
-    if actual != expected:
-        dims = " x ".join(map(str, shape))
-        raise DataError(
-            f"{path}: dimensions {dims} need {expected} data bytes, the file has {actual}"
-        )
-    return IDXHeader(path, int.from_bytes(head, "big"), dtype, tuple(shape), 4 + 4 * ndim)
-
-
-def read_idx_rows(header: IDXHeader, start: int = 0, stop: int | None = None) -> np.ndarray:
-    """Rows ``start:stop`` of an IDX file whose header was checked, as native-endian NumPy."""
-    stop = header.shape[0] if stop is None else stop
-    n = stop - start
-    with _open(header.path) as f:
-        f.seek(header.offset + start * header.row_bytes)
-        raw = _read_exact(f, n * header.row_bytes, header.path, "data")
-    out = np.frombuffer(raw, dtype=header.dtype).reshape((n, *header.shape[1:]))
-    return out.astype(header.dtype.newbyteorder("="), copy=False)
-
-
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """A whole IDX file as a NumPy array, after checking it."""
-    return read_idx_rows(read_idx_header(path))
-
-
-def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write ``array`` as an IDX file (gzip-compressed if ``path`` ends in ``.gz``), atomically."""
-    path = pathlib.Path(path)
-    codes = {dt: code for code, dt in IDX_DTYPES.items()}
-    big = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
-    if big not in codes:
-        raise ValueError(f"IDX cannot store dtype {array.dtype}")
-    header = bytes([0, 0, codes[big], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    payload = header + np.ascontiguousarray(array, dtype=big).tobytes()
-    with atomic_path(path) as tmp:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(tmp, "wb") as f:
-            f.write(payload)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +65,9 @@ class Dataset:
     #: The files the workers read chunks from, with their sizes (empty when
     #: the data does not come from files, or was sent to the workers).
     files: tuple[tuple[str, int], ...] = ()
+    #: Where the images were read on the client and sent to the workers: the files
+    #: each worker could not read, by worker (:func:`load_on_cluster`).
+    unreadable: dict[str, list[str]] = dataclasses.field(default_factory=dict, compare=False)
 
     def head(self, n_train: int) -> Dataset:
         """The same dataset with only its first ``n_train`` training images."""
@@ -472,53 +335,3 @@ def load_dataset(
             else load_mnist_openml(chunk_rows=chunk_rows)
         )
     return dataset if train_size is None else dataset.head(train_size)
-
-
-def _file_probe(files: tuple[tuple[str, int], ...]):
-    """A function (pickled by value) telling which of ``files`` a process cannot read as is."""
-
-    def probe(dask_worker=None):
-        import os
-
-        bad = []
-        for path, size in files:
-            try:
-                if os.path.getsize(path) != size or not os.access(path, os.R_OK):
-                    bad.append(path)
-            except OSError:
-                bad.append(path)
-        return bad
-
-    return probe
-
-
-def unreadable_files(dataset: Dataset, client) -> dict[str, list[str]]:
-    """The dataset's files that some worker cannot read (same path, same size), by worker."""
-    if not dataset.files:
-        return {}
-    return {addr: bad for addr, bad in client.run(_file_probe(dataset.files)).items() if bad}
-
-
-def _scatter_rows(client, X: da.Array, name: str) -> da.Array:
-    """``X`` read here and sent to the workers once, chunk by chunk, as a Dask array of futures."""
-    local = X.compute(scheduler="sync")
-    bounds = np.cumsum((0,) + X.chunks[0])
-    parts = [local[a:b] for a, b in itertools.pairwise(bounds)]
-    # Unique keys: a hashed key shared with an earlier scatter is dropped when that one is released.
-    futures = client.scatter(parts, hash=False)
-    blocks = [
-        da.from_delayed(f, shape=p.shape, dtype=p.dtype, name=f"{name}-{i}-{f.key}")
-        for i, (f, p) in enumerate(zip(futures, parts, strict=False))
-    ]
-    return da.concatenate(blocks, axis=0)
-
-
-def scatter_dataset(dataset: Dataset, client) -> Dataset:
-    """The dataset with its images read on the client and sent to the workers once (scatter)."""
-    return dataclasses.replace(
-        dataset,
-        X_train=_scatter_rows(client, dataset.X_train, f"scattered-{dataset.name}-train"),
-        X_test=_scatter_rows(client, dataset.X_test, f"scattered-{dataset.name}-test"),
-        files=(),
-        source=f"{dataset.source} (sent from the client)",
-    )

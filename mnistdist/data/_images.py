@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from .errors import OptionError
+from ..errors import OptionError
 
 
 def image_side(n_features: int, what: str = "shift") -> int:

@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import validate_data
 
-from .errors import DataError
+from ..errors import DataError
 
 #: The largest pixel value of MNIST (and of the 8x8 digits, stored as uint8).
 PIXEL_MAX = 255

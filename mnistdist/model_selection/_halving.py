@@ -37,10 +37,10 @@ import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from .errors import OptionError
-from .journal import Journal
-from .knn import KNNClassifier
-from .search import (
+from ..errors import OptionError
+from ..neighbors import KNNClassifier
+from ..outputs import Journal
+from ._search import (
     DEFAULT_GRID,
     CandidateScores,
     SearchResult,

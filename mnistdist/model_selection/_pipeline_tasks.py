@@ -24,8 +24,8 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags
 
-from .augment import Augment, augmented_copies, check_augmentation
-from .errors import OptionError
+from ..errors import OptionError
+from ..preprocessing import Augment, augmented_copies, check_augmentation
 
 KNN_PARAMS = ("n_neighbors", "weights")
 

@@ -22,12 +22,10 @@ from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import Normalizer
 
-from .augment import AUGMENTATIONS, Augment
-from .errors import OptionError
-from .knn import KNNClassifier
-from .rerank import DeformationKNNClassifier
-from .search import DEFAULT_GRID
-from .transformers import Deskew, GaussianBlur
+from ..errors import OptionError
+from ..neighbors import DeformationKNNClassifier, KNNClassifier
+from ..preprocessing import AUGMENTATIONS, Augment, Deskew, GaussianBlur
+from ._search import DEFAULT_GRID
 
 #: How a preset's grid is searched: every candidate on every image (grid), or by
 #: successive halving (see :mod:`mnistdist.halving`).

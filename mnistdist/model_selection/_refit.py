@@ -13,26 +13,37 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 
 import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 
-from . import config
-from .compute import Neighbors, compute, compute_journaled
-from .journal import Journal
-from .knn import predict_from_neighbors
-from .lower_bound import bound_components, bounded_kneighbors_dask
-from .neighbors import kneighbors_dask
-from .pipeline_tasks import (
+from .. import config
+from ..neighbors import (
+    KNNClassifier,
+    Neighbors,
+    bound_components,
+    bounded_kneighbors_dask,
+    candidates_needed,
+    compute_journaled,
+    is_reranking,
+    kneighbors_dask,
+    predict_from_neighbors,
+    rerank_queries,
+)
+from ..outputs import Journal
+from ..preprocessing import augment_shifts
+from ..runtime import compute
+from ._pipeline_tasks import (
     KNN_PARAMS,
     fit_preprocessing,
     reference_blocks,
     split_pipeline,
     transform_blocks,
 )
-from .rerank_tasks import candidates_needed, is_reranking, rerank_queries
+from ._presets import Preset
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +103,7 @@ def _gathered_model(fitted_prep, X_train: da.Array, y_train, knn, name: str):
     return clf if fitted_prep is None else Pipeline([*fitted_prep.steps, ("knn", clf)])
 
 
-def fit_predict(
+def final_model(
     estimator: BaseEstimator,
     X_train: da.Array,
     y_train: np.ndarray,
@@ -156,3 +167,71 @@ def fit_predict(
     seconds, n_train = time.perf_counter() - t0, int(X_train.shape[0])
     log.info("%s: %d training rows, %d predictions in %.1f s", name, n_train, len(y_pred), seconds)
     return FinalModel(model, y_pred, proba, n_train, seconds, found.loaded)
+
+
+#: The book's two models: a KNN on the plain and on the shift-augmented training set.
+BOOK_MODELS = ("plain", "augmented")
+
+
+def report_models(preset: Preset) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The report's models: those fitted beside the search, and those that need its result.
+
+    With the book preset, its two models (:data:`BOOK_MODELS`) use the searched KNN. With
+    another, they use the book's own choice (:data:`BOOK_BEST`), known before the search,
+    and the ``chosen`` pipeline follows it.
+    """
+    return ((), BOOK_MODELS) if preset.name == "book" else (BOOK_MODELS, ("chosen",))
+
+
+def _model_fit(name: str, dataset, preset: Preset, params: dict):
+    """``(estimator, X, y, keep_model)`` of the report's model ``name`` with ``params``."""
+    if name == "chosen":
+        estimator = clone(preset.estimator).set_params(**params)
+        return estimator, dataset.X_train, dataset.y_train, True
+    knn = KNNClassifier(**params)
+    if name == "plain":
+        return knn, dataset.X_train, dataset.y_train, False
+    X_aug, y_aug = augment_shifts(dataset.X_train, dataset.y_train)
+    return knn, X_aug, y_aug, preset.name == "book"  # the book's final model is saved
+
+
+def fit_report_models(
+    dataset,
+    preset: Preset,
+    params: dict,
+    names: tuple[str, ...],
+    *,
+    journal: Journal | None = None,
+    on_done: Callable[[str, FinalModel], None] | None = None,
+) -> dict[str, FinalModel]:
+    """The report's models ``names`` with ``params``, each refit and evaluated on the cluster.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Its training set is refit on (``augmented``: with its four one-pixel shifts),
+        its test set predicted.
+    preset : Preset
+        Its estimator is the ``chosen`` model's.
+    params : dict
+        The parameters to set: the KNN's for the book's models, the pipeline's for ``chosen``.
+    names : tuple of str
+        Of ``plain``, ``augmented`` and ``chosen`` (:func:`report_models`).
+    journal : Journal, optional
+        As for :func:`final_model`.
+    on_done : callable ``(name, FinalModel)``, optional
+        Called as each model is done.
+
+    Returns
+    -------
+    dict of str to FinalModel
+    """
+    models = {}
+    for name in names:
+        estimator, X, y, keep = _model_fit(name, dataset, preset, params)
+        models[name] = final_model(
+            estimator, X, y, dataset.X_test, name=name, keep_model=keep, journal=journal
+        )
+        if on_done is not None:
+            on_done(name, models[name])
+    return models

@@ -45,14 +45,24 @@ from sklearn.exceptions import EfficiencyWarning
 from sklearn.model_selection import ParameterGrid, check_cv
 from sklearn.neighbors import KNeighborsClassifier
 
-from . import config
-from .compute import Neighbors, compute_journaled, compute_journaled_after
-from .errors import OptionError
-from .fold_pairs import fold_pair_kneighbors, fold_pairs_on, folds_partition
-from .journal import Journal
-from .knn import KNNClassifier, check_knn_params
-from .neighbors import kneighbors_dask
-from .pipeline_tasks import (
+from .. import config
+from ..errors import OptionError
+from ..neighbors import (
+    KNNClassifier,
+    Neighbors,
+    candidates_needed,
+    check_knn_params,
+    compute_journaled,
+    compute_journaled_after,
+    fold_pair_kneighbors,
+    fold_pairs_on,
+    folds_partition,
+    is_reranking,
+    kneighbors_dask,
+    rerank_graph,
+)
+from ..outputs import Journal
+from ._pipeline_tasks import (
     KNN_PARAMS,
     Preprocessing,
     apply_stateless_before,
@@ -60,7 +70,6 @@ from .pipeline_tasks import (
     reference_blocks,
     split_pipeline,
 )
-from .rerank_tasks import candidates_needed, is_reranking, rerank_graph
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +130,7 @@ class SearchResult:
 
     def write_csv(self, path) -> None:
         """``cv_results.csv``: one row per candidate, params and scores."""
-        from .outputs import atomic_path
+        from ..outputs import atomic_path
 
         keys = [k for k in self.cv_results if k != "params"]
         with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:

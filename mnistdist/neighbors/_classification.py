@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .neighbors import kneighbors
+from ._exact import kneighbors
 
 WEIGHTS = ("uniform", "distance")
 

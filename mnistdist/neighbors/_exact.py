@@ -160,7 +160,7 @@ def exact_top_k(approx, delta, query, ref, k, ids, *, axis: int = 1, norms=None)
         Exact Euclidean distances, ascending, and the neighbours' ids.
     """
     rows, cols, _ = screen(approx, delta, k, axis=axis)
-    return rerank(query, ref, rows, cols, k, ids, norms=norms)
+    return exact_among_candidates(query, ref, rows, cols, k, ids, norms=norms)
 
 
 def _at_least(limit: np.ndarray, dtype) -> np.ndarray:
@@ -225,7 +225,7 @@ def _within(rows, cols, vals, delta, n_q: int, k: int):
     return rows[keep], cols[keep], vals[keep]
 
 
-def rerank(query, ref, rows, cols, k: int, ids, *, norms=None):
+def exact_among_candidates(query, ref, rows, cols, k: int, ids, *, norms=None):
     """The exact k nearest of each query among its candidates ``(rows[i], cols[i])``.
 
     ``rows`` index ``query`` (sorted, each query at least k times), ``cols``

@@ -12,7 +12,7 @@ few pairs that may be among that row's k nearest (:func:`tile_candidates`).
 A merge per block of a fold's rows (``merge-neighbors-fold-<f>``) gathers
 the block's candidates from all its tiles and computes exact distances for
 those that can still be among the k nearest, once a row
-(:func:`merge_candidates`). Half the matrix products of the per-fold
+(:func:`merge_tile_candidates`). Half the matrix products of the per-fold
 search, and the same neighbours: the screening loses no pair that can be a
 neighbour, the exact distances are the same numbers, and ties go to the
 lower row as they do there.
@@ -33,15 +33,15 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from . import config
-from .neighbors import (
+from .. import config
+from ._exact import (
     _U32,
     _approx_error_bound,
     _part,
     _scratch_block,
     _within,
+    exact_among_candidates,
     order_by_row_then_value,
-    rerank,
     screen,
     squared_norms,
 )
@@ -118,7 +118,7 @@ def tile_candidates(a: TileSide, b: TileSide, k: int) -> tuple:
         Each row of ``a``'s candidates among ``b``, and each row of ``b``'s
         among ``a``: every pair that may be among the row's k nearest in this
         tile, with its approximate squared distance and that value's error bound.
-        :func:`merge_candidates` finds the exact k nearest of a row's candidates
+        :func:`merge_tile_candidates` finds the exact k nearest of a row's candidates
         from all its tiles, so a row's distances are computed exactly once, not
         once a tile.
     """
@@ -158,7 +158,7 @@ def _gather(chunks: list[np.ndarray], starts: np.ndarray, ids: np.ndarray) -> np
     return out
 
 
-def merge_candidates(
+def merge_tile_candidates(
     query: np.ndarray, query_ids: np.ndarray, parts: list, chunks: list, starts, k: int
 ) -> tuple:
     """The exact k nearest neighbours of a block of rows from their candidates in every tile.
@@ -195,13 +195,13 @@ def merge_candidates(
     q, ref, _ = _within(q, ref, value, widest, len(query_ids), k)
     unique, at = np.unique(ref, return_inverse=True)
     rows = _gather(chunks, np.asarray(starts), unique)
-    return rerank(np.asarray(query), rows, q, at, k, unique)
+    return exact_among_candidates(np.asarray(query), rows, q, at, k, unique)
 
 
 def _merge_block(query, query_ids, row_parts: list, col_parts: list, chunks, starts, k: int):
     """A fold block's k nearest from its tiles' candidates: rows of some, columns of the others."""
     parts = [p[0] for p in row_parts] + [p[1] for p in col_parts]
-    return merge_candidates(query, query_ids, parts, chunks, starts, k)
+    return merge_tile_candidates(query, query_ids, parts, chunks, starts, k)
 
 
 def _fold_blocks(X: da.Array, folds, query_rows: int) -> list[tuple[da.Array, list]]:

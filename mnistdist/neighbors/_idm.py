@@ -18,23 +18,16 @@ values a pixel at context 1) never at all: see :class:`_Workspace`.
 from __future__ import annotations
 
 import functools
-import math
 import threading
 
 import numpy as np
+
+from ..data import image_side
 
 #: Pairs compared at once. A block's gradient maps (8 kB a 28x28 pair) stay in the CPU
 #: cache across the warp offsets; 64 pairs ran as fast as 256 and 12% faster than 16 (MNIST,
 #: warp 2, 2-core machine).
 DEFAULT_BLOCK_PAIRS = 64
-
-
-def image_side(n_pixels: int) -> int:
-    """The side of a square image of ``n_pixels``; ``ValueError`` if there is none."""
-    side = math.isqrt(n_pixels)
-    if side * side != n_pixels:
-        raise ValueError(f"rows of {n_pixels} pixels are not square images")
-    return side
 
 
 def _sobel_into(padded: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -195,7 +188,7 @@ def idm_distances(
         raise ValueError(f"queries {queries.shape} and refs {refs.shape} differ in shape")
     if queries.ndim == 3:
         queries, refs = queries.reshape(len(queries), -1), refs.reshape(len(refs), -1)
-    side = image_side(queries.shape[1])
+    side = image_side(queries.shape[1], "compare")
     out = np.empty(len(queries), dtype=np.float64)
     step = max(1, int(block_pairs))
     for start in range(0, len(queries), step):

@@ -15,14 +15,15 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .deformation import DEFAULT_BLOCK_PAIRS, check_idm_params, idm_distances, image_side
-from .knn import KNNClassifier, check_knn_params, vote
+from ..data import image_side
+from ._classification import KNNClassifier, check_knn_params, vote
+from ._idm import DEFAULT_BLOCK_PAIRS, check_idm_params, idm_distances
 
 #: Image pairs whose pixels :func:`rerank` gathers at once (4096 MNIST pairs: 25 MB).
 PAIRS_AT_ONCE = 4096
 
 
-def rerank(
+def idm_rerank(
     queries: np.ndarray,
     train: np.ndarray,
     candidate_ids: np.ndarray,
@@ -144,7 +145,7 @@ class DeformationKNNClassifier(ClassifierMixin, BaseEstimator):
                 f"got {self.n_candidates!r}"
             )
         X, y = validate_data(self, X, y, dtype=None)
-        image_side(X.shape[1])
+        image_side(X.shape[1], "compare")
         self.knn_ = KNNClassifier(self.n_candidates, ref_rows=self.ref_rows).fit(X, y)
         self.classes_ = self.knn_.classes_
         return self
@@ -165,7 +166,7 @@ class DeformationKNNClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=None)
         ids = self.knn_.kneighbors(X, return_distance=False)
-        return rerank(X, self.knn_._fit_X, ids, self.warp, self.context, self.block_pairs)
+        return idm_rerank(X, self.knn_._fit_X, ids, self.warp, self.context, self.block_pairs)
 
     def predict_proba(self, X) -> np.ndarray:
         """Share of the (weighted) votes of each class among the re-ranked neighbours.

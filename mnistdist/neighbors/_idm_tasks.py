@@ -20,9 +20,9 @@ import numpy as np
 import scipy.sparse as sp
 from dask.base import tokenize
 
-from . import config
-from .errors import OptionError
-from .rerank import DeformationKNNClassifier, rerank
+from .. import config
+from ..errors import OptionError
+from ._idm_classification import DeformationKNNClassifier, idm_rerank
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def candidates_needed(knn, n_neighbors: int) -> int:
 
 def _rerank_block(images, query_rows, candidate_ids, warp, context, queries=None):
     src = images if queries is None else queries
-    return rerank(src[query_rows], images, candidate_ids, warp, context)
+    return idm_rerank(src[query_rows], images, candidate_ids, warp, context)
 
 
 def rerank_lazy(

@@ -30,8 +30,8 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from . import config
-from .neighbors import (
+from .. import config
+from ._exact import (
     _U32,
     _approx_error_bound,
     _at_least,
@@ -161,7 +161,7 @@ def _limits(kth_dist: np.ndarray, queries: Projected, ref: Reference, slack: flo
     return _at_least(kth + error - q_sq, np.float32)
 
 
-def merge_candidates(dist, ids, rows, cand_dist, cand_ids, k: int):
+def merge_found(dist, ids, rows, cand_dist, cand_ids, k: int):
     """Each query's k nearest of its neighbours so far and its new candidates (ties: lower id)."""
     n_q, n_found = dist.shape
     all_rows = np.concatenate([np.repeat(np.arange(n_q), n_found), rows])
@@ -203,7 +203,7 @@ def search_step(query, ref: Reference, k: int, found: Found | None, projection: 
     limit = _limits(dist[:, -1], queries, ref, projection.slack)
     rows, cols = np.divmod(np.flatnonzero(block <= limit[:, None]), block.shape[1])
     exact = _exact_squared(query, ref.rows, rows, cols, squared_norms(query), ref.row_sq_norms)
-    dist, ids = merge_candidates(dist, ids, rows, np.sqrt(exact), ref.ids[cols], k)
+    dist, ids = merge_found(dist, ids, rows, np.sqrt(exact), ref.ids[cols], k)
     return Found(dist, ids, pairs + len(rows), queries)
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-FILENAME = "journal.sqlite"
+JOURNAL_FILE = "journal.sqlite"
 
 
 def _pack(array: np.ndarray) -> bytes:

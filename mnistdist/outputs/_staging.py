@@ -26,9 +26,9 @@ import pathlib
 import shutil
 import tempfile
 
-from .errors import OptionError, OutputError
-from .interrupts import held_interrupts
-from .journal import FILENAME as JOURNAL
+from ..errors import OptionError, OutputError
+from ..runtime import held_interrupts
+from ._journal import JOURNAL_FILE as JOURNAL
 
 
 def staging_path(out: str | os.PathLike) -> pathlib.Path:

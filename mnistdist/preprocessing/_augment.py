@@ -21,8 +21,8 @@ from dask.base import tokenize
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import validate_data
 
-from .errors import OptionError
-from .images import image_side
+from ..data import image_side
+from ..errors import OptionError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import scipy.ndimage
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import validate_data
 
-from .images import image_side
+from ..data import image_side
 
 
 class _ImageTransformer(TransformerMixin, BaseEstimator):

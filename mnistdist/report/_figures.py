@@ -19,11 +19,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .augment import FOUR_SHIFTS, shift_images
-from .evaluate import error_matrix
-from .images import image_side
-from .outputs import write_bytes
-from .transformers import Deskew
+from ..data import image_side
+from ..outputs import write_bytes
+from ..preprocessing import FOUR_SHIFTS, Deskew, shift_images
+from ._evaluation import error_matrix
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -38,7 +37,7 @@ class FigureRef:
     caption: str = ""
 
 
-def _subplots(nrows: int = 1, ncols: int = 1, *, figsize, **kwargs):
+def new_figure(nrows: int = 1, ncols: int = 1, *, figsize, **kwargs):
     """``pyplot.subplots`` without pyplot: a figure on its own Agg canvas, and its axes."""
     # Imported here, not with the module: matplotlib is a few tenths of a second that
     # only the end of a job needs, and keeping it off the import path lets the job's
@@ -78,7 +77,7 @@ def digits_grid(
     """A grid of digits, each titled with its label when labels are given."""
     images = np.asarray(images)
     n_rows = max(1, -(-len(images) // n_cols))
-    fig, axes = _subplots(n_rows, n_cols, figsize=(n_cols * 0.9, n_rows * 1.0), squeeze=False)
+    fig, axes = new_figure(n_rows, n_cols, figsize=(n_cols * 0.9, n_rows * 1.0), squeeze=False)
     side = image_side(images.shape[1])
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
@@ -98,7 +97,7 @@ def shifts_figure(image: np.ndarray) -> Figure:
     panels = [("original", image[0])] + [
         (name, shift_images(image, dx, dy)[0]) for name, (dx, dy) in FOUR_SHIFTS.items()
     ]
-    fig, axes = _subplots(1, len(panels), figsize=(2.2 * len(panels), 2.4))
+    fig, axes = new_figure(1, len(panels), figsize=(2.2 * len(panels), 2.4))
     for ax, (name, img) in zip(axes, panels, strict=False):
         ax.imshow(img.reshape(side, side), cmap="binary", interpolation="nearest")
         ax.set_title(name)
@@ -119,7 +118,7 @@ def search_heatmap(
         i, j = ws.index(p[prefix + "weights"]), ks.index(p[prefix + "n_neighbors"])
         if np.isnan(grid[i, j]) or m > grid[i, j]:  # other grid dimensions: show the best
             grid[i, j], spread[i, j] = m, s
-    fig, ax = _subplots(figsize=(1.6 * len(ks) + 2.5, 1.1 * len(ws) + 1.5))
+    fig, ax = new_figure(figsize=(1.6 * len(ks) + 2.5, 1.1 * len(ws) + 1.5))
     im = ax.imshow(grid, cmap="viridis", aspect="auto")
     for i in range(len(ws)):
         for j in range(len(ks)):
@@ -144,7 +143,7 @@ def search_heatmap(
 
 def confusion_figure(cm: np.ndarray, classes, *, title: str = "Confusion matrix") -> Figure:
     """The confusion matrix with its counts (rows: true class, columns: predicted)."""
-    fig, ax = _subplots(figsize=(6.5, 5.5))
+    fig, ax = new_figure(figsize=(6.5, 5.5))
     im = ax.imshow(cm, cmap="Blues")
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
@@ -166,7 +165,7 @@ def confusion_figure(cm: np.ndarray, classes, *, title: str = "Confusion matrix"
 def error_figure(cm: np.ndarray, classes) -> Figure:
     """The row-normalised error matrix, diagonal zeroed (the book's error-analysis plot)."""
     errors = error_matrix(cm)
-    fig, ax = _subplots(figsize=(6.5, 5.5))
+    fig, ax = new_figure(figsize=(6.5, 5.5))
     im = ax.imshow(errors, cmap="gray")
     _class_axes(ax, classes)
     ax.set_title("Errors: share of each true class, diagonal zeroed")
@@ -178,7 +177,7 @@ def confused_pair_figure(
     images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, a, b, *, per_panel: int = 25
 ) -> Figure:
     """The book's 2x2 grid: true a / true b (rows) classified as a / as b (columns)."""
-    fig, axes = _subplots(2, 2, figsize=(8, 8))
+    fig, axes = new_figure(2, 2, figsize=(8, 8))
     n_cols = int(np.ceil(np.sqrt(per_panel)))
     for r, true in enumerate((a, b)):
         for c, pred in enumerate((a, b)):
@@ -203,7 +202,7 @@ def confused_pair_figure(
 def precision_recall_figure(precision: np.ndarray, recall: np.ndarray, classes) -> Figure:
     """Per-class precision and recall as side-by-side bars."""
     x = np.arange(len(classes))
-    fig, ax = _subplots(figsize=(8, 3.8))
+    fig, ax = new_figure(figsize=(8, 3.8))
     ax.bar(x - 0.2, precision, width=0.4, label="precision")
     ax.bar(x + 0.2, recall, width=0.4, label="recall")
     low = min(float(np.min(precision)), float(np.min(recall)))
@@ -245,72 +244,7 @@ def wrong_digits_figure(
     )
 
 
-def threshold_figure(
-    thresholds: np.ndarray,
-    precisions: np.ndarray,
-    recalls: np.ndarray,
-    chosen: tuple[float, float, float],
-) -> Figure:
-    """Precision and recall against the decision threshold; ``chosen`` is (threshold, p, r)."""
-    threshold, precision, recall = chosen
-    fig, ax = _subplots(figsize=(8, 4))
-    ax.plot(thresholds, precisions[:-1], "b--", label="precision", linewidth=2)
-    ax.plot(thresholds, recalls[:-1], "g-", label="recall", linewidth=2)
-    ax.axvline(threshold, color="k", linestyle="dotted", label=f"threshold {threshold:.0f}")
-    ax.plot([threshold, threshold], [precision, recall], "ko")
-    ax.set_xlabel("threshold")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="center right")
-    ax.set_title("SGD 5-detector: precision and recall against the decision threshold")
-    return fig
-
-
-def precision_recall_curve_figure(
-    precisions: np.ndarray, recalls: np.ndarray, precision: float, recall: float
-) -> Figure:
-    """Precision against recall, with the point of the 90%-precision threshold."""
-    fig, ax = _subplots(figsize=(6, 5))
-    ax.plot(recalls, precisions, linewidth=2, label="precision/recall curve")
-    ax.plot([recall], [precision], "ko", label=f"threshold for 90% precision (recall {recall:.3f})")
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left")
-    return fig
-
-
-def roc_figure(curves: list[tuple[np.ndarray, np.ndarray, str, str]]) -> Figure:
-    """ROC curves, each ``(fpr, tpr, label, line style)``, over the random classifier's diagonal."""
-    fig, ax = _subplots(figsize=(6, 5))
-    for fpr, tpr, label, style in curves:
-        ax.plot(fpr, tpr, style, linewidth=2, label=label)
-    ax.plot([0, 1], [0, 1], "k:", label="random classifier")
-    ax.set_xlabel("false positive rate (fall-out)")
-    ax.set_ylabel("true positive rate (recall)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    ax.set_title("ROC curves of the 5-detectors")
-    return fig
-
-
-def denoise_figure(noisy: np.ndarray, cleaned: np.ndarray, original: np.ndarray) -> Figure:
-    """Noisy, cleaned and original digits side by side, one row each."""
-    side = image_side(noisy.shape[1])
-    fig, axes = _subplots(len(noisy), 3, figsize=(5, 1.7 * len(noisy)), squeeze=False)
-    for r in range(len(noisy)):
-        for c, (title, img) in enumerate(
-            (("noisy", noisy[r]), ("cleaned by KNN", cleaned[r]), ("original", original[r]))
-        ):
-            axes[r, c].imshow(img.reshape(side, side), cmap="binary", interpolation="nearest")
-            axes[r, c].set_axis_off()
-            if r == 0:
-                axes[r, c].set_title(title)
-    return fig
-
-
-def scaling_figure(scaling: dict) -> Figure:
+def forecast_figure(scaling: dict) -> Figure:
     """A job's forecast wall time against workers (log-2 axis), its measured run marked.
 
     ``scaling`` is the dict of :func:`mnistdist.scaling.summarize`. The span
@@ -321,7 +255,7 @@ def scaling_figure(scaling: dict) -> Figure:
     minutes = max(seconds) >= 180  # long runs read better in minutes
     unit = 60.0 if minutes else 1.0
     measured = scaling["measured"]
-    fig, ax = _subplots(figsize=(6.5, 4))
+    fig, ax = new_figure(figsize=(6.5, 4))
     ax.plot(workers, [s / unit for s in seconds], "o-", linewidth=2, label="forecast")
     floor = (scaling["span_s"] + scaling["overhead_s"]) / unit
     ax.axhline(floor, color="gray", linestyle="--", label="span + overheads")

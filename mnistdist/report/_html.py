@@ -12,8 +12,8 @@ import json
 import os
 import pathlib
 
-from .figures import FigureRef
-from .outputs import write_text
+from ..outputs import write_text
+from ._figures import FigureRef
 
 #: The book's test accuracies for the same models (Hands-On ML, chapter 3).
 BOOK_PLAIN, BOOK_AUGMENTED, BOOK_CV = 0.9714, 0.9763, 0.9716

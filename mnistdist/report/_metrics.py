@@ -11,7 +11,7 @@ import datetime
 
 import numpy as np
 
-from .final import FinalModel
+from ..model_selection import FinalModel
 
 
 def predictions_csv(y_true: np.ndarray, models: dict[str, FinalModel]) -> str:

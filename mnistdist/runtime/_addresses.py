@@ -15,7 +15,7 @@ import os
 import dask.config
 from distributed.comm.addressing import get_address_host_port, parse_address
 
-from .errors import OptionError
+from ..errors import OptionError
 
 #: Protocols a job can use to reach a scheduler in another process.
 PROTOCOLS = ("tcp", "tls", "ws", "wss")

@@ -22,9 +22,7 @@ import contextlib
 import logging
 import os
 import pathlib
-import tempfile
 import threading
-import zipfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
 
@@ -37,113 +35,13 @@ from distributed.system import MEMORY_LIMIT
 from distributed.utils import format_dashboard_link
 from threadpoolctl import threadpool_limits
 
-from . import config
-from .addresses import TLS_ENV, check_scheduler_address
-from .errors import ClusterError
-from .interrupts import children_ignore_interrupts, held_interrupts
+from .. import config
+from ..errors import ClusterError
+from ._addresses import TLS_ENV, check_scheduler_address
+from ._interrupts import children_ignore_interrupts, held_interrupts
+from ._versions import prepare
 
 log = logging.getLogger(__name__)
-
-#: The packages whose versions a run records.
-PACKAGES = (
-    "mnistdist",
-    "dask",
-    "distributed",
-    "dask-ml",
-    "scikit-learn",
-    "numpy",
-    "scipy",
-    "matplotlib",
-    "bokeh",
-)
-#: Those that must agree between the client and every process of the cluster:
-#: tasks are pickled by one and run by the other.
-MUST_AGREE = ("python", "dask", "distributed", "dask-ml", "scikit-learn", "numpy", "scipy")
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of Python and of the packages a run depends on, in this process."""
-    return _probe()()["versions"]
-
-
-def _probe():
-    """A function that reports versions and whether mnistdist imports, in whatever process runs it.
-
-    It is made here as a closure so that it is pickled by value: it runs on
-    workers that do not have mnistdist.
-    """
-    packages = PACKAGES
-
-    def probe(dask_worker=None, dask_scheduler=None):
-        import importlib.util
-        import platform
-        from importlib.metadata import PackageNotFoundError, version
-
-        out = {"python": platform.python_version()}
-        for name in packages:
-            try:
-                out[name] = version(name)
-            except PackageNotFoundError:
-                out[name] = "not installed"
-        try:
-            importable = importlib.util.find_spec("mnistdist") is not None
-        except (ImportError, ValueError):
-            importable = False
-        return {"versions": out, "mnistdist_importable": importable}
-
-    return probe
-
-
-def _mismatches(mine: dict[str, str], remote: dict[str, dict[str, str]]) -> list[str]:
-    """The packages of ``MUST_AGREE`` whose versions elsewhere differ from ``mine``, as phrases."""
-    problems = []
-    for name in MUST_AGREE:
-        differing = {where: v[name] for where, v in remote.items() if v.get(name) != mine[name]}
-        if differing:
-            found = ", ".join(f"{where} {v}" for where, v in sorted(differing.items()))
-            problems.append(f"{name} (client {mine[name]}; {found})")
-    return problems
-
-
-def ship_code(client: Client) -> None:
-    """Send mnistdist's own code to the scheduler and every worker, present and future.
-
-    The package goes as a zip through ``Client.upload_file``, which also
-    reaches workers that join later.
-    """
-    package = pathlib.Path(__file__).resolve().parent
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = pathlib.Path(tmp) / "mnistdist.zip"
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-            for path in sorted(package.rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts:
-                    zf.write(path, pathlib.Path("mnistdist") / path.relative_to(package))
-        client.upload_file(str(archive))
-
-
-def prepare(client: Client) -> list[str]:
-    """Make a cluster started elsewhere ready for mnistdist; return what was done, as lines.
-
-    One probe of the scheduler and every worker tells both the package
-    versions (which must agree: :class:`ClusterError` lists those that do
-    not) and whether mnistdist imports there (where not, its code is shipped).
-    """
-    probe = _probe()
-    workers = client.run(probe)
-    remote = {"scheduler": client.run_on_scheduler(probe), **workers}
-    problems = _mismatches(
-        package_versions(), {where: report["versions"] for where, report in remote.items()}
-    )
-    if problems:
-        raise ClusterError(
-            "package versions differ between the client and the cluster: " + "; ".join(problems)
-        )
-    missing = [addr for addr, report in workers.items() if not report["mnistdist_importable"]]
-    if not missing:
-        return []
-    ship_code(client)
-    log.info("shipped mnistdist to %d workers that did not have it", len(missing))
-    return [f"shipped mnistdist's code to {len(missing)} workers that do not have it installed"]
 
 
 def tls_security() -> Security | None:
@@ -205,6 +103,7 @@ def connect(
     timeout: str | float | None = None,
     worker_log: str | os.PathLike | None = None,
     while_starting: Callable[[], object] | None = None,
+    prepare_remote: bool = True,
 ) -> Iterator[Client]:
     """A ``Client`` on the given scheduler, or on a new ``LocalCluster``; closed on exit.
 
@@ -233,6 +132,9 @@ def connect(
     while_starting : callable, optional
         Work of the caller's that needs no cluster, run while an embedded
         cluster starts in a thread of its own (not called for a remote one).
+    prepare_remote : bool, default=True
+        Whether to :func:`~mnistdist.runtime.prepare` a remote cluster (check its
+        package versions, ship mnistdist's code where it is missing) before yielding.
 
     Yields
     ------
@@ -260,6 +162,8 @@ def connect(
     if address:
         check_scheduler_address(address)
         with _remote_client(address, timeout) as client:
+            for line in prepare(client) if prepare_remote else ():
+                log.info("cluster: %s", line)
             yield client
         return
     dashboard = dashboard_address or config.get("dashboard-address")
@@ -382,3 +286,21 @@ def describe(client: Client) -> dict:
         "in_process": client.scheduler.address.startswith("inproc://"),
         "workers": workers,
     }
+
+
+def _peak_memory_probe():
+    # A closure, so it is pickled by value for workers without mnistdist.
+    def probe(dask_worker=None):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+    return probe
+
+
+def peak_memory(client: Client) -> dict[str, int]:
+    """The peak resident memory so far of each worker's process, in bytes, by address.
+
+    Worker threads (an embedded cluster's, by default) share one process, so they
+    report the same number."""
+    return client.run(_peak_memory_probe())

@@ -40,14 +40,11 @@ from concurrent.futures import CancelledError, ThreadPoolExecutor
 from typing import TextIO
 
 import dask
-import dask.array as da
-import numpy as np
 from distributed import Client, as_completed, get_client, progress
 from distributed.comm.core import CommClosedError
 
-from . import config
-from .errors import ClusterError
-from .journal import Journal, journal_key
+from .. import config
+from ..errors import ClusterError
 
 log = logging.getLogger(__name__)
 #: Where computations report their start and end (see the module docstring).
@@ -209,6 +206,80 @@ def _submit(client: Client, collections: list) -> list:
     return futures
 
 
+@dataclasses.dataclass(frozen=True)
+class Known:
+    """Results already at hand: what a ``then`` of :func:`compute_each_after` returns in place
+    of collections to compute (a result read from a journal, say)."""
+
+    values: tuple
+
+
+def compute_each_after(
+    first: list,
+    then: Callable[[int, object], tuple | Known],
+    *,
+    label: str,
+    on_done: Callable[[int, tuple], None] | None = None,
+) -> list[tuple]:
+    """Computations that each need a value computed first, each started once its value is.
+
+    ``first[i]`` (a lazy value: a fold's fitted steps, say) is computed on
+    the cluster; the moment it is, ``then(i, value)`` gives computation
+    ``i`` as a tuple of lazy collections, submitted at once while the rest
+    of ``first`` is still computing, so that no worker waits for the
+    slowest value; or as :class:`Known` results, which are used as they are.
+    ``on_done(i, results)`` is called as each submitted computation
+    finishes. Failures, Ctrl-C and progress are handled as by
+    :func:`compute_each`.
+
+    Returns
+    -------
+    list of tuple
+        Each computation's results, in the order of ``first``.
+    """
+    client = current_client()
+    if client is None:
+        steps = [then(i, value) for i, value in enumerate(dask.compute(*first))]
+        todo = {i: step for i, step in enumerate(steps) if not isinstance(step, Known)}
+        with _reported(label, []):
+            computed = _compute_locally(todo, on_done)
+        return [
+            step.values if isinstance(step, Known) else computed[i] for i, step in enumerate(steps)
+        ]
+    everything = _submit(client, list(first))
+    try:
+        with _reported(label, everything):
+            return _each_as_values_finish(client, everything, then, on_done)
+    except BaseException as exc:
+        _cancel_and_explain(client, everything, exc)
+        raise
+
+
+def _each_as_values_finish(client, values: list, then, on_done) -> list[tuple]:
+    """:func:`compute_each_after`'s loop; every future it submits joins ``values``."""
+    owner = {f.key: i for i, f in enumerate(values)}  # value futures, then their steps' futures
+    parts: dict[int, list] = {}
+    results: dict[int, tuple] = {}
+    pending = as_completed(list(values))
+    for future in pending:
+        i = owner[future.key]
+        if i not in parts:  # a value: its computation starts now
+            step = then(i, future.result())
+            if isinstance(step, Known):
+                parts[i], results[i] = [], step.values
+                continue
+            parts[i] = _submit(client, list(step))
+            values.extend(parts[i])
+            for part in parts[i]:
+                owner[part.key] = i
+                pending.add(part)
+        elif i not in results and all(p.done() for p in parts[i]):
+            results[i] = tuple(p.result() for p in parts[i])
+            if on_done is not None:
+                on_done(i, results[i])
+    return [results[i] for i in range(len(parts))]
+
+
 def compute(*collections, label: str = "compute") -> tuple:
     """``dask.compute`` on the current client, reported as :func:`compute_each` reports.
 
@@ -299,116 +370,3 @@ class Background:
         if exc_type is not None:
             self.cancel()
         self._pool.shutdown(wait=True)
-
-
-@dataclasses.dataclass
-class Neighbors:
-    """One finished neighbour search, and whether it came from the journal."""
-
-    dist: np.ndarray
-    ids: np.ndarray
-    loaded: bool = False
-
-
-def compute_journaled(
-    lazy: list[tuple[da.Array, da.Array]], journal: Journal | None, *, label: str
-) -> list[Neighbors]:
-    """Compute lazy ``(dist, ids)`` neighbour searches on the cluster, through the journal.
-
-    Those the journal holds are read back; the others are computed
-    together and each is saved the moment it finishes.
-    """
-    keys = [journal_key(dist) for dist, _ in lazy]
-    found = {key: journal.get(key) for key in keys} if journal is not None else {}
-    todo = {key: pair for key, pair in zip(keys, lazy, strict=False) if found.get(key) is None}
-
-    def save(key: str, result: tuple) -> None:
-        if journal is not None:
-            _save(journal, key, *result)
-
-    computed = compute_each(todo, label=label, on_done=save)
-    out = []
-    for key in keys:
-        if key in computed:
-            out.append(Neighbors(*computed[key]))
-        else:
-            out.append(Neighbors(*found[key], loaded=True))
-    if journal is not None and len(todo) < len(keys):
-        log.info("%s: %d of %d read from the journal", label, len(keys) - len(todo), len(keys))
-    return out
-
-
-def compute_journaled_after(
-    first: list, then: Callable[[int, object], tuple[da.Array, da.Array]], journal, *, label: str
-) -> list[Neighbors]:
-    """Neighbour searches that each need a value computed first, each started once it is.
-
-    ``first[i]`` (a lazy value: a fold's fitted steps, say) is computed on
-    the cluster; the moment it is, ``then(i, value)`` gives search ``i`` as
-    lazy ``(dist, ids)``, read back from ``journal`` or submitted at once,
-    while the rest of ``first`` is still computing: no worker waits for the
-    slowest value before the searches start. Otherwise as
-    :func:`compute_journaled`.
-    """
-    client = current_client()
-    if client is None:
-        values = dask.compute(*first)
-        searches = [then(i, value) for i, value in enumerate(values)]
-        return compute_journaled(searches, journal, label=label)
-    everything = _submit(client, list(first))
-    try:
-        with _reported(label, everything):
-            return _searches_as_values_finish(client, everything, then, journal)
-    except BaseException as exc:
-        _cancel_and_explain(client, everything, exc)
-        raise
-
-
-def _searches_as_values_finish(client, values: list, then, journal) -> list[Neighbors]:
-    """:func:`compute_journaled_after`'s loop; every future it submits joins ``values``."""
-    owner = {f.key: i for i, f in enumerate(values)}  # value futures, then search futures
-    parts: dict[int, list] = {}
-    found: dict[int, Neighbors] = {}
-    keys: dict[int, str] = {}
-    pending = as_completed(list(values))
-    for future in pending:
-        i = owner[future.key]
-        if i not in keys:  # a value: its search starts now
-            dist, ids = then(i, future.result())
-            keys[i] = journal_key(dist)
-            saved = journal.get(keys[i]) if journal is not None else None
-            if saved is not None:
-                found[i] = Neighbors(*saved, loaded=True)
-                continue
-            parts[i] = _submit(client, [dist, ids])
-            values.extend(parts[i])
-            for part in parts[i]:
-                owner[part.key] = i
-                pending.add(part)
-        elif all(p.done() for p in parts[i]) and i not in found:
-            found[i] = Neighbors(*(p.result() for p in parts[i]))
-            if journal is not None:
-                _save(journal, keys[i], found[i].dist, found[i].ids)
-    return [found[i] for i in sorted(found)]
-
-
-def _save(journal: Journal, key: str, dist: np.ndarray, ids: np.ndarray) -> None:
-    journal.put(key, dist, ids, label=key.split("-distances-")[0])
-
-
-def _peak_memory_probe():
-    # A closure, so it is pickled by value for workers without mnistdist.
-    def probe(dask_worker=None):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-
-    return probe
-
-
-def peak_memory(client: Client) -> dict[str, int]:
-    """The peak resident memory so far of each worker's process, in bytes, by address.
-
-    Worker threads (an embedded cluster's, by default) share one process, so they
-    report the same number."""
-    return client.run(_peak_memory_probe())

@@ -67,7 +67,7 @@ class CpuUse:
 
 
 @contextlib.contextmanager
-def measure(client) -> Iterator[CpuUse]:
+def measure_cpu(client) -> Iterator[CpuUse]:
     """Measure the workers' CPU seconds over the block; the job's process's at its end.
 
     Only a block that succeeds is measured: after a failure (a lost

@@ -186,7 +186,7 @@ _active: Recording | None = None
 
 
 @contextlib.contextmanager
-def record(client) -> Iterator[Recording]:
+def record_tasks(client) -> Iterator[Recording]:
     """Record the tasks that ``client``'s scheduler runs, and the client's time, in the block.
 
     On leaving the block normally the records are read back into the
@@ -303,7 +303,7 @@ def forecast(
     return [{"workers": n, "seconds": max(work / n, span) + overhead} for n in workers]
 
 
-def summarize(records: Records, *, workers: int, wall_s: float, recorded_s: float) -> dict:
+def summarize_forecast(records: Records, *, workers: int, wall_s: float, recorded_s: float) -> dict:
     """The forecast of a recorded run, as a plain dict for a job's JSON.
 
     The overhead added to every forecast has two measured parts: the wall

@@ -35,8 +35,8 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import check_cv
 from sklearn.svm import SVC
 
-from . import tour_fits as fits
-from .compute import compute_each, current_client
+from ..runtime import compute_each, current_client
+from . import _fits as fits
 
 log = logging.getLogger(__name__)
 

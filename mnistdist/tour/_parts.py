@@ -32,9 +32,10 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from . import figures
-from .tour_fits import SEED, Never5Classifier, add_noise, multilabel_targets, sgd
-from .tour_graph import TourConfig, TourGraph
+from .. import report
+from . import _figures as figures
+from ._fits import SEED, Never5Classifier, add_noise, multilabel_targets, sgd
+from ._graph import TourConfig, TourGraph
 
 __all__ = [
     "CAPTIONS",
@@ -212,11 +213,11 @@ def part_errors(X: np.ndarray, graph: TourGraph, results: dict) -> tuple[dict, d
         "sgd_scaled_cv_predict_accuracy": float(np.mean(y_pred == y)),
     }
     return numbers, {
-        "tour_confusion_matrix.png": figures.confusion_figure(
+        "tour_confusion_matrix.png": report.confusion_figure(
             cm, classes, title="Scaled SGD, cross_val_predict (cv=3)"
         ),
-        "tour_error_matrix.png": figures.error_figure(cm, classes),
-        "tour_3_and_5.png": figures.confused_pair_figure(X, y, y_pred, 3, 5),
+        "tour_error_matrix.png": report.error_figure(cm, classes),
+        "tour_3_and_5.png": report.confused_pair_figure(X, y, y_pred, 3, 5),
     }
 
 
@@ -311,7 +312,7 @@ def run_tour(
     results, done = graph.compute()
     t0 = time.perf_counter()
     numbers: dict = {"seconds": {}}
-    figs: dict = {"tour_some_digit.png": figures.digits_grid(X[:1], y[:1], n_cols=1)}
+    figs: dict = {"tour_some_digit.png": report.digits_grid(X[:1], y[:1], n_cols=1)}
     part, _, scores = part_detector(graph, results)
     numbers.update(part)
     for run in (

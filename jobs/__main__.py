@@ -1,3 +1,0 @@
-from jobs.console import main
-
-raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""``python -m mnistdist JOB ...``: the ``mnistdist`` command."""
+
+from mnistdist.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""What a job is, and one run of it: its options, its output folder, what it records as it goes."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import pathlib
+from collections.abc import Callable
+
+from .. import outputs
+from ._logging import LOG, log_to
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """A job of the ``mnistdist`` command: its name, its options, its outputs and its work.
+
+    Attributes
+    ----------
+    name, help, description : str
+        The subcommand, its line in ``mnistdist --help``, and the first line of its own help.
+    default_out : str
+        Its ``--out``.
+    grid : {"presets", "book"} or None
+        Its grid-search options: the presets, the book's grid alone, or none.
+    results : tuple of str
+        Its result files: their presence means a folder already holds its results.
+    result_json : str
+        The JSON its scaling forecast joins.
+    figure : str
+        The forecast figure's file (jobs that share a folder need names of their own).
+    work : callable ``(JobRun) -> int``
+        The job itself; it returns the exit code.
+    add_arguments : callable ``(parser) -> None``, optional
+        Options of its own.
+    """
+
+    name: str
+    help: str
+    description: str
+    default_out: str
+    grid: str | None
+    results: tuple[str, ...]
+    result_json: str
+    figure: str
+    work: Callable[[JobRun], int]
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+@dataclasses.dataclass
+class JobRun:
+    """One run of a job: the options it was given, and the state it builds up.
+
+    Attributes
+    ----------
+    job : Job
+        What runs.
+    args : argparse.Namespace
+        The options, as parsed; never written to.
+    started : float
+        ``time.perf_counter()`` when the run began (the command's imports included where
+        it ran as the command).
+    phases : dict of str to float
+        Seconds of the run outside the job's own work: ``imports``, ``cluster_start``,
+        ``cluster_close``; the job adds them to its JSON.
+    staging : pathlib.Path or None
+        The folder the job writes into (:meth:`out_dir`), swapped into place as ``--out``
+        when it has finished.
+    recording : object or None
+        The job's tasks, recorded for its scaling forecast while it is on the cluster.
+    """
+
+    job: Job
+    args: argparse.Namespace
+    started: float
+    phases: dict[str, float] = dataclasses.field(default_factory=dict)
+    staging: pathlib.Path | None = None
+    recording: object | None = None
+
+    def out_dir(self) -> pathlib.Path:
+        """The folder the job writes into, made before any work: a staging folder beside ``--out``.
+
+        The run swaps it into place as ``--out`` when the job has finished
+        (:mod:`mnistdist.outputs`); the job's log is written there. The job's
+        result files say whether ``--out`` already holds its results.
+        """
+        self.staging = outputs.begin(
+            self.args.out,
+            results=self.job.results,
+            overwrite=self.args.overwrite,
+            resume=self.args.resume,
+        )
+        log_to(self.staging / LOG)
+        return self.staging
+
+    def result_path(self, name: str = "") -> pathlib.Path:
+        """Where an output will be once the run has finished: in ``--out``, not in staging."""
+        return pathlib.Path(self.args.out) / name

@@ -1,0 +1,75 @@
+"""What the options alone rule out, refused before any folder is touched or any cluster started."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from sklearn.model_selection import ParameterGrid
+
+from ..data import load_dataset
+from ..errors import OptionError
+from ..model_selection import cv_folds, plan_rounds
+from ..outputs import check_out
+from ..runtime import check_scheduler_address, scheduler_address
+from ._options import preset_from_args
+
+#: More workers than this per core would only compete for the cores.
+MAX_WORKERS_PER_CORE = 8
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """Refuse, before any folder is touched or any cluster started, what the options alone rule out.
+
+    The address and worker count, the output folder's name, and the data
+    (read and checked, not computed on): its files, ``--train-size``, and
+    the folds and grid that ``--cv`` and ``--n-neighbors`` ask of it.
+    """
+    if args.scheduler is not None:
+        check_scheduler_address(args.scheduler)
+    elif address := scheduler_address():
+        check_scheduler_address(address)
+    cores = os.cpu_count() or 1
+    if args.workers is not None and args.workers > MAX_WORKERS_PER_CORE * cores:
+        raise OptionError(
+            f"--workers {args.workers}: more than {MAX_WORKERS_PER_CORE} workers "
+            f"per core ({cores} cores)"
+        )
+    check_out(args.out)
+    if args.data is not None and not args.data.strip():  # "" would mean: download from OpenML
+        raise OptionError("--data is empty: name the folder of the MNIST IDX files")
+    dataset = load_dataset(args.dataset, data_dir=args.data, train_size=args.train_size)
+    if getattr(args, "cv", None) is None:
+        return
+    preset = preset_from_args(args, dataset.X_train.shape[1])
+    grid, y = preset.param_grid, dataset.y_train
+    # The smallest folds are those of halving's first round (the benchmark's "both" has one too).
+    if preset.strategy in ("halving", "both"):
+        _, rows = plan_rounds(y, len(ParameterGrid(grid)), args.cv)
+        y = y[rows[0]]
+    folds = cv_folds(args.cv, y)
+    smallest_train = min(len(train) for train, _ in folds)
+    _check_components(preset, smallest_train)
+    if not isinstance(grid, dict):  # a preset's own grid: its sizes depend on its augmentations
+        return
+    k_max = max(grid.get("n_neighbors", [1]))
+    if k_max > smallest_train:
+        raise OptionError(
+            f"n_neighbors={k_max} is larger than the smallest training fold ({smallest_train} rows)"
+        )
+
+
+def _check_components(preset, smallest_train: int) -> None:
+    """Every step's ``n_components`` (PCA's) must fit in the smallest training fold, where it
+    is fitted: with few images, in halving's first round above all."""
+    defaults = preset.estimator.get_params()
+    for candidate in ParameterGrid(preset.param_grid):
+        params = {**defaults, **candidate}
+        for name, value in params.items():
+            if params.get(name.rpartition("__")[0]) == "passthrough":  # the step is left out
+                continue
+            if name.endswith("n_components") and type(value) is int and value > smallest_train:
+                raise OptionError(
+                    f"{name}={value} is larger than the smallest training fold "
+                    f"({smallest_train} rows): use more folds or images, or --strategy grid"
+                )

@@ -1,0 +1,48 @@
+"""Nearest neighbours: the exact search in row blocks (NumPy and Dask), the CV search's fold-pair
+tiles, the lower-bound search, the KNN classifier, and the image distortion model (IDM) with its
+re-ranking classifier and tasks."""
+
+from ._classification import WEIGHTS, KNNClassifier, check_knn_params, predict_from_neighbors, vote
+from ._exact import block_kneighbors, kneighbors, kneighbors_dask, merge_kneighbors
+from ._fold_pairs import fold_pair_kneighbors, fold_pairs_on, folds_partition
+from ._idm import idm_distances
+from ._idm_classification import DeformationKNNClassifier, idm_rerank
+from ._idm_tasks import (
+    candidates_needed,
+    format_throughput,
+    is_reranking,
+    rerank_graph,
+    rerank_queries,
+    search_rerank_throughput,
+)
+from ._journaled import Neighbors, compute_journaled, compute_journaled_after
+from ._lower_bound import bound_components, bounded_kneighbors_dask
+
+__all__ = [
+    "WEIGHTS",
+    "DeformationKNNClassifier",
+    "KNNClassifier",
+    "Neighbors",
+    "block_kneighbors",
+    "bound_components",
+    "bounded_kneighbors_dask",
+    "candidates_needed",
+    "check_knn_params",
+    "compute_journaled",
+    "compute_journaled_after",
+    "fold_pair_kneighbors",
+    "fold_pairs_on",
+    "folds_partition",
+    "format_throughput",
+    "idm_distances",
+    "idm_rerank",
+    "is_reranking",
+    "kneighbors",
+    "kneighbors_dask",
+    "merge_kneighbors",
+    "predict_from_neighbors",
+    "rerank_graph",
+    "rerank_queries",
+    "search_rerank_throughput",
+    "vote",
+]
