@@ -6,7 +6,7 @@ those listed before it, and only their public names):
 - ``errors``           the typed, one-line errors
 - ``config``           settings in dask.config (``mnistdist.yaml``, ``mnistdist-schema.yaml``)
 - ``runtime``          connecting to a cluster, computing graphs, Ctrl-C, CPU time, the forecast
-- ``outputs``          atomic files, the journal behind ``--resume``, results folders as transactions
+- ``outputs``          atomic files, the journal behind ``--resume``, staged results folders
 - ``data``             MNIST (an IDX folder or OpenML) and 8x8 digits as chunked Dask arrays
 - ``preprocessing``    augmented copies, deskewing and blur, as scikit-learn transformers
 - ``neighbors``        the exact neighbour search, the KNN classifier, IDM and its re-ranking
@@ -20,13 +20,19 @@ Importing ``mnistdist`` alone imports none of them (the command takes Ctrl-C ove
 first); each registers mnistdist's settings with dask.config as it is imported.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from ._deprecated import install as _install_deprecated_paths
 
-try:
-    __version__ = version("mnistdist")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
-
 _install_deprecated_paths()
+
+
+def __getattr__(name: str):
+    # The version is read from the installed metadata only when asked for: importing
+    # importlib.metadata would delay the command's first instant, before it takes Ctrl-C over.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("mnistdist")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            return "0+unknown"
+    raise AttributeError(f"module 'mnistdist' has no attribute {name!r}")

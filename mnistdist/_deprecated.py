@@ -1,4 +1,4 @@
-"""Import shims for the module paths of mnistdist 0.1's flat layout (``mnistdist.knn`` and the like).
+"""Import shims for the module paths of mnistdist 0.1's flat layout (``mnistdist.knn``, ...).
 
 A ``model.joblib`` saved by mnistdist 0.1 names its classes by those paths
 (``mnistdist.pixels.PixelRange``, ``mnistdist.knn.KNNClassifier``): each old
@@ -11,10 +11,8 @@ sub-packages now (``mnistdist.data``, ``mnistdist.neighbors``,
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.util
+import importlib.machinery
 import sys
-import warnings
 
 #: Each old module, under ``mnistdist.``, and the private module that now holds its names.
 MOVED = {
@@ -52,19 +50,25 @@ MOVED = {
 }
 
 
-class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds ``mnistdist.<old>`` and loads it as a copy of the module its names moved to."""
+class _MovedModules:
+    """Finds ``mnistdist.<old>`` and loads it as a copy of the module its names moved to.
+
+    A meta path finder and loader by duck typing: importlib.abc would cost the command's
+    start the import of importlib.resources.
+    """
 
     def find_spec(self, fullname, path=None, target=None):
         package, _, old = fullname.partition(".")
         if package != "mnistdist" or old not in MOVED:
             return None
-        return importlib.util.spec_from_loader(fullname, self)
+        return importlib.machinery.ModuleSpec(fullname, self)
 
     def create_module(self, spec):
         return None  # a plain module, filled in by exec_module
 
     def exec_module(self, module) -> None:
+        import warnings
+
         new = "mnistdist." + MOVED[module.__name__.partition(".")[2]]
         public = new.rpartition(".")[0]
         warnings.warn(

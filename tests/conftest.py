@@ -75,7 +75,7 @@ def start_cluster(tmp_path):
 
     from distributed import Client
 
-    from mnistdist.cluster import tls_security
+    from mnistdist.runtime import tls_security
 
     procs = []
 

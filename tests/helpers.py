@@ -72,9 +72,9 @@ def sitecustomize(folder: pathlib.Path, code: str) -> dict:
 #: test can interrupt, kill or disconnect in the middle of a job at a moment it chooses.
 SLOW_TASKS = """
 import os, time
-import mnistdist.fold_pairs as _fp
-import mnistdist.lower_bound as _lb
-import mnistdist.neighbors as _nb
+import mnistdist.neighbors._exact as _nb
+import mnistdist.neighbors._fold_pairs as _fp
+import mnistdist.neighbors._lower_bound as _lb
 
 def _slowed(real):
     def slow(*args, **kwargs):
@@ -123,7 +123,7 @@ def mnistdist(*args, env: dict | None = None, timeout: float = 300):
     import sys
 
     return subprocess.run(
-        [sys.executable, "-m", "jobs", *map(str, args)],
+        [sys.executable, "-m", "mnistdist", *map(str, args)],
         capture_output=True,
         text=True,
         env=process_env(env),

@@ -5,6 +5,7 @@ Importing this package is cheap (the standard library alone): :func:`main` takes
 over before it imports Dask, scikit-learn or the jobs.
 """
 
-from ._main import PROG, main
+from ._command import PROG
+from ._main import main
 
 __all__ = ["PROG", "main"]

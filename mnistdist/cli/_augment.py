@@ -12,6 +12,9 @@ from ..runtime import compute
 from ._job_run import JobRun
 from ._on_cluster import connect_as_asked, load_data
 
+#: The job's line in ``mnistdist --help``.
+HELP = "build the training set plus its four one-pixel shifts (5x) and save it as IDX files"
+
 
 def job(run: JobRun) -> int:
     out = run.out_dir()

@@ -15,6 +15,9 @@ from ._job_run import JobRun
 from ._on_cluster import connect_as_asked, load_data
 from ._options import preset_from_args
 
+#: The job's line in ``mnistdist --help``.
+HELP = "time scikit-learn's GridSearchCV against mnistdist's distributed search"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """This job's own options, beside the common and grid ones."""

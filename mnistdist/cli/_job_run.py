@@ -24,11 +24,8 @@ class Job:
     grid : {"presets", "book"} or None
         Its grid-search options: the presets, the book's grid alone, or none.
     results : tuple of str
-        Its result files: their presence means a folder already holds its results.
-    result_json : str
-        The JSON its scaling forecast joins.
-    figure : str
-        The forecast figure's file (jobs that share a folder need names of their own).
+        Its result files: their presence means a folder already holds its results. The
+        first is its JSON, which its scaling forecast joins.
     work : callable ``(JobRun) -> int``
         The job itself; it returns the exit code.
     add_arguments : callable ``(parser) -> None``, optional
@@ -41,10 +38,18 @@ class Job:
     default_out: str
     grid: str | None
     results: tuple[str, ...]
-    result_json: str
-    figure: str
     work: Callable[[JobRun], int]
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+
+    @property
+    def result_json(self) -> str:
+        """The JSON its scaling forecast joins."""
+        return self.results[0]
+
+    @property
+    def figure(self) -> str:
+        """The forecast figure's file: jobs that share a folder have names of their own."""
+        return "scaling.png" if self.name == "report" else f"{self.name}_scaling.png"
 
 
 @dataclasses.dataclass

@@ -19,8 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-#: The command's name, in its usage and error lines.
-PROG = "mnistdist"
+from ._command import PROG
 
 
 def _interrupt_once(signum, frame) -> None:
@@ -55,13 +54,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mnistdist`` with ``argv`` (default: the command line); return its exit code.
 
     Without ``argv`` this is the process's command: the process ends right
-    after its exit hooks (:func:`_exit_without_teardown`).
+    after its exit hooks (:func:`_exit_without_teardown`). With ``argv`` (from
+    Python, a test), the caller's SIGINT handler is restored on return.
     """
     started = time.perf_counter()  # the job's scaling forecast counts the imports as overhead
     exit_code: list[int] = []
     if argv is None:
         atexit.register(_exit_without_teardown, exit_code)
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, _interrupt_once)
     code = 1
     try:
@@ -75,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: interrupted; nothing was finished", file=sys.stderr)
         code = 130
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # As the command, Ctrl-C is ignored while the interpreter exits; called from
+        # Python, the caller's own handler is put back.
+        signal.signal(signal.SIGINT, signal.SIG_IGN if argv is None else previous)
     if argv is None:
         exit_code.append(code)
     return code

@@ -1,5 +1,4 @@
-"""The jobs' command-line options: an argument parser with one-line errors, the value types,
-the option groups every job shares, and the preset the options ask for."""
+"""The jobs' command-line options: the groups every job shares, and the preset they ask for."""
 
 from __future__ import annotations
 
@@ -10,30 +9,7 @@ from ..data import DATA_ENV, DATASETS
 from ..errors import OptionError
 from ..model_selection import DEFAULT_GRID, PRESETS, STRATEGIES, Preset, get_preset
 from ..neighbors import WEIGHTS
-
-
-class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
-    return value
-
-
-def folds(text: str) -> int:
-    value = positive_int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"cv must be at least 2, got {value}")
-    return value
+from ._command import folds, positive_int
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> None:

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from . import _options
-from ._main import PROG
+from ._command import PROG, Parser
 from ._registry import JOBS
 
 
-def build_parser() -> _options.Parser:
+def build_parser() -> Parser:
     """The command's parser; each subcommand's ``job`` default is its :class:`Job`."""
-    parser = _options.Parser(
+    parser = Parser(
         prog=PROG,
         description="Hands-On ML's MNIST classification chapter as jobs on a Dask cluster.",
         epilog="Run 'mnistdist JOB --help' for a job's options.",
     )
     subparsers = parser.add_subparsers(
-        dest="command", metavar="JOB", required=True, parser_class=_options.Parser
+        dest="command", metavar="JOB", required=True, parser_class=Parser
     )
     for job in JOBS:
         sub = subparsers.add_parser(job.name, help=job.help, description=job.description)

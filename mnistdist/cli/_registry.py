@@ -7,69 +7,31 @@ from . import _augment, _benchmark, _report, _search, _tour
 from ._job_run import Job
 
 
-def _description(module) -> str:
-    return module.__doc__.strip().splitlines()[0]
+def _job(name: str, module, default_out: str, grid: str | None, results: tuple) -> Job:
+    """The job ``name`` of ``module`` (its ``HELP``, ``job`` and any ``add_arguments``)."""
+    return Job(
+        name=name,
+        help=module.HELP,
+        description=module.__doc__.strip().splitlines()[0],
+        default_out=default_out,
+        grid=grid,
+        results=results,
+        work=module.job,
+        add_arguments=getattr(module, "add_arguments", None),
+    )
 
+
+#: Each job: its name, module, default ``--out``, grid options (``"presets"``, the book's grid
+#: alone, or none) and result files, whose presence means a folder holds its results. The
+#: first result file is the JSON that its scaling forecast joins. The tour defaults to the
+#: report's folder, to join its ``report.html``.
+#: A search's files: its scores, and the journal of its finished neighbour searches.
+_SEARCHED = ("cv_results.csv", JOURNAL_FILE)
 
 JOBS: tuple[Job, ...] = (
-    Job(
-        name="report",
-        help="search, refit the best model (and the book's), evaluate on the test set, "
-        "write the report",
-        description=_description(_report),
-        default_out="results",
-        grid="presets",
-        results=("metrics.json", "cv_results.csv", JOURNAL_FILE),
-        result_json="metrics.json",
-        figure="scaling.png",
-        work=_report.job,
-    ),
-    Job(
-        name="search",
-        help="cross-validated grid search on the cluster (the book's KNN grid, or --preset best), "
-        "exhaustive or by successive halving (--strategy halving)",
-        description=_description(_search),
-        default_out="search-results",
-        grid="presets",
-        results=("search.json", "cv_results.csv", JOURNAL_FILE),
-        result_json="search.json",
-        figure="search_scaling.png",
-        work=_search.job,
-    ),
-    Job(
-        name="tour",
-        help="the rest of the chapter: 5-detector, precision/recall, ROC, multiclass, errors, "
-        "multilabel, denoising",
-        description=_description(_tour),
-        default_out="results",  # beside the report's outputs, in the same report.html
-        grid=None,
-        results=("tour.json",),
-        result_json="tour.json",
-        figure="tour_scaling.png",
-        work=_tour.job,
-        add_arguments=_tour.add_arguments,
-    ),
-    Job(
-        name="augment",
-        help="build the training set plus its four one-pixel shifts (5x) and save it as IDX files",
-        description=_description(_augment),
-        default_out="augmented",
-        grid=None,
-        results=("augment.json",),
-        result_json="augment.json",
-        figure="augment_scaling.png",
-        work=_augment.job,
-    ),
-    Job(
-        name="benchmark",
-        help="time scikit-learn's GridSearchCV against mnistdist's distributed search",
-        description=_description(_benchmark),
-        default_out="bench-results",
-        grid="book",
-        results=("benchmark.json",),
-        result_json="benchmark.json",
-        figure="benchmark_scaling.png",
-        work=_benchmark.job,
-        add_arguments=_benchmark.add_arguments,
-    ),
+    _job("report", _report, "results", "presets", ("metrics.json", *_SEARCHED)),
+    _job("search", _search, "search-results", "presets", ("search.json", *_SEARCHED)),
+    _job("tour", _tour, "results", None, ("tour.json",)),
+    _job("augment", _augment, "augmented", None, ("augment.json",)),
+    _job("benchmark", _benchmark, "bench-results", "book", ("benchmark.json",)),
 )

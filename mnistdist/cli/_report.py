@@ -50,6 +50,9 @@ from ._on_cluster import (
     time_line,
 )
 
+#: The job's line in ``mnistdist --help``.
+HELP = "search, refit the best model (and the book's), evaluate on the test set, write the report"
+
 
 def job(run: JobRun) -> int:
     out = run.out_dir()

@@ -18,10 +18,10 @@ from .. import outputs
 from ..errors import MnistDistError, OptionError, OutputError
 from ..outputs import JOURNAL_FILE
 from ..runtime import interrupt_once, show_progress
+from ._command import PROG
 from ._forecast_files import write_forecast
 from ._job_run import JobRun
 from ._logging import LOG, close_log_files, job_logging
-from ._main import PROG
 from ._preflight import preflight
 
 log = logging.getLogger(__name__)

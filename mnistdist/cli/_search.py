@@ -17,6 +17,12 @@ from ._on_cluster import (
 #: The columns of the printed table of candidates.
 SCORE_COLUMNS = ("params", "mean_test_score", "std_test_score")
 
+#: The job's line in ``mnistdist --help``.
+HELP = (
+    "cross-validated grid search on the cluster (the book's KNN grid, or --preset best), "
+    "exhaustive or by successive halving (--strategy halving)"
+)
+
 
 def job(run: JobRun) -> int:
     out = run.out_dir()

@@ -20,7 +20,7 @@ from ..runtime import describe, measure_cpu, package_versions
 from ..tour import CAPTIONS, TourConfig, run_tour
 from ._job_run import JobRun
 from ._on_cluster import connect_as_asked, load_data, rounded_phases
-from ._options import positive_int
+from ._command import positive_int
 
 SCALE_OPTIONS = (
     ("--svc-size", 2000, "training images for the SVC steps (default: 2000, as the book)"),
@@ -36,6 +36,12 @@ PRINTED = (
     "forest5_roc_auc",
     "multilabel_f1_macro",
     "sgd_scaled_cv_accuracy",
+)
+
+#: The job's line in ``mnistdist --help``.
+HELP = (
+    "the rest of the chapter: 5-detector, precision/recall, ROC, multiclass, errors, "
+    "multilabel, denoising"
 )
 
 

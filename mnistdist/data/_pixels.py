@@ -10,6 +10,7 @@ valid 0-255 input).
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import validate_data
@@ -41,14 +42,25 @@ def check_pixels(X, high: float = PIXEL_MAX) -> np.ndarray:
         For values outside 0-``high`` (NaN included), or a batch wholly within
         0-1 that is not blank.
     """
+    if sp.issparse(X):
+        raise DataError("sparse input is not supported: pass pixels as a dense array")
     X = np.asarray(X)
+    if X.dtype == object:  # numbers in an object array are pixels too; anything else raises
+        X = X.astype(np.float64)
     if X.size == 0:
         return X
-    if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
+    if np.iscomplexobj(X):
+        raise DataError(f"Complex data not supported: pixels are real numbers 0-{high:g}")
+    if not np.issubdtype(X.dtype, np.number):
         raise DataError(f"pixels must be real numbers 0-{high:g}, got dtype {X.dtype}")
     low, top = X.min(), X.max()
-    if np.isnan(low) or np.isnan(top) or low < 0 or top > high:
-        raise DataError(f"pixels must lie within 0-{high:g}; this input holds {low:g} to {top:g}")
+    if not (np.isfinite(low) and np.isfinite(top)):
+        raise DataError(f"pixels must lie within 0-{high:g}; this input holds NaN or infinity")
+    if low < 0 or top > high:
+        negative = "Negative values in data: " if low < 0 else ""
+        raise DataError(
+            f"{negative}pixels must lie within 0-{high:g}; this input holds {low:g} to {top:g}"
+        )
     if 0 < top <= 1:
         raise DataError(
             f"every pixel of this input lies within 0-1: pass pixels 0-{high:g} "
@@ -82,6 +94,7 @@ class PixelRange(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
+        tags.input_tags.positive_only = True
         return tags
 
 

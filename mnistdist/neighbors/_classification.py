@@ -192,19 +192,9 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
         return vote(dist, ids, self._y_codes, len(self.classes_), self.n_neighbors, self.weights)
 
     def predict(self, X) -> np.ndarray:
-        """The class with most votes; ties go to the lowest class, as in scikit-learn.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_queries, n_features)
-            Rows to label.
-
-        Returns
-        -------
-        ndarray of shape (n_queries,)
-            The label of each row: one of ``classes_``.
-        """
-        proba = self.predict_proba(X)
+        """The label of each row of ``X``: the class with most votes in :meth:`predict_proba`,
+        ties to the lowest class, as in scikit-learn."""
+        proba = self.predict_proba(X)  # first: it checks that the classifier is fitted
         return self.classes_[np.argmax(proba, axis=1)]
 
 

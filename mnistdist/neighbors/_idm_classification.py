@@ -1,9 +1,9 @@
 """k-NN that re-ranks each query's Euclidean candidates by a deformation-aware distance.
 
-The exact Euclidean search of :class:`~mnistdist.knn.KNNClassifier` gives each
+The exact Euclidean search of :class:`~mnistdist.neighbors.KNNClassifier` gives each
 query its ``n_candidates`` nearest training images; the image distortion model
-of :mod:`mnistdist.deformation` re-ranks them, and the ``n_neighbors`` nearest
-by that distance vote as in :func:`~mnistdist.knn.vote`. The costly distance
+(:func:`~mnistdist.neighbors.idm_distances`) re-ranks them, and the ``n_neighbors``
+nearest by that distance vote as in :func:`~mnistdist.neighbors.vote`. The costly distance
 is thus computed ``n_candidates`` times a query, not once a training image.
 """
 
@@ -12,11 +12,11 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..data import image_side
-from ._classification import KNNClassifier, check_knn_params, vote
+from ._classification import KNNClassifier
+from ._exact import kneighbors
 from ._idm import DEFAULT_BLOCK_PAIRS, check_idm_params, idm_distances
 
 #: Image pairs whose pixels :func:`rerank` gathers at once (4096 MNIST pairs: 25 MB).
@@ -66,7 +66,7 @@ def idm_rerank(
     return np.take_along_axis(dist, order, axis=1), np.take_along_axis(candidate_ids, order, 1)
 
 
-class DeformationKNNClassifier(ClassifierMixin, BaseEstimator):
+class DeformationKNNClassifier(KNNClassifier):
     """k-NN voting on the IDM re-ranking of each query's Euclidean candidates.
 
     Parameters
@@ -86,12 +86,7 @@ class DeformationKNNClassifier(ClassifierMixin, BaseEstimator):
     block_pairs : int, default=64
         Image pairs whose IDM features are held at once.
 
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-        The class labels seen by ``fit``.
-    n_features_in_ : int
-        Pixels per training row.
+    Its attributes are :class:`KNNClassifier`'s; its votes come from :meth:`kneighbors`.
     """
 
     def __init__(
@@ -104,28 +99,15 @@ class DeformationKNNClassifier(ClassifierMixin, BaseEstimator):
         ref_rows: int = 16384,
         block_pairs: int = DEFAULT_BLOCK_PAIRS,
     ):
-        self.n_neighbors = n_neighbors
-        self.weights = weights
+        super().__init__(n_neighbors=n_neighbors, weights=weights, ref_rows=ref_rows)
         self.n_candidates = n_candidates
         self.warp = warp
         self.context = context
-        self.ref_rows = ref_rows
         self.block_pairs = block_pairs
 
     def fit(self, X, y) -> DeformationKNNClassifier:
-        """Check the parameters and store the training images.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, side * side)
-            Training images.
-        y : array-like of shape (n_samples,)
-            Their class labels.
-
-        Returns
-        -------
-        DeformationKNNClassifier
-            This classifier, fitted.
+        """Check the IDM parameters, then store the training images as
+        :meth:`KNNClassifier.fit` does.
 
         Raises
         ------
@@ -133,7 +115,6 @@ class DeformationKNNClassifier(ClassifierMixin, BaseEstimator):
             If a parameter is invalid, ``n_candidates < n_neighbors``, the rows are not
             square images, or there are fewer training rows than candidates.
         """
-        check_knn_params(self.n_neighbors, self.weights)
         check_idm_params(self.warp, self.context)
         if (
             isinstance(self.n_candidates, bool)
@@ -144,59 +125,44 @@ class DeformationKNNClassifier(ClassifierMixin, BaseEstimator):
                 f"n_candidates must be an integer >= n_neighbors ({self.n_neighbors}), "
                 f"got {self.n_candidates!r}"
             )
-        X, y = validate_data(self, X, y, dtype=None)
-        image_side(X.shape[1], "compare")
-        self.knn_ = KNNClassifier(self.n_candidates, ref_rows=self.ref_rows).fit(X, y)
-        self.classes_ = self.knn_.classes_
+        super().fit(X, y)
+        image_side(self.n_features_in_, "compare")
+        if self.n_candidates > self._fit_X.shape[0]:
+            raise ValueError(
+                f"n_candidates={self.n_candidates} is larger than the training set "
+                f"(n_samples = {self._fit_X.shape[0]})"
+            )
         return self
 
-    def kneighbors(self, X) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n_candidates`` Euclidean candidates of each row, re-ranked by IDM distance.
+    def kneighbors(self, X, n_neighbors: int | None = None, return_distance: bool = True):
+        """Each row's ``n_candidates`` Euclidean candidates, re-ranked by IDM distance.
 
         Parameters
         ----------
         X : array-like of shape (n_queries, side * side)
             Query images.
+        n_neighbors : int, optional
+            How many of the re-ranked candidates (default: all ``n_candidates``).
+        return_distance : bool, default=True
+            Return the IDM distances too.
 
         Returns
         -------
-        dist, ids : ndarray of shape (n_queries, n_candidates)
-            IDM distances (ascending) and training-row indices.
+        dist : ndarray of shape (n_queries, n_neighbors)
+            IDM distances, ascending, only when ``return_distance``.
+        ids : ndarray of shape (n_queries, n_neighbors)
+            Indices of the training rows.
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=None)
-        ids = self.knn_.kneighbors(X, return_distance=False)
-        return idm_rerank(X, self.knn_._fit_X, ids, self.warp, self.context, self.block_pairs)
+        _, ids = kneighbors(X, self._fit_X, self.n_candidates, ref_rows=self.ref_rows)
+        dist, ids = idm_rerank(X, self._fit_X, ids, self.warp, self.context, self.block_pairs)
+        k = self.n_candidates if n_neighbors is None else n_neighbors
+        return (dist[:, :k], ids[:, :k]) if return_distance else ids[:, :k]
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Share of the (weighted) votes of each class among the re-ranked neighbours.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_queries, side * side)
-            Query images.
-
-        Returns
-        -------
-        ndarray of shape (n_queries, n_classes)
-            Probabilities, columns in ``classes_`` order.
-        """
-        dist, ids = self.kneighbors(X)
-        return vote(
-            dist, ids, self.knn_._y_codes, len(self.classes_), self.n_neighbors, self.weights
-        )
-
-    def predict(self, X) -> np.ndarray:
-        """The class with most votes (ties to the lowest class).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_queries, side * side)
-            Query images.
-
-        Returns
-        -------
-        ndarray of shape (n_queries,)
-            Labels from ``classes_``.
-        """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+    def __setstate__(self, state: dict) -> None:
+        # mnistdist 0.1 kept the Euclidean search in a KNNClassifier of its own.
+        knn = state.pop("knn_", None)
+        if knn is not None:
+            state.update(_fit_X=knn._fit_X, _y_codes=knn._y_codes)
+        super().__setstate__(state)

@@ -1,6 +1,6 @@
 """The classification chapter, part by part, every fit a task on the cluster.
 
-:class:`~mnistdist.tour_graph.TourGraph` builds the whole tour as tasks
+:func:`._graph.build_tour` builds the whole tour as tasks
 (split by fold, class, pair, chunk of trees and block of images, see
 :mod:`.tour_fits`) and runs them all at once; each ``part_*`` function here
 turns the gathered results into what the book computes on MNIST and returns
@@ -34,22 +34,8 @@ from sklearn.metrics import (
 
 from .. import report
 from . import _figures as figures
-from ._fits import SEED, Never5Classifier, add_noise, multilabel_targets, sgd
-from ._graph import TourConfig, TourGraph
-
-__all__ = [
-    "CAPTIONS",
-    "SEED",
-    "Never5Classifier",
-    "TourConfig",
-    "TourGraph",
-    "add_noise",
-    "detector",
-    "multilabel_targets",
-    "run_tour",
-    "sgd",
-    "threshold_for_precision",
-]
+from ._fits import multilabel_targets
+from ._graph import TourConfig, TourGraph, build_tour
 
 log = logging.getLogger(__name__)
 
@@ -90,15 +76,15 @@ def part_detector(graph: TourGraph, results: dict) -> tuple[dict, dict, np.ndarr
     (predictions and decision scores) and the book's hand-written loop.
     Also returns the decision scores, which parts 2 and 3 use.
     """
-    y5 = graph.y == 5
-    k = len(graph.folds["never5"])
+    y5 = graph.data.y == 5
+    k = len(graph.data.folds["never5"])
     never5, sgd5 = results["detector"][:k], results["detector"][k:]
-    folds = graph.folds["detector"]
+    folds = graph.data.folds["detector"]
     y_pred = cross_val_predictions(folds, [out["predict"] for out in sgd5])
     scores = cross_val_predictions(folds, [out["decision_function"] for out in sgd5])
     numbers = {
         "never5_cv_accuracy": fold_accuracies(
-            graph.folds["never5"], y5, [out["predict"] for out in never5]
+            graph.data.folds["never5"], y5, [out["predict"] for out in never5]
         ),
         "sgd5_cv_accuracy": fold_accuracies(folds, y5, [out["predict"] for out in sgd5]),
         # The book's loop: n_correct / len(y_pred) on each StratifiedKFold fold.
@@ -116,7 +102,7 @@ def part_detector(graph: TourGraph, results: dict) -> tuple[dict, dict, np.ndarr
 
 def detector(X: np.ndarray, y: np.ndarray) -> tuple[dict, np.ndarray]:
     """Part 1 alone, on the cluster: the 5-detector's numbers and its decision scores."""
-    graph = TourGraph(X, y, X[:0], TourConfig(), groups=("detector",))
+    graph = build_tour(X, y, X[:0], TourConfig(), groups=("detector",))
     results, _ = graph.compute()
     numbers, _, scores = part_detector(graph, results)
     return numbers, scores
@@ -156,8 +142,8 @@ def part_tradeoff(y: np.ndarray, scores: np.ndarray) -> tuple[dict, dict]:
 
 def part_roc(graph: TourGraph, results: dict, scores: np.ndarray) -> tuple[dict, dict]:
     """3. ROC curves and AUC of the SGD and random-forest 5-detectors."""
-    y5 = graph.y == 5
-    proba = cross_val_predictions(graph.folds["detector"], list(results["forest5"]))
+    y5 = graph.data.y == 5
+    proba = cross_val_predictions(graph.data.folds["detector"], list(results["forest5"]))
     forest_scores = proba[:, 1]
     forest_pred = forest_scores >= 0.5
     fpr, tpr, _ = roc_curve(y5, scores)
@@ -179,21 +165,21 @@ def part_roc(graph: TourGraph, results: dict, scores: np.ndarray) -> tuple[dict,
 
 def part_multiclass(graph: TourGraph, results: dict) -> tuple[dict, dict]:
     """4. Multiclass: SVC (OvO inside), OvR of SVCs, OvO of SGDs, SGD and forest on ten classes."""
-    y, folds = graph.y, graph.folds["ten"]
+    y, folds = graph.data.y, graph.data.folds["ten"]
     svc, ovr = results["svc"]
     (ten,) = results["sgd-ten"]
     (ovo,) = results["ovo"]
     (forest,) = results["forest"]
     numbers = {
         "some_digit_label": y[0].item(),
-        "svc_train_size": graph.svc_size,
+        "svc_train_size": graph.groups["svc"].split["svc_size"],
         "svc_prediction": svc["predict"][0].item(),
         "svc_decision_scores": np.round(svc["decision_function"][0], 2).tolist(),
-        "ovr_n_estimators": graph.n_ovr,
+        "ovr_n_estimators": graph.groups["svc"].split["n_ovr"],
         "ovr_prediction": ovr[0].item(),
         "sgd_prediction": ten["predict"][0].item(),
         "sgd_decision_scores": np.round(ten["decision_function"][0]).tolist(),
-        "ovo_n_estimators": graph.n_pairs,
+        "ovo_n_estimators": graph.groups["ovo"].split["n_pairs"],
         "ovo_prediction": ovo[0].item(),
         "forest_prediction_proba": np.round(forest[0], 3).tolist(),
         "sgd_cv_accuracy": fold_accuracies(folds, y, list(results["sgd-raw"])),
@@ -204,8 +190,8 @@ def part_multiclass(graph: TourGraph, results: dict) -> tuple[dict, dict]:
 
 def part_errors(X: np.ndarray, graph: TourGraph, results: dict) -> tuple[dict, dict]:
     """5. Error analysis of the scaled SGD on ten classes (the same fold models as part 4's)."""
-    y = graph.y
-    y_pred = cross_val_predictions(graph.folds["ten"], list(results["sgd-scaled"]))
+    y = graph.data.y
+    y_pred = cross_val_predictions(graph.data.folds["ten"], list(results["sgd-scaled"]))
     classes = np.unique(y)
     cm = confusion_matrix(y, y_pred, labels=classes)
     numbers = {
@@ -223,13 +209,13 @@ def part_errors(X: np.ndarray, graph: TourGraph, results: dict) -> tuple[dict, d
 
 def part_multilabel(graph: TourGraph, results: dict) -> tuple[dict, dict]:
     """6. Multilabel KNN: large and odd."""
-    y_multi = multilabel_targets(graph.y)
+    y_multi = multilabel_targets(graph.data.y)
     *blocks, head = results["multilabel"]
     per_fold, at = [], 0
-    for n in graph.multilabel_blocks:  # each fold's blocks, in order
+    for n in graph.groups["multilabel"].split["blocks"]:  # each fold's blocks, in order
         per_fold.append(np.concatenate(blocks[at : at + n]))
         at += n
-    y_pred = cross_val_predictions(graph.folds["multilabel"], per_fold)
+    y_pred = cross_val_predictions(graph.data.folds["multilabel"], per_fold)
     numbers = {
         "multilabel_prediction": head[0].tolist(),
         "multilabel_f1_macro": float(f1_score(y_multi, y_pred, average="macro")),
@@ -308,7 +294,7 @@ def run_tour(
     whole graph's wall time) and ``client`` (the metrics and figures drawn
     here afterwards).
     """
-    graph = TourGraph(X, y, X_test, config or TourConfig())
+    graph = build_tour(X, y, X_test, config or TourConfig())
     results, done = graph.compute()
     t0 = time.perf_counter()
     numbers: dict = {"seconds": {}}

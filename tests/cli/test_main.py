@@ -1,0 +1,35 @@
+"""The ``mnistdist`` command's own process: its exit code and exit hooks, without the teardown."""
+
+import subprocess
+import sys
+
+from helpers import assert_one_line_error, process_env
+
+# A job that fails in its preflight (an empty --out), with an exit hook registered
+# during the job, as Distributed registers its own: it must still run.
+LATE_HOOK = """
+import atexit, sys
+from mnistdist.cli import _run, main
+
+real = _run.preflight
+
+def preflight(args):
+    atexit.register(lambda: print("late hook ran", flush=True))
+    return real(args)
+
+_run.preflight = preflight
+sys.argv = ["mnistdist", "report", "--dataset", "digits", "--out", ""]
+raise SystemExit(main())
+"""
+
+
+def test_the_command_exits_with_the_jobs_code_after_its_exit_hooks():
+    proc = subprocess.run(
+        [sys.executable, "-c", LATE_HOOK],
+        capture_output=True,
+        text=True,
+        env=process_env(),
+        timeout=120,
+    )
+    assert_one_line_error(proc, 2, "--out")
+    assert proc.stdout.strip() == "late hook ran"

@@ -1,0 +1,121 @@
+import dask
+import numpy as np
+from sklearn.decomposition import PCA
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+
+from mnistdist.model_selection import _refit as final_module
+from mnistdist.model_selection import final_model
+from mnistdist.neighbors import KNNClassifier
+from mnistdist.preprocessing import AUGMENTATIONS, Augment, Deskew, augment_shifts
+from mnistdist.preprocessing._augment import make_copy
+
+
+def test_cluster_predictions_equal_the_saved_model(client, digits, digits_arrays):
+    X, y, Q, y_test = digits_arrays
+    final = final_model(
+        KNNClassifier(n_neighbors=4, weights="distance"),
+        digits.X_train,
+        y,
+        digits.X_test,
+        name="plain",
+    )
+    np.testing.assert_array_equal(final.model.predict(Q), final.y_pred)
+    ref = KNeighborsClassifier(n_neighbors=4, weights="distance").fit(X, y).predict(Q)
+    assert np.mean(final.y_pred == ref) >= 0.99  # equal but for exact distance ties
+    assert final.accuracy(y_test) > 0.95 and final.n_train == len(y)
+    np.testing.assert_allclose(final.proba.sum(axis=1), 1.0)
+
+
+def test_augmented_model_on_five_times_the_rows(client, digits, digits_arrays):
+    _, y, Q, _y_test = digits_arrays
+    X_aug, y_aug = augment_shifts(digits.X_train, y)
+    final = final_model(
+        KNNClassifier(n_neighbors=4, weights="distance"),
+        X_aug,
+        y_aug,
+        digits.X_test,
+        name="augmented",
+    )
+    assert final.n_train == 5 * len(y) and final.model._fit_X.shape == (5 * len(y), 64)
+    np.testing.assert_array_equal(final.model.predict(Q), final.y_pred)
+
+
+def test_without_keeping_the_model(client, digits):
+    final = final_model(
+        KNNClassifier(n_neighbors=3),
+        digits.X_train,
+        digits.y_train,
+        digits.X_test,
+        keep_model=False,
+    )
+    assert final.model is None and len(final.y_pred) == 360
+
+
+def test_pipeline_model(client, digits, digits_arrays):
+    X, y, Q, _ = digits_arrays
+    pipe = Pipeline(
+        [("pca", PCA(n_components=20, random_state=0)), ("knn", KNNClassifier(n_neighbors=3))]
+    )
+    final = final_model(pipe, digits.X_train, y, digits.X_test, name="pca")
+    assert isinstance(final.model, Pipeline)
+    np.testing.assert_array_equal(final.model.predict(Q), final.y_pred)
+    ref = Pipeline(
+        [
+            ("pca", PCA(n_components=20, random_state=0)),
+            ("knn", KNeighborsClassifier(n_neighbors=3)),
+        ]
+    ).fit(X, y)
+    assert np.mean(ref.predict(Q) == final.y_pred) >= 0.99
+
+
+def test_augmented_pipeline_adds_copies_to_training_rows_only(client, digits, digits_arrays):
+    X, y, Q, _y_test = digits_arrays
+    pipe = Pipeline(
+        [
+            ("deskew", Deskew()),
+            ("augment", Augment("shift8")),
+            ("pca", PCA(20, random_state=0)),
+            ("knn", KNNClassifier(n_neighbors=3, weights="distance")),
+        ]
+    )
+    final = final_model(pipe, digits.X_train, y, digits.X_test, name="best")
+    assert final.n_train == 9 * len(y) and len(final.y_pred) == len(Q)
+    np.testing.assert_array_equal(
+        final.model.predict(Q), final.y_pred
+    )  # the saved pipeline is the cluster's model
+    # By hand: deskew, PCA fitted on the originals, copies of the training images only.
+    straight = Deskew().fit_transform(X)
+    pca = PCA(20, random_state=0).fit(straight)
+    rows = np.concatenate(
+        [
+            pca.transform(straight),
+            *(pca.transform(make_copy(straight, how)) for _, how in AUGMENTATIONS["shift8"]),
+        ]
+    )
+    ref = (
+        KNeighborsClassifier(n_neighbors=3, weights="distance")
+        .fit(rows, np.tile(y, 9))
+        .predict(pca.transform(Deskew().fit_transform(Q)))
+    )
+    assert np.mean(ref == final.y_pred) >= 0.99
+
+
+def test_test_set_search_screened_by_the_bound_where_asked(client, digits, monkeypatch):
+    calls = []
+    real = final_module.bounded_kneighbors_dask
+
+    def spy(*args, **kwargs):
+        calls.append(args[3])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(final_module, "bounded_kneighbors_dask", spy)
+    knn = KNNClassifier(n_neighbors=4, weights="distance")
+    runs = {}
+    for p in (0, 16, 128):  # 128 of the digits' 64 features would not pay: searched in full
+        with dask.config.set({"mnistdist.bound-components": p}):
+            runs[p] = final_model(knn, digits.X_train, digits.y_train, digits.X_test, name="plain")
+    assert calls == [16]
+    for p in (16, 128):
+        np.testing.assert_array_equal(runs[p].y_pred, runs[0].y_pred)
+        np.testing.assert_array_equal(runs[p].proba, runs[0].proba)

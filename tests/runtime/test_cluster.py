@@ -1,0 +1,139 @@
+import os
+import socket
+import time
+import urllib.request
+
+import dask
+import pytest
+from threadpoolctl import threadpool_info
+
+from mnistdist.errors import ClusterError
+from mnistdist.runtime import (
+    connect,
+    describe,
+    embedded_processes,
+    package_versions,
+    scheduler_address,
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_embedded_local_cluster_of_worker_processes():
+    with connect(n_workers=2, processes=True, dashboard_address=":0") as client:
+        info = describe(client)
+        assert len(info["workers"]) == 2 and all(w["threads"] == 1 for w in info["workers"])
+        assert info["dashboard"].startswith("http://") and info["scheduler"].startswith("tcp://")
+        pids = client.run(lambda: __import__("os").getpid())
+        assert len(set(pids.values())) == 2  # real processes, not threads
+        # mnistdist.worker-saturation: every ready task goes to a worker, so priorities hold.
+        saturation = client.run_on_scheduler(
+            lambda dask_scheduler: dask_scheduler.WORKER_SATURATION
+        )
+        assert saturation == float("inf")
+
+
+def test_embedded_local_cluster_of_worker_threads_by_default():
+    blas_threads = {p["filepath"]: p["num_threads"] for p in threadpool_info()}
+    with connect(n_workers=2, dashboard_address="127.0.0.1:0") as client:
+        info = describe(client)
+        assert len(info["workers"]) == 2 and all(w["threads"] == 1 for w in info["workers"])
+        assert set(client.run(os.getpid).values()) == {os.getpid()}  # threads of this process
+        # The link names the interface the dashboard listens on, not the machine's, and works.
+        assert info["dashboard"].startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(info["dashboard"], timeout=30) as page:
+            assert page.status == 200
+        # One BLAS thread a call, as a worker process has: the workers are the cores.
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+        assert client.submit(lambda x: x + 1, 1).result() == 2
+        saturation = client.run_on_scheduler(
+            lambda dask_scheduler: dask_scheduler.WORKER_SATURATION
+        )
+        assert saturation == float("inf")
+    after = {p["filepath"]: p["num_threads"] for p in threadpool_info()}
+    assert {path: after[path] for path in blas_threads} == blas_threads  # as they were
+
+
+@pytest.mark.parametrize(
+    "setting, holds_gil, processes",
+    [(None, False, False), (None, True, True), (True, False, True), (False, True, False)],
+)
+def test_embedded_workers_are_threads_unless_the_job_or_the_setting_says(
+    setting, holds_gil, processes
+):
+    with dask.config.set({"mnistdist.processes": setting}):
+        assert embedded_processes(holds_gil) is processes
+
+
+def test_existing_scheduler_by_address_and_by_environment(cluster):
+    with connect(cluster.scheduler_address) as client:
+        assert describe(client)["scheduler"] == cluster.scheduler_address
+    with dask.config.set({"scheduler-address": cluster.scheduler_address}):
+        assert scheduler_address() == cluster.scheduler_address
+        with connect() as client:
+            assert len(describe(client)["workers"]) == 2
+
+
+def test_unreachable_scheduler_fails_fast_with_a_clear_error():
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    t = time.perf_counter()
+    with (
+        pytest.raises(
+            ClusterError, match=f"could not reach the Dask scheduler at {address} within 2 s"
+        ),
+        connect(address, timeout="2s"),
+    ):
+        pass
+    assert time.perf_counter() - t < 15
+
+
+def test_package_versions():
+    versions = package_versions()
+    assert {"python", "dask", "distributed", "dask-ml", "scikit-learn", "numpy"} <= set(versions)
+
+
+def test_embedded_cluster_starts_while_the_caller_works_and_workers_preload():
+    import threading
+
+    seen = {}
+
+    def meanwhile():
+        # The start runs in a thread of its own, so the caller's work overlaps it.
+        seen["threads"] = {t.name for t in threading.enumerate()}
+
+    with connect(n_workers=2, dashboard_address=":0", while_starting=meanwhile) as client:
+        assert "mnistdist-cluster-start" in seen["threads"]
+        assert len(describe(client)["workers"]) == 2
+        preloaded = client.run(
+            lambda: "dask_ml.model_selection.methods" in __import__("sys").modules
+        )
+        assert all(preloaded.values())  # imported as the workers started, not by a first task
+    assert not any(t.name == "mnistdist-cluster-start" for t in threading.enumerate())
+
+
+@pytest.mark.parametrize("processes", [True, False], ids=["processes", "threads"])
+def test_an_error_while_the_cluster_starts_closes_it(monkeypatch, processes):
+    import mnistdist.runtime._cluster as cluster_module
+
+    started = []
+    kind = "LocalCluster" if processes else "_InProcessCluster"
+
+    class Recorded(getattr(cluster_module, kind)):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    def fails():
+        raise ValueError("the caller's work failed")
+
+    monkeypatch.setattr(cluster_module, kind, Recorded)
+    with (
+        pytest.raises(ValueError, match="the caller's work failed"),
+        connect(n_workers=1, processes=processes, dashboard_address=":0", while_starting=fails),
+    ):
+        pass
+    assert len(started) == 1 and started[0].status.name == "closed"
