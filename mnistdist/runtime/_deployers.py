@@ -76,10 +76,8 @@ class ClusterSpec:
 
     @property
     def workers_wanted(self) -> int:
-        """Workers to wait for before the job starts: ``scale``, or adapt's minimum (at least 1)."""
-        if self.scale is not None:
-            return self.scale
-        return max(1, int((self.adapt or {}).get("minimum", 1)))
+        """Workers to wait for before the job starts: ``scale``, or adapt's minimum."""
+        return self.scale if self.scale is not None else int(self.adapt["minimum"])
 
     @property
     def extra(self) -> str:
@@ -167,7 +165,8 @@ def _parsed(data, shown: str, source: str) -> ClusterSpec:
         raise OptionError(f"{shown}: scale must be a positive integer, got {scale!r}")
     if adapt is not None and not _valid_adapt(adapt):
         raise OptionError(
-            f"{shown}: adapt must be {{minimum: M, maximum: N}} with 0 <= M <= N and N >= 1"
+            f"{shown}: adapt must be {{minimum: M, maximum: N}} with 1 <= M <= N "
+            "(the job waits for its first M workers)"
         )
     timeout = data.get("timeout")
     try:
@@ -182,8 +181,8 @@ def _parsed(data, shown: str, source: str) -> ClusterSpec:
 def _valid_adapt(adapt) -> bool:
     if not isinstance(adapt, dict) or set(adapt) - {"minimum", "maximum"}:
         return False
-    low, high = adapt.get("minimum", 0), adapt.get("maximum")
-    return type(low) is int and type(high) is int and 0 <= low <= high and high >= 1
+    low, high = adapt.get("minimum"), adapt.get("maximum")
+    return type(low) is int and type(high) is int and 1 <= low <= high
 
 
 def deployer_class(spec: ClusterSpec) -> type:
@@ -196,6 +195,10 @@ def deployer_class(spec: ClusterSpec) -> type:
         raise OptionError(
             f"--cluster {spec.source}: {spec.module}.{spec.name} needs {missing}, "
             f"which is not installed{extra}"
+        ) from None
+    except Exception as exc:  # the module itself is broken: say so, in one line
+        raise OptionError(
+            f"--cluster {spec.source}: importing {spec.module} failed: {type(exc).__name__}: {exc}"
         ) from None
     cls = getattr(module, spec.name, None)
     if not isinstance(cls, type):
