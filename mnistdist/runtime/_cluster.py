@@ -188,12 +188,11 @@ def connect(
     if cluster is not None:
         spec = cluster if isinstance(cluster, ClusterSpec) else read_cluster_spec(cluster)
         with (
-            deployed(spec) as deployed_cluster,
+            deployed(spec, report) as deployed_cluster,
             Client(deployed_cluster, set_as_default=True) as client,
+            _ready(client, prepare_remote, report, spec.workers_wanted, spec.timeout),
         ):
-            report(f"started {spec.describe()}")
-            with _ready(client, prepare_remote, report, spec.workers_wanted, spec.timeout):
-                yield client
+            yield client
         return
     if scheduler_file is not None:
         address = read_scheduler_file(scheduler_file)

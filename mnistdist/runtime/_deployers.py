@@ -25,7 +25,9 @@ import importlib
 import logging
 import os
 import pathlib
-from collections.abc import Iterator
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from importlib.resources import files
 
 import dask.config
@@ -188,7 +190,8 @@ def _valid_adapt(adapt) -> bool:
 def deployer_class(spec: ClusterSpec) -> type:
     """The spec's cluster class, imported; :class:`OptionError` naming the extra if missing."""
     try:
-        module = importlib.import_module(spec.module)
+        with _keeping_sigint():
+            module = importlib.import_module(spec.module)
     except ImportError as exc:
         missing = exc.name or spec.module
         extra = f": pip install 'mnistdist[{spec.extra}]'" if spec.extra else ""
@@ -207,8 +210,25 @@ def deployer_class(spec: ClusterSpec) -> type:
 
 
 @contextlib.contextmanager
-def deployed(spec: ClusterSpec) -> Iterator[object]:
+def _keeping_sigint() -> Iterator[None]:
+    """SIGINT's handler as it was before the block: importing dask_jobqueue sets one that
+    exits the process at once (its runner module's), which would skip closing the cluster."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGINT) is not handler and handler is not None:
+            signal.signal(signal.SIGINT, handler)
+
+
+@contextlib.contextmanager
+def deployed(spec: ClusterSpec, report: Callable[[str], object] | None = None) -> Iterator[object]:
     """The spec's cluster, started, asked for its workers, and closed when the block ends.
+
+    ``report`` is told, in a line each, when it has started and when it closes.
 
     A Ctrl-C while it starts or scales is held until it can be closed
     cleanly; its close is never cut short (a cut close would leave batch
@@ -237,10 +257,13 @@ def deployed(spec: ClusterSpec) -> Iterator[object]:
                     f"could not start {spec.module}.{spec.name} from {spec.source}: "
                     f"{type(exc).__name__}: {exc}"
                 ) from None
+        report = report or log.info
+        report(f"started {spec.describe()}")
         yield cluster
     finally:
         if cluster is not None:
             with held_interrupts(raise_after=False):  # the job is ending whichever way
+                (report or log.info)(f"closing {spec.describe()}")
                 _close(cluster, spec)
 
 
