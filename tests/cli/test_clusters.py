@@ -328,3 +328,47 @@ def test_a_run_that_cannot_fit_a_worker_is_refused_with_the_numbers(dask_process
     assert "20000 training rows x 784 features" in proc.stderr
     assert "has a memory limit of 400.00 MiB" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def other_sklearn(tmp_path_factory):
+    """A folder holding another scikit-learn than this one, for a worker's PYTHONPATH."""
+    from importlib.metadata import version
+
+    mine = version("scikit-learn")
+    folder = tmp_path_factory.mktemp("other-sklearn")
+    for other in ("1.8.0", "1.9.0", "1.7.2"):
+        if other == mine:
+            continue
+        install = ["install", "--quiet", "--no-deps", "--target", str(folder)]
+        pip = subprocess.run(
+            [sys.executable, "-m", "pip", *install, f"scikit-learn=={other}"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if pip.returncode == 0:
+            return folder, mine, other
+    pytest.skip(f"no scikit-learn other than {mine} could be installed: {pip.stderr[-300:]}")
+
+
+def test_a_worker_with_another_scikit_learn_stops_the_job_before_work(
+    dask_processes, tmp_path, other_sklearn
+):
+    from distributed import Client
+
+    folder, mine, other = other_sklearn
+    dask_processes.scheduler()
+    dask_processes.worker("same")
+    dask_processes.worker("other", env={"PYTHONPATH": str(folder)})
+    dask_processes.wait_for_workers(2)
+    with Client(scheduler_file=str(dask_processes.scheduler_file)) as client:
+        seen = client.run(lambda: __import__("sklearn").__version__)
+        assert sorted(seen.values()) == sorted([mine, other])  # it really runs the other one
+        (odd,) = [addr for addr, v in seen.items() if v == other]
+        proc = _search(tmp_path / "out", "--scheduler-file", dask_processes.scheduler_file)
+        executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
+    assert_one_line_error(proc, 2, "package versions differ between the client and the cluster")
+    assert f"scikit-learn (client {mine}; worker {odd} {other})" in proc.stderr
+    assert set(executed.values()) == {0}  # before any work
+    assert not (tmp_path / "out").exists()
