@@ -34,18 +34,10 @@ PACKAGES = (
 
 
 #: Those that must agree between the client and every process of the cluster:
-#: tasks are pickled by one and run by the other. mnistdist itself must agree
-#: where it is installed; where it is not, the client's code is shipped.
-MUST_AGREE = (
-    "mnistdist",
-    "python",
-    "dask",
-    "distributed",
-    "dask-ml",
-    "scikit-learn",
-    "numpy",
-    "scipy",
-)
+#: tasks are pickled by one and run by the other (only the client draws, with
+#: matplotlib and bokeh). mnistdist itself must agree where it is installed;
+#: where it is not, the client's code is shipped.
+MUST_AGREE = ("python", *(name for name in PACKAGES if name not in ("matplotlib", "bokeh")))
 
 #: What a process without mnistdist installed reports for it.
 NOT_INSTALLED = "not installed"

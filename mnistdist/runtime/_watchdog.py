@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from dask.utils import parse_timedelta
@@ -51,9 +51,10 @@ def wait_for_workers(client: Client, n: int = 1, timeout: str | float | None = N
         client.wait_for_workers(n, timeout=seconds)
     except TimeoutError:
         have = len(client.nthreads())
+        setting = " (mnistdist.no-workers-timeout)" if timeout is None else ""
         raise ClusterError(
             f"the Dask scheduler at {client.scheduler.address} has {have} of the {n} workers "
-            f"wanted after {seconds:g} s (mnistdist.no-workers-timeout): start workers, "
+            f"wanted after {seconds:g} s{setting}: start workers, "
             "or check that they can reach the scheduler"
         ) from None
 
@@ -65,14 +66,13 @@ class _Watch:
         self.client, self.seconds, self.interval = client, seconds, interval
         self.reason: str | None = None
         self.stop = threading.Event()
-        self._asks = ThreadPoolExecutor(1, thread_name_prefix="mnistdist-watch-ask")
 
     def run(self) -> None:
         answered = with_workers = time.monotonic()
         asking: Future | None = None
         while not self.stop.wait(self.interval):
             if asking is None:  # one question at a time: a cut link may hold one for long
-                asking = self._asks.submit(self.client.nthreads)
+                asking = self._ask()
             with contextlib.suppress(FutureTimeout):
                 workers = asking.result(timeout=self.interval)
                 asking = None
@@ -96,6 +96,20 @@ class _Watch:
         log.error("%s; stopping the job", self.reason)
         _thread.interrupt_main()  # as Ctrl-C: the job cancels its work and keeps what finished
 
+    def _ask(self) -> Future:
+        """The scheduler's workers, asked in a daemon thread: one held by a cut link must
+        not keep the process from exiting."""
+        answer: Future = Future()
+
+        def ask() -> None:
+            try:
+                answer.set_result(self.client.nthreads())
+            except BaseException as exc:  # the job's own error says what went wrong
+                answer.set_exception(exc)
+
+        threading.Thread(target=ask, name="mnistdist-watch-ask", daemon=True).start()
+        return answer
+
     def on_interrupt(self, signum, frame) -> None:
         """Where SIGINT was ignored: the watch's own interrupt alone stops the job."""
         if self.reason is not None:
@@ -103,7 +117,6 @@ class _Watch:
 
     def close(self) -> None:
         self.stop.set()
-        self._asks.shutdown(wait=False, cancel_futures=True)
 
 
 @contextlib.contextmanager
