@@ -120,19 +120,21 @@ def _check_memory(run: JobRun, client, dataset: Dataset) -> None:
         n_rows,
         n_features,
         worker_memory_limits(client),
-        copies=_copies(run.args, n_features),
+        copies=_copies(run, n_features),
         in_process=describe(client)["in_process"],
     )
     _ESTIMATES[client] = {addr: e["total"] for addr, e in estimates.items()}
 
 
-def _copies(args, n_features: int) -> int:
-    """The training set's copies the search makes: itself and its largest augmentation's."""
-    if getattr(args, "cv", None) is None or not hasattr(args, "n_neighbors"):
-        return 1
-    grid = preset_from_args(args, n_features).param_grid
-    grids = grid if isinstance(grid, list) else [grid]
-    kinds = {kind for g in grids for kind in g.get("augment__kind", [])}
+def _copies(run: JobRun, n_features: int) -> int:
+    """The training set's copies the job makes: itself and its largest augmentation's (the
+    search's, and the report's book model refitted on the four shifts)."""
+    args = run.args
+    kinds = {"shift4"} if run.job.name == "report" else set()
+    if getattr(args, "cv", None) is not None and hasattr(args, "n_neighbors"):
+        grid = preset_from_args(args, n_features).param_grid
+        grids = grid if isinstance(grid, list) else [grid]
+        kinds |= {kind for g in grids for kind in g.get("augment__kind", [])}
     return 1 + max((len(AUGMENTATIONS[k]) for k in kinds if k in AUGMENTATIONS), default=0)
 
 
