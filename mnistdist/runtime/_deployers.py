@@ -225,6 +225,25 @@ def _keeping_sigint() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _ignoring_sigint() -> Iterator[None]:
+    """SIGINT ignored in the block, by this process and the commands it starts.
+
+    The job is ending whichever way, and the close runs the batch system's own
+    commands (``scancel``, ``qdel``) in the job's process group: a Ctrl-C would
+    reach them too, and a killed ``scancel`` leaves its jobs queued. An ignored
+    signal stays ignored in the programs a process starts; a handler does not.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
 def deployed(spec: ClusterSpec, report: Callable[[str], object] | None = None) -> Iterator[object]:
     """The spec's cluster, started, asked for its workers, and closed when the block ends.
 
@@ -262,7 +281,7 @@ def deployed(spec: ClusterSpec, report: Callable[[str], object] | None = None) -
         yield cluster
     finally:
         if cluster is not None:
-            with held_interrupts(raise_after=False):  # the job is ending whichever way
+            with held_interrupts(raise_after=False), _ignoring_sigint():
                 (report or log.info)(f"closing {spec.describe()}")
                 _close(cluster, spec)
 
