@@ -97,6 +97,9 @@ class Job:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,  # its own process group, as a terminal's foreground job
+            # SIGINT as a terminal's foreground job has it, even where the tests run in the
+            # background (which ignores it).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)

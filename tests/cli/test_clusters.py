@@ -286,6 +286,8 @@ def test_ctrl_c_while_waiting_for_the_workers_closes_the_cluster(tmp_path, no_wo
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # As a terminal's foreground job has it, even where the tests run in the background.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     wait_for(lambda: (marks / "scaled").exists(), timeout=120)
     time.sleep(0.5)

@@ -45,11 +45,39 @@ def test_a_scheduler_that_keeps_its_workers_is_left_alone(one_worker):
 
 def test_a_real_ctrl_c_stays_one(one_worker):
     import _thread
+    import signal
 
     _, client = one_worker
-    with pytest.raises(KeyboardInterrupt), watch_workers(client, timeout=30):
-        _thread.interrupt_main()
-        _busy(5)
+    # Python's own handler, as a terminal's foreground job has it (a run in the background
+    # ignores SIGINT, and the watch then answers only its own interrupts: the next test).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), watch_workers(client, timeout=30):
+            _thread.interrupt_main()
+            _busy(5)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_where_sigint_is_ignored_only_the_watch_stops_the_block(one_worker):
+    import _thread
+    import signal
+
+    cluster, client = one_worker
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with watch_workers(client, timeout=30):
+            _thread.interrupt_main()  # ignored, as the job was told
+            _busy(2)
+        with (
+            pytest.raises(ClusterError, match="has had no workers"),
+            watch_workers(client, timeout=2, interval=0.2),
+        ):
+            cluster.scale(0)
+            _busy(60)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_waiting_for_workers_that_do_not_come_says_how_many_came(one_worker):
