@@ -48,6 +48,9 @@ def slurm():
     if up.returncode != 0:
         last = (up.stderr.strip().splitlines() or ["(no output)"])[-1]
         pytest.skip(f"cluster/slurm/up.sh could not bring Slurm up: {last}")
+    cpus = subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True).stdout
+    if int(cpus.split()[0]) < 2:
+        pytest.skip(f"the Slurm node has {cpus.strip()} CPU: the tests run two 1-CPU workers")
     return True
 
 

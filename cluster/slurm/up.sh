@@ -14,7 +14,7 @@
 #   2. A munge key (/etc/munge/munge.key) if there is none; munged started unless it answers.
 #   3. /etc/slurm/slurm.conf for this host, unless one exists that this script did not write
 #      (a machine with its own Slurm keeps it): NodeName is `hostname -s` at 127.0.0.1 with
-#      `nproc` CPUs and the memory free shows less 1 GiB; partition `debug`; no cgroups, no
+#      its processors and the memory free shows less 1 GiB; partition `debug`; no cgroups, no
 #      accounting database (finished jobs stay in `scontrol show job` for MinJobAge).
 #   4. slurmctld and slurmd started unless they answer; the node resumed if it is down.
 # Environment
@@ -71,9 +71,12 @@ fi
 
 # ---------------------------------------------------------------- 3. slurm.conf
 host=$(hostname -s)
-cpus=$(nproc)
-memory=$(( $(free -m | awk '/^Mem:/ {print $2}') - 1024 ))
-[ "$memory" -gt 512 ] || memory=512
+# The machine's processors (nproc would follow OMP_NUM_THREADS, which Dask's workers set),
+# and its memory in whole GiB less one, so that small changes in what free reports do not
+# rewrite the file and restart the daemons.
+cpus=$(getconf _NPROCESSORS_ONLN)
+memory=$(( ($(free -m | awk '/^Mem:/ {print $2}') / 1024 - 1) * 1024 ))
+[ "$memory" -ge 1024 ] || memory=1024
 if [ -f "$CONF" ] && ! grep -qF "$MARK" "$CONF"; then
     log "keeping $CONF (not written by this script)"
 else
