@@ -315,12 +315,7 @@ def check_param_grid(
 def _entry(estimator, valid, key, values, where, random, n_features, fit_to_images):
     """One grid entry checked: its name, its values (or distribution), each value."""
     if not isinstance(key, str) or key not in valid:
-        steps = [n for n, _ in estimator.steps] if isinstance(estimator, Pipeline) else []
-        raise _fail(
-            where,
-            f"{type(estimator).__name__} has no parameter {key!r}"
-            + (f" (its steps: {', '.join(steps)})" if steps else ""),
-        )
+        raise _fail(where, _unknown(estimator, valid, key))
     values = _values(key, values, where, random=random)
     if is_distribution(values):
         for end in _support(values):
@@ -339,6 +334,20 @@ def _entry(estimator, valid, key, values, where, random, n_features, fit_to_imag
     for value in values:
         _check_value(estimator, key, value, where, n_features)
     return values
+
+
+def _unknown(estimator, valid: dict, key) -> str:
+    """What is wrong with a parameter name the estimator lacks: its step, or the parameter."""
+    steps = [n for n, _ in estimator.steps] if isinstance(estimator, Pipeline) else []
+    head, _, param = str(key).partition("__")
+    if steps and head not in steps:
+        return f"unknown step {head!r}: expected one of {', '.join(steps)}"
+    owner = valid[head] if steps else estimator
+    name = param if steps else str(key)
+    if not hasattr(owner, "get_params"):
+        return f"step {head!r} is {owner!r}: it has no parameter {name!r}"
+    names = ", ".join(owner.get_params(deep=False))
+    return f"{type(owner).__name__} has no parameter {name!r}: expected one of {names}"
 
 
 def _step_value(value, where: str):
@@ -382,10 +391,13 @@ def load_grid(document: dict, *, where: str, n_features: int | None = None) -> d
         fit_to_images=options["fit_to_images"],
         where=f"{where}: param_grid",
     )
-    has_distributions = any(is_distribution(v) for g in grids for v in g.values())
-    strategy = options["strategy"] or ("random" if has_distributions else "grid")
-    if has_distributions and strategy != "random":
-        raise _fail(f"{where}: strategy", "the grid has distributions: expected random")
+    drawn = [k for g in grids for k, v in g.items() if is_distribution(v)]
+    strategy = options["strategy"] or ("random" if drawn else "grid")
+    if drawn and strategy != "random":
+        raise _fail(
+            f"{where}: strategy",
+            f"{strategy} cannot search the distribution of {drawn[0]}: expected random",
+        )
     return {
         "estimator": estimator,
         "param_grid": grids[0] if isinstance(document["param_grid"], dict) else grids,

@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from mnistdist.errors import OptionError
 from mnistdist.model_selection import DEFAULT_GRID, neighbors_search
 from mnistdist.model_selection._pipeline_tasks import Preprocessing
-from mnistdist.model_selection._search import _fold_neighbors, with_own_rows
+from mnistdist.model_selection._group_neighbors import _fold_neighbors
 from mnistdist.neighbors import KNNClassifier
 from mnistdist.preprocessing import AUGMENTATIONS, Augment, Deskew
 from mnistdist.preprocessing._augment import make_copy
@@ -45,30 +45,6 @@ def test_scores_equal_sklearn_grid_search(client, digits, digits_arrays, cv):
     )
     assert ours.n_neighbor_searches == cv
     assert set(ours.seconds) == {"neighbors", "scoring"}  # no re-ranking phase without one
-
-
-def test_own_rows_lead_each_row_and_leave_with_the_training_columns():
-    graph = sp.csr_matrix(
-        (np.array([1.0, 2.0, 0.0, 3.0]), np.array([2, 3, 3, 0]), np.array([0, 2, 2, 3, 4])),
-        shape=(4, 4),
-    )
-    own = with_own_rows(graph)
-    np.testing.assert_array_equal(own.indices, [0, 2, 3, 1, 2, 3, 3, 0])
-    np.testing.assert_array_equal(own.data, [0, 1, 2, 0, 0, 0, 0, 3])
-    test, train = [0, 1], [2, 3]  # validation rows keep exactly their neighbours
-    np.testing.assert_array_equal(own[test][:, train].toarray(), graph[test][:, train].toarray())
-    assert own[train][:, train].nnz > 0  # a fold's fit never sees an empty graph
-
-
-def test_a_scoring_error_is_raised_not_retried(client, digits, monkeypatch):
-    import mnistdist.model_selection._search as search_module
-
-    def negative(graph):  # scikit-learn refuses negative distances in every fit
-        return sp.csr_matrix((-np.ones(graph.nnz), graph.indices, graph.indptr), graph.shape)
-
-    monkeypatch.setattr(search_module, "with_own_rows", negative)
-    with pytest.raises(ValueError, match="Negative values"):
-        neighbors_search(digits.X_train[:200], digits.y_train[:200], cv=3)
 
 
 def _neighbor_tasks(client, **kwargs):
@@ -168,10 +144,17 @@ def test_cv_results_csv(tmp_path, client, digits):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"param_grid": {}}, "grid is empty"),
+        ({"param_grid": {}}, "expected a non-empty mapping of parameters"),
+        ({"param_grid": []}, "expected a mapping or a non-empty list"),
         ({"param_grid": {"n_neighbors": [], "weights": ["uniform"]}}, "non-empty list"),
-        ({"param_grid": {"n_neighbors": [-1]}}, "positive integer"),
-        ({"param_grid": {"weights": ["closest"]}}, "weights must be one of"),
+        ({"param_grid": {"n_neighbors": 3}}, "expected a list of values, got 3"),
+        ({"param_grid": {"n_neighbors": [-1]}}, r"n_neighbors.*must be an int in the range"),
+        ({"param_grid": {"weights": ["closest"]}}, r"'weights' parameter .* must be a str among"),
+        ({"param_grid": {"n_neighbors": [True]}}, "expected a value like 5, got True"),
+        ({"param_grid": {"n_neighbors": [3]}, "scoring": "closeness"}, "unknown metric"),
+        ({"scoring": ["accuracy", "f1"]}, "metric 'f1' cannot score these labels"),
+        ({"scoring": ["accuracy", "f1_macro"], "refit": "recall"}, "refit 'recall' is not"),
+        ({"strategy": "anneal"}, "unknown strategy"),
         ({"param_grid": {"leaf": [3]}}, "has no parameter 'leaf'"),
         ({"cv": 1}, "cv must be at least 2"),
         ({"cv": 200}, "more folds than the"),
