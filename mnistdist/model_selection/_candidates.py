@@ -72,6 +72,13 @@ class Group:
     rest: dict  # the candidates' other parameters (preprocessing), all equal
     members: list[int]  # indices into the candidates
     knn_params: list[dict]  # each member's n_neighbors and weights
+    token: str = ""  # ``rest``'s token
+
+    @property
+    def label(self) -> str:
+        """What ends the group's task names: ``-group-`` and its settings' token, so that a
+        search extended with other groups names (and journals) this one's work alike."""
+        return f"-group-{self.token[:8]}" if self.rest else ""
 
     @property
     def k(self) -> int:
@@ -106,7 +113,7 @@ def group_candidates(candidates: list[dict], estimator: BaseEstimator) -> list[G
             raise OptionError(str(exc)) from None
         rest = {n: v for n, v in cand.items() if n not in knn_names}
         key = tokenize(sorted(rest.items(), key=lambda kv: kv[0]))
-        group = groups.setdefault(key, Group(rest, [], []))
+        group = groups.setdefault(key, Group(rest, [], [], key))
         group.members.append(i)
         group.knn_params.append(knn_params)
     return list(groups.values())

@@ -83,10 +83,16 @@ def _fold_neighbors(
     n = X.shape[0]
     progress = f"neighbors of {len(folds)} folds{label}"
 
+    fits: list = []
+
     def search(f: int, fit: Preprocessing | None) -> tuple[da.Array, da.Array]:
         train, test = folds[f]
         reference = (
-            X if fit is None else reference_blocks(fit, X, name=f"{task_prefix}preprocess-fold-{f}")
+            X
+            if fit is None
+            else reference_blocks(
+                fit, X, name=f"{task_prefix}preprocess-fold-{f}", token=fits[f].key
+            )
         )
         keep = np.zeros(n, dtype=bool)
         keep[train] = True
@@ -103,7 +109,7 @@ def _fold_neighbors(
         else:
             lazy = [search(f, None) for f in range(len(folds))]
         return compute_journaled(lazy, journal, label=progress)
-    fits = [
+    fits += [
         fit_task(prep, X[rows], y[rows], name=f"{task_prefix}fit-preprocessing-fold-{f}")
         for f, rows in enumerate(np.sort(train) for train, _ in folds)
     ]

@@ -324,9 +324,7 @@ def score_candidates(
     counts = {"searches": 0, "loaded": 0, "reused": 0}
     more = []
     for g, group in enumerate(groups):
-        split[:, group.members], took = _group_scores(
-            estimator, group, f"-group-{g}" if len(groups) > 1 else "", run
-        )
+        split[:, group.members], took = _group_scores(estimator, group, group.label, run)
         for phase in ("neighbors", "scoring", "rerank"):
             if took[phase] or phase != "rerank":
                 total[phase] = total.get(phase, 0.0) + took[phase]
