@@ -9,6 +9,7 @@ each fold is scored from its own rows of it (:mod:`._scoring`).
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import dask.array as da
@@ -31,6 +32,7 @@ from ..neighbors import (
     rerank_graph,
 )
 from ..outputs import Journal
+from ..runtime import Eta
 from ._candidates import Group
 from ._pipeline_tasks import (
     Preprocessing,
@@ -128,6 +130,7 @@ def group_neighbors(
     shared: dict,
     rows: np.ndarray | None = None,
     task_prefix: str = "",
+    eta: Eta | None = None,
 ) -> tuple[sp.csr_matrix, dict]:
     """One group's neighbor graph over all folds, and what it took: ``searches`` (fold
     neighbor searches computed or read back, 0 where another group's were shared),
@@ -140,7 +143,8 @@ def group_neighbors(
     data-fitted step changes, by images, k and task prefix. ``rows`` (sorted)
     searches only those rows of ``X``, ``y`` and ``folds`` being theirs: the
     stateless steps still run on all of ``X``, so searches of nested subsets
-    share them.
+    share them. ``eta`` times the search and the re-ranking as its steps
+    ``<task_prefix>neighbors<label>`` and ``<task_prefix>rerank<label>``.
     """
     prep, _, knn = split_pipeline(clone(estimator).set_params(**group.rest))
     prep, X_group = apply_stateless_before(prep, X)
@@ -156,18 +160,23 @@ def group_neighbors(
     # search's (halving's other rounds, with other folds) apart.
     key = ("neighbors", X_group.name, k, task_prefix) if prep is None else None
     found, searches = shared.get(key), 0
+    step = f"{task_prefix}neighbors{label}"
     if found is None:
         searches = len(folds)
-        found = _fold_neighbors(X_group, y, prep, folds, k, label, journal, task_prefix)
+        with eta.step(step) if eta else contextlib.nullcontext():
+            found = _fold_neighbors(X_group, y, prep, folds, k, label, journal, task_prefix)
         if key is not None:
             shared[key] = found
+    elif eta is not None:
+        eta.skip(step)
     graph = _neighbor_graph(len(y), k, folds, [(r.dist, r.ids) for r in found])
     reranking = 0.0
     if is_reranking(knn):
         if prep is not None:
             raise OptionError("re-ranking needs image rows: only stateless steps before it")
         t0 = time.perf_counter()
-        graph = rerank_graph(knn, X_group, graph, folds, label, task_prefix)
+        with eta.step(f"{task_prefix}rerank{label}") if eta else contextlib.nullcontext():
+            graph = rerank_graph(knn, X_group, graph, folds, label, task_prefix)
         reranking = time.perf_counter() - t0
     loaded = sum(r.loaded for r in found) if searches else 0
     return graph, {"searches": searches, "loaded": loaded, "rerank": reranking}

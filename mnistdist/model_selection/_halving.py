@@ -37,6 +37,9 @@ import numpy as np
 
 from ..errors import OptionError
 from ..outputs import Journal
+from ..runtime import estimating
+from ._candidates import group_candidates
+from ._plan import plan_later_rounds
 from ._scoring import Metrics, check_metrics
 from ._search import (
     CandidateScores,
@@ -440,19 +443,37 @@ def halving_search(X: da.Array, y, *, journal: Journal | None = None, **params) 
         random_state=spec.random_state,
     )
     rounds, shared = [], {}
-    for iteration, rows in enumerate(subsets):
-        found = _run_round(
-            estimator,
-            X,
-            y,
-            candidates,
-            rows,
-            spec=spec,
-            metrics=metrics,
-            iteration=iteration,
-            journal=journal,
-            shared=shared,
-        )
-        rounds.append(found)
-        candidates = [candidates[i] for i in best_of_round(found.mean_scores, spec.factor)]
+    with estimating() as eta:
+        _plan_later_rounds(eta, estimator, candidates, schedule, subsets, _n_splits(spec.cv, y), X)
+        for iteration, rows in enumerate(subsets):
+            found = _run_round(
+                estimator,
+                X,
+                y,
+                candidates,
+                rows,
+                spec=spec,
+                metrics=metrics,
+                iteration=iteration,
+                journal=journal,
+                shared=shared,
+            )
+            rounds.append(found)
+            candidates = [candidates[i] for i in best_of_round(found.mean_scores, spec.factor)]
     return _result(rounds, schedule, len(candidates), metrics)
+
+
+def _plan_later_rounds(eta, estimator, candidates, schedule, subsets, n_folds, X) -> None:
+    """Before the first round, the later ones estimated from its groups, for the time left."""
+    n_candidates, sizes = len(candidates), []
+    for rows in subsets[1:]:
+        n_candidates = math.ceil(n_candidates / schedule.factor)
+        sizes.append((n_candidates, len(rows)))
+    plan_later_rounds(
+        eta,
+        estimator,
+        group_candidates(candidates, estimator),
+        sizes,
+        n_folds=n_folds,
+        n_features=X.shape[1],
+    )

@@ -30,6 +30,7 @@ only theirs, and gives exactly what a fresh search of them all gives.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import logging
@@ -44,9 +45,11 @@ from sklearn.model_selection import check_cv
 from ..errors import OptionError
 from ..neighbors import KNNClassifier, candidates_needed
 from ..outputs import Journal
+from ..runtime import current_eta, estimating
 from ._candidates import Group, group_candidates, group_identity, search_candidates
 from ._group_neighbors import group_neighbors
 from ._pipeline_tasks import split_pipeline
+from ._plan import plan_groups
 from ._scoring import Metrics, ScoreStore, check_metrics, param_key, score_folds
 from ._spec import DEFAULT_GRID, SearchSpec
 
@@ -215,20 +218,25 @@ def _group_scores(estimator, group: Group, label: str, run: _Scoring) -> tuple[n
     todo = [p for p in group.distinct() if param_key(*p) not in had]
     took = {"searches": 0, "loaded": 0, "rerank": 0.0, "neighbors": 0.0, "scoring": 0.0}
     took["more"] = (kept, k) if kept is not None and kept < k else None
+    eta = current_eta()
     if todo:
         t0 = time.perf_counter()
         graph, found = group_neighbors(
             estimator, run.X, run.y, group, run.folds, label=label, journal=run.journal,
-            shared=run.shared, rows=run.rows, task_prefix=run.task_prefix,
+            shared=run.shared, rows=run.rows, task_prefix=run.task_prefix, eta=eta,
         )  # fmt: skip
         t1 = time.perf_counter()
-        new = score_folds(
-            graph, run.y, run.folds, todo, scorers, label=label, task_prefix=run.task_prefix
-        )
+        with eta.step(f"{run.task_prefix}scores{label}") if eta else contextlib.nullcontext():
+            new = score_folds(
+                graph, run.y, run.folds, todo, scorers, label=label, task_prefix=run.task_prefix
+            )
         took.update(found, neighbors=t1 - t0 - found["rerank"], scoring=time.perf_counter() - t1)
         for j, scorer in enumerate(scorers):
             stored[scorer].update({param_key(*p): new[i, j] for i, p in enumerate(todo)})
             run.store.save(identity, scorer, k, stored[scorer])
+    elif eta is not None:  # every score read back: nothing of the group runs
+        for kind in ("neighbors", "rerank", "scores"):
+            eta.skip(f"{run.task_prefix}{kind}{label}")
     keys = group.member_keys()
     took["reused"] = sum(key in had for key in keys)
     return np.array([[stored[s][key] for key in keys] for s in scorers]), took
@@ -315,6 +323,12 @@ def score_candidates(
     """
     groups = group_candidates(candidates, estimator)
     _check_k_max(groups, folds)
+    eta = current_eta()
+    if eta is not None:
+        plan_groups(
+            eta, estimator, groups, prefix=task_prefix, n_rows=len(y), n_folds=len(folds),
+            n_features=X.shape[1],
+        )  # fmt: skip
     run = _Scoring(
         X, y, folds, metrics, ScoreStore(journal), journal, rows, task_prefix,
         {} if shared is None else shared,
@@ -420,7 +434,10 @@ def neighbors_search(X: da.Array, y, *, journal: Journal | None = None, **params
     estimator, y, candidates = checked_inputs(X, y, spec)
     metrics = check_metrics(spec.scoring, spec.refit, y)
     folds = cv_folds(spec.cv, y)
-    scores = score_candidates(estimator, X, y, candidates, folds, metrics=metrics, journal=journal)
+    with estimating():
+        scores = score_candidates(
+            estimator, X, y, candidates, folds, metrics=metrics, journal=journal
+        )
     cv_results, best = assemble_cv_results(candidates, scores.split_scores, metrics)
     return SearchResult(
         cv_results,
