@@ -47,6 +47,7 @@ from ._search import (
     assemble_cv_results,
     checked_inputs,
     cv_folds,
+    json_params,
     score_candidates,
 )
 from ._spec import FACTOR, SearchSpec
@@ -255,7 +256,7 @@ class HalvingResult(SearchResult):
             **summary,
             "mean_test_score": [float(s) for s in self.cv_results[f"mean_test_{key}"]],
             "std_test_score": [float(s) for s in self.cv_results[f"std_test_{key}"]],
-            "params": self.cv_results["params"],
+            "params": [json_params(p) for p in self.cv_results["params"]],
             "n_candidates": self.n_candidates[0],
             "iter": [int(i) for i in self.cv_results["iter"]],
             "n_resources": [int(n) for n in self.cv_results["n_resources"]],

@@ -61,6 +61,13 @@ __all__ = ["DEFAULT_GRID"]  # re-exported: the book's grid is a search's default
 ACCURACY = Metrics(("accuracy",), ("score",), "score")
 
 
+def json_params(params: dict) -> dict:
+    """A candidate's parameters as JSON holds them: numbers, strings and lists as they are,
+    anything else (an estimator set in the grid) as its repr."""
+    plain = (str, int, float, bool, type(None), list)
+    return {name: v if isinstance(v, plain) else repr(v) for name, v in params.items()}
+
+
 @dataclasses.dataclass
 class SearchResult:
     """What a search found, in scikit-learn's ``cv_results_`` layout plus timings."""
@@ -104,15 +111,16 @@ class SearchResult:
         return cv["params"], np.asarray(cv[f"mean_test_{key}"]), np.asarray(cv[f"std_test_{key}"])
 
     def summary(self) -> dict:
-        """The numbers a report needs, JSON-ready; ``mean_test_score`` and ``std_test_score``
-        are the choosing metric's, and with several metrics ``scores`` holds each one's."""
+        """The numbers a report needs, JSON-ready (a parameter that is an estimator, a step
+        set in the grid, as its repr); ``mean_test_score`` and ``std_test_score`` are the
+        choosing metric's, and with several metrics ``scores`` holds each one's."""
         params, mean, std = self.candidate_scores()
         summary = {
             "strategy": self.strategy,
             "scoring": list(self.metrics.scorers),
             "refit": self.metrics.refit,
             "best_index": self.best_index,
-            "best_params": self.best_params,
+            "best_params": json_params(self.best_params),
             "best_score": self.best_score,
             "n_candidates": len(self.cv_results["params"]),
             "n_candidates_reused": self.n_reused,
@@ -122,7 +130,7 @@ class SearchResult:
             "n_neighbor_searches_computed": self.n_neighbor_searches - self.n_loaded,
             "mean_test_score": [float(s) for s in mean],
             "std_test_score": [float(s) for s in std],
-            "params": params,
+            "params": [json_params(p) for p in params],
             "seconds": self.seconds,
         }
         if self.metrics.multimetric:
