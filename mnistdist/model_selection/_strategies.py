@@ -18,10 +18,9 @@ def search(X: da.Array, y, spec: SearchSpec, *, journal: Journal | None = None) 
 
     Parameters
     ----------
-    X : dask.array.Array of shape (n_samples, n_features)
-        Image rows.
-    y : array-like of shape (n_samples,)
-        Labels, in NumPy.
+    X, y
+        The image rows (a Dask array) and their labels (NumPy), as
+        :func:`neighbors_search` takes them.
     spec : SearchSpec
         What to search and how.
     journal : Journal, optional
