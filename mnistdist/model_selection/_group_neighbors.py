@@ -76,7 +76,7 @@ def _fold_neighbors(
     a validation image is ever a neighbor of one, and validation rows are
     never augmented. Where no step is fitted per fold and the folds partition
     the rows, each fold pair's distances are computed once, for both folds
-    (:mod:`mnistdist.fold_pairs`). Where steps are fitted per fold, each
+    (:mod:`mnistdist.neighbors._fold_pairs`). Where steps are fitted per fold, each
     fold's search starts as soon as its own fit is done. ``task_prefix``
     starts every task name, so that a caller running several searches
     (halving's rounds) tells them apart on the dashboard.

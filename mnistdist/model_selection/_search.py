@@ -17,7 +17,7 @@ Scores therefore equal scikit-learn's ``GridSearchCV`` (or, with
 ``strategy="random"``, ``RandomizedSearchCV``) on the same folds, while a grid
 of six candidates, or of five thousand, costs barely more than one.
 
-A pipeline with an :class:`~mnistdist.augment.Augment` step searches each
+A pipeline with an :class:`~mnistdist.preprocessing.Augment` step searches each
 fold's validation rows among the training rows *and their copies*; the
 copies of validation rows are masked out with the rows themselves, so no
 version of an image is ever on both sides of a split. A copy found as a
