@@ -144,3 +144,38 @@ def test_memory_does_not_grow_with_the_candidates(tmp_path):
     small, large = _peak_kib(tmp_path, 50), _peak_kib(tmp_path, 5000)
     assert len(csv_rows(tmp_path / "5000" / "cv_results.csv")) == 5000
     assert large <= 1.2 * small, (small, large)
+
+
+def _on_a_terminal(*args: str, timeout: float = 300) -> str:
+    """Run the command with a pseudo-terminal as its standard output; what it wrote there."""
+    import os
+    import pty
+    import select
+    import time
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnistdist", *args],
+        stdout=follower, stderr=subprocess.PIPE, env=process_env(),
+    )  # fmt: skip
+    os.close(follower)
+    out, end = b"", time.monotonic() + timeout
+    while time.monotonic() < end:
+        ready, _, _ = select.select([leader], [], [], 1)
+        try:
+            chunk = os.read(leader, 65536) if ready else b""
+        except OSError:  # the command closed the terminal: it has ended
+            break
+        out += chunk
+        if not chunk and proc.poll() is not None:
+            break
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    return out.decode("utf-8", "replace")
+
+
+def test_on_a_terminal_the_bar_says_the_time_left(tmp_path):
+    text = _on_a_terminal("search", "--dataset", "digits", "--out", str(tmp_path / "out"))
+    bars = [part for part in text.split("\r") if part.startswith("[") and "%" in part]
+    assert bars and any(" left" in bar for bar in bars), text[-2000:]
+    assert "neighbors of 5 folds: started (0:00 elapsed)" in text
