@@ -226,6 +226,9 @@ def _group_scores(estimator, group: Group, label: str, run: _Scoring) -> tuple[n
     todo = [p for p in group.distinct() if param_key(*p) not in had]
     took = {"searches": 0, "loaded": 0, "rerank": 0.0, "neighbors": 0.0, "scoring": 0.0}
     took["more"] = (kept, k) if kept is not None and kept < k else None
+    if took["more"]:
+        log.info("%sgroup%s: the journal kept %d neighbours a row, %d are needed", run.task_prefix,
+                 label, kept, k)  # fmt: skip
     eta = current_eta()
     if todo:
         t0 = time.perf_counter()

@@ -277,3 +277,24 @@ def test_reranking_rounds_are_named_and_counted(client, digits):
     assert result.queries_searched == 150 * groups[0] + 450 * groups[1]
     stats = search_rerank_throughput(pipe, result, {"workers": [{"threads": 1}]}, {"total": 100})
     assert stats["pairs"] == 4 * result.queries_searched
+
+
+def test_several_metrics_keep_candidates_by_the_refit_metric(client, digits):
+    """Each round keeps its best third by the refit metric, and every metric is scored."""
+    grid = {"n_neighbors": [1, 2, 3, 5, 8, 13], "weights": ["uniform", "distance"]}
+    scoring = ["accuracy", "f1_macro"]
+    result = halving_search(
+        digits.X_train, digits.y_train, param_grid=grid, scoring=scoring, refit="f1_macro"
+    )
+    first, second = result.rounds[0], result.rounds[1]
+    f1 = first.scores.split_scores["f1_macro"].mean(axis=1)
+    kept = [first.candidates[i] for i in best_of_round(f1)]
+    assert second.candidates == kept
+    for metric in scoring:
+        assert (
+            f"rank_test_{metric}" in result.cv_results
+            and "mean_test_score" not in result.cv_results
+        )
+    last = np.flatnonzero(result.cv_results["iter"] == result.rounds[-1].iteration)
+    best = last[np.argmax(result.cv_results["mean_test_f1_macro"][last])]
+    assert result.best_index == best and result.summary()["refit"] == "f1_macro"
