@@ -54,7 +54,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_out: str) -
     group.add_argument(
         "--resume",
         action="store_true",
-        help="finish an interrupted run in the same output folder, reusing its finished work",
+        help="finish an interrupted run in the same output folder, reusing its finished work; "
+        "on a finished search, search a larger grid and score only its new candidates",
     )
     group.add_argument(
         "--scheduler",

@@ -1,4 +1,4 @@
-"""``mnistdist search``: the cross-validated KNN grid search alone."""
+"""``mnistdist search``: the cross-validated search alone (grid, random or successive halving)."""
 
 from __future__ import annotations
 
