@@ -253,13 +253,19 @@ def test_augmented_grid_shares_deskewing(client, digits):
     assert result.n_neighbor_searches == 2 * 3 and len(result.cv_results["params"]) == 8
 
 
-#: A grid file over three steps of a four-step pipeline (and the KNN's two parameters).
-THREE_STEPS = """\
+#: A four-step pipeline, in a grid file's words.
+PIPELINE = """\
 estimator:
   - deskew: Deskew
   - normalize: Normalizer
   - pca: {PCA: {n_components: 16, random_state: 0}}
   - knn: KNNClassifier
+"""
+
+#: A grid over three of its steps (and the KNN's two parameters).
+THREE_STEPS = (
+    PIPELINE
+    + """\
 param_grid:
   - deskew: [passthrough, Deskew]
     pca__n_components: [8, 16]
@@ -268,20 +274,19 @@ param_grid:
   - normalize: [passthrough]
     knn__n_neighbors: [3]
 """
+)
 
 #: The same pipeline, its parameters drawn: a list, and scipy.stats distributions.
-DRAWN = """\
-estimator:
-  - deskew: Deskew
-  - normalize: Normalizer
-  - pca: {PCA: {n_components: 16, random_state: 0}}
-  - knn: KNNClassifier
+DRAWN = (
+    PIPELINE
+    + """\
 param_grid:
   deskew: [passthrough, Deskew]
   pca__n_components: {randint: [6, 20]}
   knn__n_neighbors: {randint: [1, 8]}
   knn__weights: [uniform, distance]
 """
+)
 
 METRICS = ["accuracy", "balanced_accuracy", "f1_macro"]
 
