@@ -1,7 +1,8 @@
 """Running on a Dask cluster: connecting (or starting an embedded one, or deploying one
 through dask-jobqueue, Kubernetes or dask-gateway), the packages its processes must agree
 on, no silent waits for workers, their memory, computing graphs with progress, Ctrl-C, CPU
-time, and each job's recorded tasks with its wall-time forecast on N workers."""
+time, each job's recorded tasks with its wall-time forecast on N workers, and a running
+search's time left."""
 
 from ._addresses import TLS_ENV, check_scheduler_address, read_scheduler_file
 from ._cluster import (
@@ -23,6 +24,7 @@ from ._compute import (
 )
 from ._cpu_time import CpuUse, measure_cpu
 from ._deployers import ClusterSpec, deployed, deployer_class, read_cluster_spec, shipped_specs
+from ._eta import Eta, current_eta, duration, estimating
 from ._forecast import client_segment, forecast_line, record_tasks, summarize_forecast
 from ._interrupts import (
     children_ignore_interrupts,
@@ -39,6 +41,7 @@ __all__ = [
     "Background",
     "ClusterSpec",
     "CpuUse",
+    "Eta",
     "Known",
     "VersionMismatchError",
     "check_scheduler_address",
@@ -50,11 +53,14 @@ __all__ = [
     "compute_each_after",
     "connect",
     "current_client",
+    "current_eta",
     "deployed",
     "deployer_class",
     "describe",
+    "duration",
     "embedded_processes",
     "estimate_worker_peak",
+    "estimating",
     "forecast_line",
     "held_interrupts",
     "ignore_after_job",
