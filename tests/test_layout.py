@@ -145,6 +145,14 @@ def test_the_installed_distribution_holds_no_top_level_package_but_mnistdist():
         pytest.skip("an editable install lists no package files; .ci/run installs a wheel")
     tops = {f.parts[0] for f in files if f.suffix == ".py" and ".." not in f.parts}
     assert tops == {"mnistdist"}, tops
+    # Every file the package reads (settings, presets, cluster specs) ships with it.
+    shipped = {f.as_posix() for f in files}
+    data = {
+        p.relative_to(REPO).as_posix()
+        for p in (REPO / "mnistdist").rglob("*")
+        if p.is_file() and p.suffix not in {".py", ".pyc"}
+    }
+    assert data <= shipped, sorted(data - shipped)
 
 
 @pytest.mark.parametrize("doc", ["architecture.md", "library.md"])
