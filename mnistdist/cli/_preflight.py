@@ -7,7 +7,7 @@ import os
 
 from sklearn.model_selection import ParameterGrid
 
-from ..data import load_dataset
+from ..data import Dataset, load_dataset
 from ..errors import OptionError
 from ..model_selection import cv_folds, plan_rounds
 from ..outputs import check_out
@@ -18,7 +18,7 @@ from ._options import preset_from_args
 MAX_WORKERS_PER_CORE = 8
 
 
-def preflight(args: argparse.Namespace) -> None:
+def preflight(args: argparse.Namespace) -> Dataset:
     """Refuse, before any folder is touched or any cluster started, what the options alone rule out.
 
     The address and worker count, the output folder's name, and the data
@@ -40,7 +40,7 @@ def preflight(args: argparse.Namespace) -> None:
         raise OptionError("--data is empty: name the folder of the MNIST IDX files")
     dataset = load_dataset(args.dataset, data_dir=args.data, train_size=args.train_size)
     if getattr(args, "cv", None) is None:
-        return
+        return dataset
     preset = preset_from_args(args, dataset.X_train.shape[1])
     grid, y = preset.param_grid, dataset.y_train
     # The smallest folds are those of halving's first round (the benchmark's "both" has one too).
@@ -51,12 +51,13 @@ def preflight(args: argparse.Namespace) -> None:
     smallest_train = min(len(train) for train, _ in folds)
     _check_components(preset, smallest_train)
     if not isinstance(grid, dict):  # a preset's own grid: its sizes depend on its augmentations
-        return
+        return dataset
     k_max = max(grid.get("n_neighbors", [1]))
     if k_max > smallest_train:
         raise OptionError(
             f"n_neighbors={k_max} is larger than the smallest training fold ({smallest_train} rows)"
         )
+    return dataset
 
 
 def _check_components(preset, smallest_train: int) -> None:

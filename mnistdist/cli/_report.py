@@ -63,7 +63,7 @@ def job(run: JobRun) -> int:
     # Leaving the pool waits for it, even after Ctrl-C: nothing writes into the folder
     # once the job has returned.
     with ThreadPoolExecutor(1, thread_name_prefix="mnistdist-figures") as pool:
-        with connect_as_asked(run) as client, open_journal(out) as journal:
+        with connect_as_asked(run) as client, open_journal(run) as journal:
             with performance_report_file(out / "dask-report.html", seconds):
                 work = _on_cluster(run, client, journal, seconds)
             t = time.perf_counter()

@@ -6,16 +6,26 @@ folder into place (the old one is renamed aside, the new one renamed in, the
 old one deleted). So a results folder always holds one whole run: the
 previous one until the new one has finished, then the new one.
 
+The run holds the folder's lock (:mod:`._lock`) from before :func:`begin`
+until after :func:`commit` or :func:`abandon`: the staging folder belongs to
+that run, and no other run reads or deletes it meanwhile.
+
+* ``--out`` is resolved once, symlinks included (:func:`check_out`): the
+  results land in a link's target, and the link stays.
 * A fresh run starts its staging folder with what the results folder already
   holds, so jobs can share one (the tour joins the report's), unless that
   folder holds this job's results: then it is refused without ``overwrite``,
-  and with it the new run starts empty (the folder is replaced whole).
-* An interrupted or failed run leaves its staging folder, and the journal of
-  finished work in it, where ``resume`` continues it. A run that finished
-  nothing leaves nothing behind.
+  and with it the new run starts empty (the folder is replaced whole). The
+  staging folder is made under a temporary name and renamed once filled.
+* An interrupted or failed run leaves its staging folder where it holds
+  finished work (the journal, or the job's finished results), for
+  ``resume``; a run that finished nothing leaves nothing behind.
 * ``resume`` continues the staging folder; with none, it starts a new run
   that reuses the results folder's journal (and replaces the folder whole).
 * ``overwrite`` discards an unfinished staging folder too.
+* At the commit every file and folder is flushed to disk before the swap; a
+  swap that cannot complete puts the previous results back and keeps the
+  finished ones in the staging folder, and says so.
 """
 
 from __future__ import annotations
@@ -25,10 +35,13 @@ import os
 import pathlib
 import shutil
 import tempfile
+import uuid
 
 from ..errors import OptionError, OutputError
 from ..runtime import held_interrupts
+from ._files import atomic_path, sync_tree
 from ._journal import JOURNAL_FILE as JOURNAL
+from ._journal import check_journal
 
 
 def staging_path(out: str | os.PathLike) -> pathlib.Path:
@@ -43,7 +56,11 @@ def _replaced_path(out: pathlib.Path) -> pathlib.Path:
 
 
 def check_out(out: str | os.PathLike) -> pathlib.Path:
-    """``out`` as an absolute path, refused if it cannot be a results folder of its own.
+    """``out`` as an absolute path with every symlink resolved, refused if it cannot be a
+    results folder of its own.
+
+    A symlinked ``--out`` is resolved here, once: the run writes beside the
+    link's target and swaps its folder in there, and the link stays.
 
     Raises
     ------
@@ -58,8 +75,8 @@ def check_out(out: str | os.PathLike) -> pathlib.Path:
         raise OptionError("--out is empty: name a folder for the results")
     if "\0" in text:
         raise OptionError(f"--out {text!r} contains a NUL character")
-    path = pathlib.Path(os.path.abspath(text))
-    cwd = pathlib.Path.cwd()
+    path = pathlib.Path(os.path.realpath(os.path.abspath(text)))
+    cwd = pathlib.Path(os.path.realpath(os.getcwd()))
     if path == cwd or path in cwd.parents:
         raise OptionError(
             f"--out {text} is the current folder or holds it: name a folder of its own"
@@ -74,12 +91,15 @@ def check_out(out: str | os.PathLike) -> pathlib.Path:
 
 
 def recover(out: pathlib.Path) -> None:
-    """Finish a swap that a crash cut between its two renames.
+    """Finish a swap that a crash cut between its two renames; drop half-made staging folders.
 
     The previous results are renamed aside only once the staging folder is
     complete, so if they are aside and the results folder is missing, the
-    staging folder is the finished run.
+    staging folder is the finished run. The caller holds the folder's lock:
+    a staging folder still being filled under its temporary name is a dead run's.
     """
+    for half in out.parent.glob(f".{out.name}.staging.*.tmp"):
+        shutil.rmtree(half, ignore_errors=True)
     replaced, staging = _replaced_path(out), staging_path(out)
     if not replaced.exists():
         return
@@ -104,6 +124,24 @@ def _copy_into(src: pathlib.Path, dst: pathlib.Path) -> None:
     shutil.copytree(src, dst, copy_function=link_or_copy, dirs_exist_ok=True, symlinks=True)
 
 
+def _make_staging(out: pathlib.Path, staging: pathlib.Path, fill) -> None:
+    """Make the staging folder whole or not at all: filled under a temporary name, then renamed."""
+    tmp = out.with_name(f".{out.name}.staging.{uuid.uuid4().hex[:12]}.tmp")
+    tmp.mkdir()  # not mkdtemp: the results folder gets the umask's usual mode
+    try:
+        fill(tmp)
+        sync_tree(tmp)
+        os.rename(tmp, staging)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _copy_journal(src: pathlib.Path, dst: pathlib.Path) -> None:
+    with atomic_path(dst) as tmp:
+        shutil.copy2(src, tmp)
+
+
 def begin(
     out: str | os.PathLike,
     *,
@@ -112,6 +150,8 @@ def begin(
     resume: bool = False,
 ) -> pathlib.Path:
     """Start (or, with ``resume``, continue) a run's staging folder for ``out``; return it.
+
+    The caller holds the folder's lock (:func:`lock_folder`).
 
     Parameters
     ----------
@@ -130,8 +170,9 @@ def begin(
     Raises
     ------
     OptionError, OutputError
-        For an unusable ``out``, or results or an unfinished run there
-        without ``overwrite`` or ``resume``.
+        For an unusable ``out``, results or an unfinished run there without
+        ``overwrite`` or ``resume``, or a journal to resume from that is
+        damaged or not mnistdist's.
     """
     if overwrite and resume:
         raise OutputError("--overwrite and --resume exclude each other")
@@ -144,17 +185,22 @@ def begin(
     staging = staging_path(out)
     found = [name for name in results if (out / name).exists()]
     _check_existing(out, staging, found, overwrite=overwrite, resume=resume)
+    if resume:
+        for journal in (staging / JOURNAL, out / JOURNAL):
+            if journal.exists():  # the one a resumed run reads: refused now, if unusable
+                check_journal(journal)
+                break
     try:
         if not staging.exists():
-            staging.mkdir()
             if found and resume and (out / JOURNAL).is_file():  # replaced whole, reusing its work
-                shutil.copy2(out / JOURNAL, staging / JOURNAL)
+                _make_staging(out, staging, lambda tmp: _copy_journal(out / JOURNAL, tmp / JOURNAL))
             elif out.is_dir() and not found:  # joining a folder of other jobs' results
-                _copy_into(out, staging)
+                _make_staging(out, staging, lambda tmp: _copy_into(out, tmp))
+            else:
+                _make_staging(out, staging, lambda tmp: None)
         with tempfile.TemporaryFile(dir=staging):  # os.access says yes to root on a read-only mount
             pass
     except OSError as exc:
-        abandon(out)
         raise OutputError(f"output folder {out} is not writable: {exc.strerror or exc}") from None
     return staging
 
@@ -180,27 +226,65 @@ def _check_existing(out, staging, found, *, overwrite: bool, resume: bool) -> No
 
 
 def commit(out: str | os.PathLike) -> pathlib.Path:
-    """Swap the finished staging folder into place as ``out``; return ``out``."""
+    """Swap the finished staging folder into place as ``out``; return ``out``.
+
+    Every file and folder of the staging folder is flushed to disk first,
+    and the parent folder after the swap, so a crash of the machine leaves
+    the previous results or the new ones, whole.
+
+    Raises
+    ------
+    OutputError
+        When the swap cannot complete: the previous results are put back,
+        and the line says where the finished ones are kept (the staging folder).
+    """
     out = pathlib.Path(os.path.abspath(out))
     staging, replaced = staging_path(out), _replaced_path(out)
-    with held_interrupts(raise_after=False):  # the run has finished: never stop between renames
-        if out.exists():
-            os.rename(out, replaced)
-        os.rename(staging, out)
+    try:
+        sync_tree(staging)
+        with held_interrupts(raise_after=False):  # the run has finished: never stop between renames
+            _swap(out, staging, replaced)
+        sync_tree(out.parent, files=False, recursive=False)
+    except OSError as exc:
+        raise OutputError(
+            f"could not move the finished results into {out} ({exc.strerror or exc}); "
+            f"they are kept in {staging}"
+        ) from None
     shutil.rmtree(replaced, ignore_errors=True)
     return out
 
 
-def abandon(out: str | os.PathLike) -> pathlib.Path | None:
+def _swap(out: pathlib.Path, staging: pathlib.Path, replaced: pathlib.Path) -> None:
+    """The two renames; the previous results put back where the second one fails."""
+    aside = os.path.lexists(out)
+    if aside:
+        os.rename(out, replaced)
+    try:
+        os.rename(staging, out)
+    except OSError:
+        if aside:
+            with contextlib.suppress(OSError):
+                os.rename(replaced, out)
+        raise
+
+
+def abandon(out: str | os.PathLike, results: tuple[str, ...] = (JOURNAL,)) -> pathlib.Path | None:
     """After a failed run: keep its staging folder if it holds finished work, else delete it.
+
+    Finished work is the journal (where the job keeps one: ``JOURNAL_FILE``
+    in ``results``) or any of the job's ``results``: a job that fails after
+    writing them (or whose commit failed) loses nothing.
 
     Returns
     -------
     pathlib.Path or None
-        The journal kept for ``resume``, or None.
+        The journal kept for ``resume``, else the staging folder kept for its
+        finished results, else None (the folder was deleted).
     """
     staging = staging_path(os.path.abspath(out))
-    if (staging / JOURNAL).exists():
+    if JOURNAL in results and (staging / JOURNAL).exists():
         return staging / JOURNAL
+    if any((staging / name).exists() for name in results):
+        return staging
     shutil.rmtree(staging, ignore_errors=True)
     return None
