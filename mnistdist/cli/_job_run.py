@@ -122,6 +122,7 @@ class JobRun:
             results=self.job.results,
             overwrite=self.args.overwrite,
             resume=self.args.resume,
+            dataset=(self.data_identity or {}).get("dataset"),
         )
         log_to(self.staging / LOG)
         return self.staging

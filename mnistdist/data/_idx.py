@@ -232,11 +232,12 @@ def _check_file(path: pathlib.Path, raw, size: int, limit: int) -> IDXHeader:
 def _check_declared(path, shape, declared: int, offset: int, size: int, limit: int, gz: bool):
     """The data the header declares, against the stated maximum and the file's size."""
     need = f"{path}: dimensions {' x '.join(map(str, shape))} need {declared} data bytes"
+    most = f"the {limit} that mnistdist reads from one file (the mnistdist.max-idx-bytes setting)"
     if declared > limit:
-        raise DataError(
-            f"{need}, more than the {limit} that mnistdist reads from one file "
-            "(the mnistdist.max-idx-bytes setting)"
-        )
+        raise DataError(f"{need}, more than {most}")
+    # An empty array too is refused whose other dimensions NumPy could not even describe.
+    if int(np.prod([d for d in shape if d], dtype=object)) > limit:
+        raise DataError(f"{path}: dimensions {' x '.join(map(str, shape))} exceed {most}")
     if gz and offset + declared > GZIP_MAX_RATIO * size:
         raise DataError(f"{need}, more than a gzip file of {size} bytes can hold")
     if not gz and offset + declared != size:

@@ -88,11 +88,12 @@ def _check_tables(db: sqlite3.Connection, path: str) -> None:
             raise _damaged(path, f"format {found[0] if found else 'unknown'}, not {FORMAT}")
 
 
-def check_journal(path: str | os.PathLike) -> None:
-    """Refuse, in one line, a file that is not a usable journal.
+def check_journal(path: str | os.PathLike, *, dataset: str | None = None) -> None:
+    """Refuse, in one line, a file that is not a usable journal (of ``dataset``, if given).
 
     SQLite's own integrity check (``quick_check``) catches truncated and
-    corrupt files; the tables catch other programs' databases.
+    corrupt files; the tables catch other programs' databases; the sources
+    of its rows, a journal of another dataset.
 
     Raises
     ------
@@ -114,10 +115,34 @@ def check_journal(path: str | os.PathLike) -> None:
             if result is None or result[0] != "ok":
                 raise _damaged(path, str(result[0] if result else "no answer"))
             _check_tables(db, path)
+            if dataset is not None:
+                _check_dataset(db, path, dataset)
         finally:
             db.close()
     except sqlite3.DatabaseError as exc:
         raise _damaged(path, str(exc)) from None
+
+
+def _sources(db: sqlite3.Connection) -> dict[str, dict]:
+    """The data each row names, by its short name; none in a journal of mnistdist 0.2."""
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "sources" not in tables:
+        return {}
+    return {
+        data: json.loads(text) for data, text in db.execute("SELECT data, identity FROM sources")
+    }
+
+
+def _check_dataset(db: sqlite3.Connection, path: str, dataset: str) -> dict[str, dict]:
+    """The journal's sources, refused if any is of another dataset than ``dataset``."""
+    sources = _sources(db)
+    others = {str(s.get("dataset")) for s in sources.values()} - {dataset}
+    if others:
+        raise OutputError(
+            f"{path} holds neighbour searches on {', '.join(sorted(others))}, "
+            f"not {dataset}: {DAMAGED}"
+        )
+    return sources
 
 
 def data_id(identity: dict) -> str:
@@ -201,14 +226,7 @@ class Journal:
                 raise _damaged(self.path, str(exc)) from None
 
     def _stale_rows(self, db: sqlite3.Connection, identity: dict) -> str | None:
-        found = db.execute("SELECT data, identity FROM sources").fetchall()
-        sources = {data: json.loads(text) for data, text in found}
-        others = {s.get("dataset") for s in sources.values()} - {identity["dataset"]}
-        if others:
-            raise OutputError(
-                f"{self.path} holds neighbour searches on {', '.join(sorted(map(str, others)))}, "
-                f"not {identity['dataset']}: {DAMAGED}"
-            )
+        sources = _check_dataset(db, self.path, identity["dataset"])
         version, data = _version(), data_id(identity)
         rows = db.execute(
             "SELECT version, data, COUNT(*) FROM neighbors "

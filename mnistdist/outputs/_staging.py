@@ -148,6 +148,7 @@ def begin(
     results: tuple[str, ...],
     overwrite: bool = False,
     resume: bool = False,
+    dataset: str | None = None,
 ) -> pathlib.Path:
     """Start (or, with ``resume``, continue) a run's staging folder for ``out``; return it.
 
@@ -161,6 +162,8 @@ def begin(
         Files whose presence in ``out`` means it holds this job's results.
     overwrite, resume : bool
         What to do with results or an unfinished run already there.
+    dataset : str, optional
+        The run's dataset: a journal to resume from must hold searches on it only.
 
     Returns
     -------
@@ -172,7 +175,7 @@ def begin(
     OptionError, OutputError
         For an unusable ``out``, results or an unfinished run there without
         ``overwrite`` or ``resume``, or a journal to resume from that is
-        damaged or not mnistdist's.
+        damaged, not mnistdist's or another dataset's.
     """
     if overwrite and resume:
         raise OutputError("--overwrite and --resume exclude each other")
@@ -188,7 +191,7 @@ def begin(
     if resume:
         for journal in (staging / JOURNAL, out / JOURNAL):
             if journal.exists():  # the one a resumed run reads: refused now, if unusable
-                check_journal(journal)
+                check_journal(journal, dataset=dataset)
                 break
     try:
         if not staging.exists():

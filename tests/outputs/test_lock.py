@@ -1,4 +1,4 @@
-"""One run per results folder: the lock beside it, held by real processes, released by the kernel."""
+"""One run per results folder: its lock, held by real processes, released by the kernel."""
 
 import json
 import os

@@ -157,7 +157,7 @@ def test_a_commit_that_cannot_complete_keeps_both_runs_and_says_where(finished, 
         return real_rename(src, dst)
 
     monkeypatch.setattr(os, "rename", second_rename_fails)
-    with pytest.raises(OutputError, match="Input/output error.*they are kept in"):
+    with pytest.raises(OutputError, match=r"Input/output error.*they are kept in"):
         staging.commit(finished)
     monkeypatch.undo()
     assert _snapshot(finished) == before  # the previous results, put back
