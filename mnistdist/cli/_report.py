@@ -28,7 +28,7 @@ from ..model_selection import (
     report_models,
 )
 from ..neighbors import format_throughput, search_rerank_throughput
-from ..outputs import atomic_path, write_json, write_text
+from ..outputs import atomic_path, file_sha256, write_json, write_text
 from ..report import (
     evaluate,
     figure_records,
@@ -150,6 +150,8 @@ def _write_metrics(out, work: _Work, evaluation: dict, seconds: dict, figures: d
     dataset, preset, result, models = work.dataset, work.preset, work.result, work.models
     data = {**dataset.summary(), "n_train_augmented": int(models["augmented"].n_train)}
     extra = {
+        # model.joblib is a pickle: load only a file whose digest is this one (docs/reliability.md).
+        "model_sha256": file_sha256(out / "model.joblib"),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "data": data,
         "versions": package_versions(),

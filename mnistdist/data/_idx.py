@@ -32,7 +32,7 @@ import numpy as np
 
 from .. import config
 from ..errors import DataError
-from ..outputs import atomic_path
+from ..outputs import atomic_path, file_sha256
 
 #: IDX type byte -> NumPy dtype (big-endian where it matters).
 IDX_DTYPES = {
@@ -290,15 +290,6 @@ def _decompress(path: pathlib.Path, stream, head: bytes, declared: int, digest) 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
     return final
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file's bytes, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_READ_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _publish(tmp: pathlib.Path, final: pathlib.Path, sha256: str) -> None:

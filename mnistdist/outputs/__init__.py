@@ -2,7 +2,7 @@
 ``--resume``, results folders written as transactions (staging), and the lock that keeps one
 run per results folder."""
 
-from ._files import atomic_path, sync_tree, write_bytes, write_json, write_text
+from ._files import atomic_path, file_sha256, sync_tree, write_bytes, write_json, write_text
 from ._journal import JOURNAL_FILE, Journal, check_journal, journal_key
 from ._lock import FolderLock, describe_holder, lock_folder, lock_path
 from ._staging import abandon, begin, check_out, commit, staging_path
@@ -18,6 +18,7 @@ __all__ = [
     "check_out",
     "commit",
     "describe_holder",
+    "file_sha256",
     "journal_key",
     "lock_folder",
     "lock_path",

@@ -1,6 +1,7 @@
 """The jobs as a user runs them: real processes, real files, exit codes and one-line errors."""
 
 import csv
+import hashlib
 import json
 import os
 
@@ -58,6 +59,10 @@ def test_report_job_writes_every_output(report_run, digits_arrays):
     ):
         assert (out / name).stat().st_size > 0, name
     assert not list(out.glob(".*.tmp"))
+    # The model is a pickle: metrics.json names the one file that may be loaded.
+    assert (
+        metrics["model_sha256"] == hashlib.sha256((out / "model.joblib").read_bytes()).hexdigest()
+    )
 
 
 def test_report_shows_its_scaling_forecast(report_run):
