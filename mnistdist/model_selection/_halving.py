@@ -16,11 +16,11 @@ grid search on a known set of images:
   training and validation rows in every round.
 - **The CV splitter restricted to each round's subset.** Each round splits
   its own images with the search's ``cv`` (``StratifiedKFold`` for an int),
-  so round r's scores are exactly those of :func:`~mnistdist.search.neighbors_search`
+  so round r's scores are exactly those of :func:`~mnistdist.model_selection.neighbors_search`
   on round r's images, with round r's candidates.
 
 Within a round, the grid search's machinery does the work
-(:func:`~mnistdist.search.score_candidates`): one neighbour search per fold
+(:func:`~mnistdist.model_selection._search.score_candidates`): one neighbour search per fold
 and preprocessing group, every KNN candidate scored from it, in tasks named
 ``halving-iter-<r>-neighbors-fold-<f>``. Images transformed by stateless
 steps (deskewing) are made once for all rounds.
@@ -423,7 +423,7 @@ def halving_search(
     Raises
     ------
     OptionError
-        As :func:`~mnistdist.search.neighbors_search`, or if the schedule
+        As :func:`~mnistdist.model_selection.neighbors_search`, or if the schedule
         cannot be made (see :func:`halving_schedule`).
     """
     estimator = KNNClassifier() if estimator is None else estimator

@@ -6,7 +6,7 @@ is a k-nearest-neighbours classifier. Everything before that step is
 or the whole training set) and then applied to every chunk of the images on
 the workers, so the neighbour search runs on the transformed features.
 
-An :class:`~mnistdist.augment.Augment` step splits the preprocessing in two:
+An :class:`~mnistdist.preprocessing.Augment` step splits the preprocessing in two:
 the steps *before* it make the images that are augmented, the steps *after*
 it are applied to originals and copies alike. Only the reference (training)
 rows get copies; rows being predicted go through the same steps without.

@@ -6,7 +6,7 @@ preprocessing x augmentation x KNN parameters for a pipeline
     Deskew -> GaussianBlur -> Augment -> Normalizer -> PCA -> KNN
 
 where the augmentation is applied to training folds only (see
-:class:`~mnistdist.augment.Augment`), the Normalizer makes the Euclidean
+:class:`~mnistdist.preprocessing.Augment`), the Normalizer makes the Euclidean
 search a cosine one, and PCA shrinks every neighbour search's distance
 product from 785 columns to 51. Its grid is a list of sub-grids, so that the
 costly augmentations are tried at one PCA size while the cheap
@@ -28,7 +28,7 @@ from ..preprocessing import AUGMENTATIONS, Augment, Deskew, GaussianBlur
 from ._search import DEFAULT_GRID
 
 #: How a preset's grid is searched: every candidate on every image (grid), or by
-#: successive halving (see :mod:`mnistdist.halving`).
+#: successive halving (see :mod:`mnistdist.model_selection._halving`).
 STRATEGIES = ("grid", "halving")
 
 #: The book's chosen KNN, refit plain and on the four one-pixel shifts for comparison.
@@ -40,7 +40,7 @@ class Preset:
     """An estimator, the grid to search it over, and how to search it (``--strategy``'s default).
 
     ``holds_gil``: its tasks hold the GIL in places, so an embedded cluster's
-    workers should be processes (:func:`mnistdist.cluster.embedded_processes`).
+    workers should be processes (:func:`mnistdist.runtime.embedded_processes`).
     """
 
     name: str

@@ -4,7 +4,7 @@ The test set's neighbours are found by tasks over (test block x training
 chunk) pairs and merged per test block, so no worker ever holds more than one
 block of distances, whatever the training set's size (60,000 or 300,000
 rows). The saved model is a plain scikit-learn estimator (a
-:class:`~mnistdist.knn.KNNClassifier`, or a pipeline ending in one) that
+:class:`~mnistdist.neighbors.KNNClassifier`, or a pipeline ending in one) that
 predicts the same labels on one machine.
 """
 
@@ -115,7 +115,7 @@ def final_model(
 ) -> FinalModel:
     """Refit ``estimator``'s parameters on ``X_train`` and predict ``X_test`` on the cluster.
 
-    An :class:`~mnistdist.augment.Augment` step adds its copies to the
+    An :class:`~mnistdist.preprocessing.Augment` step adds its copies to the
     training rows (never to the test rows).
 
     Parameters

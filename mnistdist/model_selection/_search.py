@@ -18,7 +18,7 @@ runs in two stages:
 Scores therefore equal scikit-learn's ``GridSearchCV`` on the same folds,
 while a grid of six candidates costs barely more than one.
 
-A pipeline with an :class:`~mnistdist.augment.Augment` step searches each
+A pipeline with an :class:`~mnistdist.preprocessing.Augment` step searches each
 fold's validation rows among the training rows *and their copies*; the
 copies of validation rows are masked out with the rows themselves, so no
 version of an image is ever on both sides of a split. A copy found as a
@@ -262,7 +262,7 @@ def _fold_neighbors(
     a validation image is ever a neighbor of one, and validation rows are
     never augmented. Where no step is fitted per fold and the folds partition
     the rows, each fold pair's distances are computed once, for both folds
-    (:mod:`mnistdist.fold_pairs`). Where steps are fitted per fold, each
+    (:mod:`mnistdist.neighbors._fold_pairs`). Where steps are fitted per fold, each
     fold's search starts as soon as its own fit is done. ``task_prefix``
     starts every task name, so that a caller running several searches
     (halving's rounds) tells them apart on the dashboard.

@@ -42,7 +42,7 @@ def idm_rerank(
     candidate_ids : ndarray of shape (n_queries, n_candidates)
         Each query's candidates (from a Euclidean search, say).
     warp, context, block_pairs : int
-        As in :func:`mnistdist.deformation.idm_distances`.
+        As in :func:`mnistdist.neighbors.idm_distances`.
 
     Returns
     -------
