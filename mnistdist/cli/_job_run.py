@@ -123,6 +123,7 @@ class JobRun:
             overwrite=self.args.overwrite,
             resume=self.args.resume,
             dataset=(self.data_identity or {}).get("dataset"),
+            job=self.job.name,
         )
         log_to(self.staging / LOG)
         return self.staging

@@ -95,7 +95,7 @@ def _finish(run: JobRun, code: int) -> int:
     if code == 0:
         write_forecast(run)
     try:
-        outputs.commit(run.out or run.args.out)
+        outputs.commit(run.out or run.args.out, job=run.job.name)
     except OutputError as exc:
         return _fail(run, exc, exc.exit_code)
     return code

@@ -31,6 +31,7 @@ that run, and no other run reads or deletes it meanwhile.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pathlib
 import shutil
@@ -39,9 +40,22 @@ import uuid
 
 from ..errors import OptionError, OutputError
 from ..runtime import held_interrupts
-from ._files import atomic_path, sync_tree
+from ._files import atomic_path, sync_tree, write_text
 from ._journal import JOURNAL_FILE as JOURNAL
 from ._journal import check_journal
+
+#: Which job wrote each file of a results folder that jobs share: ``{file: job}``.
+OWNERS = ".mnistdist-owners.json"
+#: The jobs' log (``mnistdist.cli``'s), which a job joining a folder appends to: copied, not linked.
+_LOG = "mnistdist.log"
+
+
+def _owners(folder: pathlib.Path) -> dict[str, str]:
+    try:
+        owners = json.loads((folder / OWNERS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return owners if isinstance(owners, dict) else {}
 
 
 def staging_path(out: str | os.PathLike) -> pathlib.Path:
@@ -108,20 +122,39 @@ def recover(out: pathlib.Path) -> None:
     shutil.rmtree(replaced, ignore_errors=True)
 
 
-def _copy_into(src: pathlib.Path, dst: pathlib.Path) -> None:
-    """Fill ``dst`` with ``src``'s files: hard links (outputs are replaced, never edited).
+def _copy_into(src: pathlib.Path, dst: pathlib.Path, names: list[str] | None = None) -> None:
+    """Fill ``dst`` with ``src``'s files (``names`` of them only, if given): hard links
+    (outputs are replaced, never edited).
 
-    The journal is copied: SQLite edits its file in place.
+    The journal and the log are copied: SQLite edits its file in place, and a
+    job appends to the log it finds.
     """
 
     def link_or_copy(a: str, b: str) -> None:
-        if os.path.basename(a) != JOURNAL:  # SQLite edits its file in place
+        if os.path.basename(a) not in (JOURNAL, _LOG):
             with contextlib.suppress(OSError):
                 os.link(a, b)
                 return
         shutil.copy2(a, b)
 
-    shutil.copytree(src, dst, copy_function=link_or_copy, dirs_exist_ok=True, symlinks=True)
+    if names is None:
+        shutil.copytree(src, dst, copy_function=link_or_copy, dirs_exist_ok=True, symlinks=True)
+        return
+    for name in names:
+        if (src / name).is_dir() and not (src / name).is_symlink():
+            shutil.copytree(src / name, dst / name, copy_function=link_or_copy, symlinks=True)
+        elif os.path.lexists(src / name):
+            link_or_copy(str(src / name), str(dst / name))
+
+
+def _others_files(out: pathlib.Path, job: str | None) -> list[str]:
+    """The files of ``out`` that other jobs wrote (its owners' list says), which a run of
+    ``job`` that replaces its own results keeps; none in a folder with no such list."""
+    return [
+        name
+        for name, owner in _owners(out).items()
+        if job is not None and owner != job and os.path.lexists(out / name)
+    ]
 
 
 def _make_staging(out: pathlib.Path, staging: pathlib.Path, fill) -> None:
@@ -149,6 +182,7 @@ def begin(
     overwrite: bool = False,
     resume: bool = False,
     dataset: str | None = None,
+    job: str | None = None,
 ) -> pathlib.Path:
     """Start (or, with ``resume``, continue) a run's staging folder for ``out``; return it.
 
@@ -164,6 +198,9 @@ def begin(
         What to do with results or an unfinished run already there.
     dataset : str, optional
         The run's dataset: a journal to resume from must hold searches on it only.
+    job : str, optional
+        The job that runs: where it replaces its own results in a folder that jobs
+        share, the other jobs' files (the folder's owners' list names them) stay.
 
     Returns
     -------
@@ -195,17 +232,28 @@ def begin(
                 break
     try:
         if not staging.exists():
-            if found and resume and (out / JOURNAL).is_file():  # replaced whole, reusing its work
-                _make_staging(out, staging, lambda tmp: _copy_journal(out / JOURNAL, tmp / JOURNAL))
-            elif out.is_dir() and not found:  # joining a folder of other jobs' results
-                _make_staging(out, staging, lambda tmp: _copy_into(out, tmp))
-            else:
-                _make_staging(out, staging, lambda tmp: None)
+            _make_staging(out, staging, lambda tmp: _fill(out, tmp, found, resume, job))
         with tempfile.TemporaryFile(dir=staging):  # os.access says yes to root on a read-only mount
             pass
     except OSError as exc:
         raise OutputError(f"output folder {out} is not writable: {exc.strerror or exc}") from None
     return staging
+
+
+def _fill(out: pathlib.Path, tmp: pathlib.Path, found: list, resume: bool, job) -> None:
+    """A new staging folder's first files: all of ``out``'s where the job joins it; where it
+    replaces its own results there, the other jobs' files (and, to resume, the journal)."""
+    if not out.is_dir():
+        return
+    if not found:  # joining a folder of other jobs' results
+        _copy_into(out, tmp)
+        return
+    others = _others_files(out, job)
+    if others:
+        _copy_into(out, tmp, others)
+        (tmp / OWNERS).write_text(json.dumps({name: _owners(out)[name] for name in others}))
+    if resume and (out / JOURNAL).is_file():  # its own results replaced, reusing its work
+        _copy_journal(out / JOURNAL, tmp / JOURNAL)
 
 
 def _check_existing(out, staging, found, *, overwrite: bool, resume: bool) -> None:
@@ -228,8 +276,11 @@ def _check_existing(out, staging, found, *, overwrite: bool, resume: bool) -> No
         )
 
 
-def commit(out: str | os.PathLike) -> pathlib.Path:
+def commit(out: str | os.PathLike, *, job: str | None = None) -> pathlib.Path:
     """Swap the finished staging folder into place as ``out``; return ``out``.
+
+    ``job``: the files the run added are recorded as that job's in the folder's
+    owners' list, so that another job replacing its own results keeps them.
 
     Every file and folder of the staging folder is flushed to disk first,
     and the parent folder after the swap, so a crash of the machine leaves
@@ -244,6 +295,8 @@ def commit(out: str | os.PathLike) -> pathlib.Path:
     out = pathlib.Path(os.path.abspath(out))
     staging, replaced = staging_path(out), _replaced_path(out)
     try:
+        if job is not None:
+            _record_owners(staging, job)
         sync_tree(staging)
         with held_interrupts(raise_after=False):  # the run has finished: never stop between renames
             _swap(out, staging, replaced)
@@ -255,6 +308,15 @@ def commit(out: str | os.PathLike) -> pathlib.Path:
         ) from None
     shutil.rmtree(replaced, ignore_errors=True)
     return out
+
+
+def _record_owners(staging: pathlib.Path, job: str) -> None:
+    """Each file of the staging folder that has no owner yet is ``job``'s."""
+    owners = _owners(staging)
+    for entry in staging.iterdir():
+        if entry.name != OWNERS and not entry.name.startswith(".") and entry.name not in owners:
+            owners[entry.name] = job
+    write_text(staging / OWNERS, json.dumps(owners, indent=1, sort_keys=True) + "\n")
 
 
 def _swap(out: pathlib.Path, staging: pathlib.Path, replaced: pathlib.Path) -> None:

@@ -265,3 +265,21 @@ def test_resume_after_the_data_changed_recomputes_and_says_so(tmp_path):
     fresh = tmp_path / "fresh"
     assert mnistdist(*args[:-1], fresh).returncode == 0
     assert csv_rows(out / "cv_results.csv") == csv_rows(fresh / "cv_results.csv")
+
+
+def test_a_job_replacing_its_results_in_a_shared_folder_keeps_the_others(tmp_path):
+    out = tmp_path / "results"
+    common = ["--dataset", "digits", "--out", out, "--workers", "2", "--quiet"]
+    assert mnistdist("search", "--cv", "3", *common).returncode == 0
+    searched = {  # its files; the log, which every job appends to, and the owners' list aside
+        p.name: p.read_bytes() for p in out.iterdir() if p.name[0] != "." and p.suffix != ".log"
+    }
+    assert {"cv_results.csv", "search.json", "journal.sqlite"} <= set(searched)
+    tour = mnistdist("tour", "--svc-size", "300", "--forest-trees", "5", *common)
+    assert tour.returncode == 0, tour.stderr
+    first = json.loads((out / "tour.json").read_text())["generated"]
+    again = mnistdist("tour", "--svc-size", "300", "--forest-trees", "5", *common, "--overwrite")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((out / "tour.json").read_text())["generated"] >= first
+    for name, content in searched.items():  # the search's results, whole, after the tour's
+        assert (out / name).read_bytes() == content, name

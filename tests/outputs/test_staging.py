@@ -224,3 +224,33 @@ def test_out_that_is_a_file_or_unwritable(tmp_path):
         staging.begin(tmp_path / "file" / "sub", results=RESULTS)
     with pytest.raises(OutputError, match="exclude each other"):
         staging.begin(tmp_path / "x", results=RESULTS, overwrite=True, resume=True)
+
+
+def test_jobs_sharing_a_folder_replace_only_their_own_files(tmp_path):
+    out = tmp_path / "results"
+    report = ("metrics.json", "journal.sqlite")
+    folder = staging.begin(out, results=report, job="report")
+    for name in ("metrics.json", "model.joblib", "report.html"):
+        (folder / name).write_text(f"report's {name}")
+    staging.commit(out, job="report")
+    folder = staging.begin(out, results=("tour.json",), job="tour")  # the tour joins
+    for name in ("tour.json", "roc.png", "report.html"):
+        (folder / name).write_text(f"tour's {name}")
+    staging.commit(out, job="tour")
+    # The tour again, replacing its results: the report's files stay, the old tour's go.
+    folder = staging.begin(out, results=("tour.json",), overwrite=True, job="tour")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".mnistdist-owners.json",
+        "metrics.json",
+        "model.joblib",
+        "report.html",
+    ]
+    (folder / "tour.json").write_text("the new tour's")
+    staging.commit(out, job="tour")
+    assert (out / "metrics.json").read_text() == "report's metrics.json"
+    assert (out / "tour.json").read_text() == "the new tour's" and not (out / "roc.png").exists()
+    # The report replacing its own keeps the tour's.
+    folder = staging.begin(out, results=report, overwrite=True, job="report")
+    assert sorted(p.name for p in folder.iterdir()) == [".mnistdist-owners.json", "tour.json"]
+    staging.commit(out, job="report")
+    assert sorted(os.listdir(out)) == [".mnistdist-owners.json", "tour.json"]
