@@ -93,6 +93,32 @@ def describe_holder(holder: dict | None) -> str:
     )
 
 
+def busy_message(out: str | os.PathLike, holder: dict | None) -> str:
+    """The one line a run gets for a results folder that ``holder`` holds."""
+    return (
+        f"output folder {out} is in use by {describe_holder(holder)}: wait for it "
+        "to finish, or choose another --out"
+    )
+
+
+def holder_of(out: str | os.PathLike) -> dict | None:
+    """Who holds the results folder ``out`` (resolved) now: its lock file's holder, ``{}``
+    if it names none, or None when no live run holds it. Creates and locks nothing."""
+    try:
+        fd = os.open(lock_path(out), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _wait_for_holder(fd) or {}
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return None
+
+
 def _same_file(path: pathlib.Path, st: os.stat_result) -> bool:
     try:
         now = os.stat(path)
@@ -183,14 +209,11 @@ def _acquire(path: pathlib.Path, out: pathlib.Path) -> tuple[int, dict | None]:
                 f"output folder {out} cannot be locked ({path}: {exc.strerror or exc})"
             ) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock_soon(fd)
         except BlockingIOError:
             holder = _wait_for_holder(fd)
             os.close(fd)
-            raise OutputError(
-                f"output folder {out} is in use by {describe_holder(holder)}: wait for it "
-                "to finish, or choose another --out"
-            ) from None
+            raise OutputError(busy_message(out, holder)) from None
         except OSError as exc:
             if exc.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
                 os.close(fd)
@@ -202,6 +225,19 @@ def _acquire(path: pathlib.Path, out: pathlib.Path) -> tuple[int, dict | None]:
             return fd, _read_holder(fd)
         os.close(fd)  # its holder removed it after we opened it: lock the file there now
     raise OutputError(f"output folder {out}: could not lock {path} (it keeps being replaced)")
+
+
+def _flock_soon(fd: int) -> None:
+    """Lock ``fd`` now, or within a few milliseconds: another command may be looking (a
+    shared lock, held for an instant by :func:`holder_of`); BlockingIOError if held."""
+    for wait in (0.005, 0.01, 0.02, 0.04, 0):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if not wait:
+                raise
+            time.sleep(wait)
 
 
 def _wait_for_holder(fd: int) -> dict | None:

@@ -106,6 +106,11 @@ def test_a_second_run_on_a_busy_folder_is_refused_at_once(
         assert len(lines) == 1 and "Traceback" not in stderr, (name, stderr)
         assert f"in use by mnistdist search (pid {first.pid}, started " in lines[0], lines
         assert "cluster:" not in stdout  # refused before any cluster started
+    # As a user runs it: refused before the command's imports (about a second).
+    t = time.perf_counter()
+    proc = mnistdist("report", "--dataset", "digits", "--out", out, "--overwrite", timeout=60)
+    assert time.perf_counter() - t < 1.0
+    assert_one_line_error(proc, 1, f"in use by mnistdist search (pid {first.pid}, started ")
     # Through a symlink to the same folder: the same lock.
     (work / "link").symlink_to(out)
     code, _, stderr, _ = _main([*SECOND["overwrite"], "--out", work / "link"])

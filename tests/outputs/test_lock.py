@@ -130,3 +130,17 @@ def test_a_holder_still_writing_its_name_is_waited_for_briefly(tmp_path):
         lock_folder(out, command="x")
     os.close(fd)
     wait_for(lambda: lock_folder(out, command="y").release() is None, timeout=5)
+
+
+def test_who_holds_a_folder_is_read_without_making_or_locking_anything(tmp_path, holder):
+    from mnistdist.outputs import holder_of
+
+    out = tmp_path / "results"
+    assert holder_of(out) is None and not lock_path(out).exists()
+    proc = holder()
+    assert holder_of(out)["pid"] == proc.pid
+    proc.kill()
+    proc.wait()
+    assert holder_of(out) is None  # a dead run's file: no one holds the folder
+    with lock_folder(out, command="x") as lock:  # and looking at it never got in the way
+        assert lock.previous["pid"] == proc.pid
