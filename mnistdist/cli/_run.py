@@ -98,6 +98,8 @@ def _finish(run: JobRun, code: int) -> int:
         outputs.commit(run.out or run.args.out, job=run.job.name)
     except OutputError as exc:
         return _fail(run, exc, exc.exit_code)
+    if code != 0:  # its own verdict (the benchmark's scores disagree): say so, and where
+        _fail(run, f"its checks failed (exit {code}); its results are in {run.result_path()}", code)
     return code
 
 

@@ -44,11 +44,13 @@ FORMAT = "mnistdist-journal 3"
 DAMAGED = "not a mnistdist journal, or damaged: pass --overwrite to start over"
 
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS sources (data TEXT PRIMARY KEY, identity TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS neighbors (key TEXT PRIMARY KEY, label TEXT, "
     "dist BLOB NOT NULL, ids BLOB NOT NULL, finished REAL NOT NULL, version TEXT, data TEXT)",
+    "CREATE TABLE IF NOT EXISTS sources (data TEXT PRIMARY KEY, identity TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
+#: The tables of a journal: any other is another program's.
+_TABLES = {"neighbors", "sources", "meta"}
 _ROW_COLUMNS = {"key", "label", "dist", "ids", "finished"}
 
 
@@ -75,10 +77,10 @@ def _damaged(path: str, detail: str = "") -> OutputError:
 def _check_tables(db: sqlite3.Connection, path: str) -> None:
     """The tables a journal has, or an error: ``neighbors`` always, ``meta`` since format 3."""
     tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    if not tables:
-        return  # an empty database: SQLite made the file, no row was committed yet
     if "neighbors" not in tables:
-        raise _damaged(path, "it has no table of neighbours")
+        if tables - _TABLES:
+            raise _damaged(path, "it has no table of neighbours")
+        return  # made by a run stopped before its first row: an empty journal
     columns = {row[1] for row in db.execute("PRAGMA table_info(neighbors)")}
     if not columns >= _ROW_COLUMNS:
         raise _damaged(path, "its table of neighbours lacks columns")
@@ -182,14 +184,16 @@ class Journal:
             # FULL: a committed row survives a crash of this process or the machine.
             db.execute("PRAGMA synchronous=FULL")
             _check_tables(db, self.path)
-            with db:
-                columns = {row[1] for row in db.execute("PRAGMA table_info(neighbors)")}
-                for name in ("version", "data"):  # a journal of mnistdist 0.2: rows kept, unused
-                    if columns and name not in columns:
-                        db.execute(f"ALTER TABLE neighbors ADD COLUMN {name} TEXT")
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (FORMAT,))
+            # One transaction: a run stopped in the middle leaves all the tables or none.
+            db.execute("BEGIN IMMEDIATE")
+            columns = {row[1] for row in db.execute("PRAGMA table_info(neighbors)")}
+            for name in ("version", "data"):  # a journal of mnistdist 0.2: rows kept, unused
+                if columns and name not in columns:
+                    db.execute(f"ALTER TABLE neighbors ADD COLUMN {name} TEXT")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (FORMAT,))
+            db.commit()
         except BaseException:
             db.close()
             raise

@@ -211,7 +211,7 @@ def test_a_benchmark_whose_scores_disagree_keeps_its_evidence(tmp_path):
     proc = mnistdist(
         "benchmark", "--dataset", "digits", "--cv", "3", "--no-book", "--out", out, env=env
     )
-    assert proc.returncode == 1, proc.stderr
+    assert_one_line_error(proc, 1, f"its checks failed (exit 1); its results are in {out}")
     assert json.loads((out / "benchmark.json").read_text())["scores_agree"] is False
     assert not staging_path(out).exists() and not lock_path(out).exists()
 
