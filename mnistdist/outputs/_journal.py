@@ -7,8 +7,9 @@ folder, committed (and so on disk) the moment it completes. A rerun with
 
 Rows are keyed by what they were computed from: the Dask names of the query
 and reference arrays, which encode the data's content (the SHA-256 of its
-files), the fold's rows, the preprocessing and ``k``, and mnistdist's version
-(:func:`journal_key`). A resumed run can therefore only reuse work that
+files), the fold's rows, the preprocessing and ``k`` (:func:`journal_key`);
+the journal adds mnistdist's version to every key, whoever stores the row (the
+search keeps its scores here too). A resumed run can therefore only reuse work that
 matches exactly, whatever else changed in between. Each row also records the
 version and the data it came from (:meth:`Journal.bind`), so a run that finds
 rows it cannot reuse says why.
@@ -272,7 +273,7 @@ class Journal:
                     None
                     if db is None
                     else db.execute(
-                        "SELECT dist, ids FROM neighbors WHERE key = ?", (key,)
+                        "SELECT dist, ids FROM neighbors WHERE key = ?", (_versioned(key),)
                     ).fetchone()
                 )
                 if row is None:
@@ -299,7 +300,7 @@ class Journal:
         """Store a finished result and commit it before returning."""
         identity = self._identity
         data = None if identity is None else data_id(identity)
-        row = (key, label, _pack(np.asarray(dist)), _pack(np.asarray(ids)), time.time())
+        row = (_versioned(key), label, _pack(np.asarray(dist)), _pack(np.asarray(ids)), time.time())
         with self._lock:
             db = self._connect(create=True)
             try:
@@ -337,5 +338,10 @@ class Journal:
 
 def journal_key(dist: da.Array) -> str:
     """The journal key of a lazy neighbour search: its Dask name, which encodes its inputs
-    (the data's digests among them), and mnistdist's version."""
-    return f"{dist.name}@{_version()}"
+    (the data's digests among them). The journal adds mnistdist's version."""
+    return dist.name
+
+
+def _versioned(key: str) -> str:
+    """A row's key as stored: with the version of mnistdist that computed it."""
+    return f"{key}@{_version()}"

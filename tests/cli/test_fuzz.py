@@ -40,6 +40,8 @@ def _options(job):
             kind = "path"
         elif name == "--scheduler":
             kind = "address"
+        elif action.type is int:  # any integer is valid (--seed)
+            kind = "integer"
         else:
             kind = "int"
         yield name, kind
@@ -53,6 +55,10 @@ BAD = {
         st.sampled_from(["", "0", "-1", "1.5", "x", "nan", "1e3", " "]),
         st.integers(max_value=0).map(str),
         TEXT.filter(lambda t: not t.strip().isdigit()),
+    ),
+    "integer": st.one_of(
+        st.sampled_from(["", "1.5", "x", "nan", "1e3", " "]),
+        TEXT.filter(lambda t: not t.strip().lstrip("+-").isdigit()),
     ),
     "choice": st.one_of(st.just(""), TEXT),
     "--out": st.sampled_from(["", " ", ".", "a\0b", "{file}", "{file}/sub", "{loop}"]),
