@@ -57,13 +57,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_out: str) -
         help="finish an interrupted run in the same output folder, reusing its finished work; "
         "on a finished search, search a larger grid and score only its new candidates",
     )
-    group.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        default=None,
-        help="Dask scheduler, e.g. tcp://host:8786 "
-        "(default: $DASK_SCHEDULER_ADDRESS, else an embedded LocalCluster)",
-    )
+    _add_where_arguments(group)
     group.add_argument(
         "--workers",
         metavar="N",
@@ -73,6 +67,33 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_out: str) -
     )
     group.add_argument("--quiet", action="store_true", help="no progress bars")
     group.add_argument("-v", "--verbose", action="store_true", help="log the library's steps")
+
+
+def _add_where_arguments(group) -> None:
+    """Where the job runs, one of: a scheduler's address, a scheduler file, a cluster spec."""
+    where = group.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="Dask scheduler, e.g. tcp://host:8786 "
+        "(default: $DASK_SCHEDULER_ADDRESS, else an embedded LocalCluster)",
+    )
+    where.add_argument(
+        "--scheduler-file",
+        metavar="PATH",
+        default=None,
+        help="the Dask scheduler named in a scheduler file "
+        "(written by dask scheduler --scheduler-file, dask-mpi, dask-jobqueue's runners)",
+    )
+    where.add_argument(
+        "--cluster",
+        metavar="SPEC",
+        default=None,
+        help="start a cluster for the job and close it after: a YAML spec naming a cluster "
+        "class (dask-jobqueue, Kubernetes, dask-gateway) and its workers, a dask.config key, "
+        "or a shipped spec: slurm, pbs, kubernetes, gateway (see docs/clusters.md)",
+    )
 
 
 def add_grid_arguments(parser: argparse.ArgumentParser, *, presets: bool = True) -> None:

@@ -11,7 +11,13 @@ from ..data import Dataset, load_dataset
 from ..errors import OptionError
 from ..model_selection import check_metrics, cv_folds, plan_rounds, search_candidates
 from ..outputs import check_out
-from ..runtime import check_scheduler_address, scheduler_address
+from ..runtime import (
+    check_scheduler_address,
+    deployer_class,
+    read_cluster_spec,
+    read_scheduler_file,
+    scheduler_address,
+)
 from ._options import preset_from_args, spec_from_args
 
 #: More workers than this per core would only compete for the cores.
@@ -21,15 +27,13 @@ MAX_WORKERS_PER_CORE = 8
 def preflight(args: argparse.Namespace) -> Dataset:
     """Refuse, before any folder is touched or any cluster started, what the options alone rule out.
 
-    The address and worker count, the output folder's name, and the data
+    Where the job runs (an address, a scheduler file that names one, a cluster
+    spec whose deployer is installed) and the worker count, the output folder's name, and the data
     (read and checked, not computed on): its files, ``--train-size``, and
     the folds and grid that ``--cv`` and ``--n-neighbors`` ask of it. Returns the dataset,
     as checked (its files' digests included).
     """
-    if args.scheduler is not None:
-        check_scheduler_address(args.scheduler)
-    elif address := scheduler_address():
-        check_scheduler_address(address)
+    _check_where(args)
     cores = os.cpu_count() or 1
     if args.workers is not None and args.workers > MAX_WORKERS_PER_CORE * cores:
         raise OptionError(
@@ -89,3 +93,15 @@ def _check_components(preset, candidates: list[dict], smallest_train: int) -> No
                     f"{name}={value} is larger than the smallest training fold "
                     f"({smallest_train} rows): use more folds or images, or --strategy grid"
                 )
+
+
+def _check_where(args: argparse.Namespace) -> None:
+    """The cluster the options name can be used: its address, scheduler file or spec."""
+    if getattr(args, "cluster", None) is not None:
+        deployer_class(read_cluster_spec(args.cluster))
+    elif getattr(args, "scheduler_file", None) is not None:
+        read_scheduler_file(args.scheduler_file)
+    elif args.scheduler is not None:
+        check_scheduler_address(args.scheduler)
+    elif address := scheduler_address():
+        check_scheduler_address(address)
