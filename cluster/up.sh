@@ -15,21 +15,23 @@ python="${PYTHON:-python3}"
 host="${MNISTDIST_SCHEDULER_HOST:-127.0.0.1}"
 # shellcheck source=cluster/tls.sh
 . "$here/tls.sh"   # the same test of MNISTDIST_TLS_* as the scheduler's and the workers'
+# shellcheck source=cluster/pids.sh
+. "$here/pids.sh"  # pid files with start times: down.sh signals only what this started
 scheme=tcp
 [ "${#tls_args[@]}" -gt 0 ] && scheme=tls
 address="${scheme}://${host}:${MNISTDIST_SCHEDULER_PORT:-8786}"
 mkdir -p "$run"
 
-if [ -f "$run/scheduler.pid" ] && kill -0 "$(cat "$run/scheduler.pid")" 2>/dev/null; then
+if ours scheduler; then
     echo "up.sh: a cluster from $run is already running (cluster/down.sh stops it)" >&2
     exit 1
 fi
 
 nohup "$here/scheduler.sh" >"$run/scheduler.log" 2>&1 &
-echo $! >"$run/scheduler.pid"
+record_pid $! scheduler
 for i in $(seq 1 "$n"); do
     nohup "$here/worker.sh" "$address" --name "worker-$i" >"$run/worker-$i.log" 2>&1 &
-    echo $! >"$run/worker-$i.pid"
+    record_pid $! "worker-$i"
 done
 
 # Wait until the scheduler answers and every worker has joined.

@@ -19,6 +19,20 @@ from helpers import (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def raw_copies(tmp_path_factory):
+    """The decompressed copies of the tests' ``.gz`` files go to a folder of the session's
+    (``$MNISTDIST_CACHE``), as do those of the processes the tests start."""
+    folder = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("MNISTDIST_CACHE")
+    os.environ["MNISTDIST_CACHE"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("MNISTDIST_CACHE", None)
+    else:
+        os.environ["MNISTDIST_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def cluster():
     """Two single-threaded worker processes, as the embedded cluster runs them."""

@@ -152,3 +152,60 @@ def embedded_run(tmp_path_factory, *args) -> pathlib.Path:
     proc = mnistdist(*args, "--out", out, "--workers", "2", "--quiet")
     assert proc.returncode == 0, proc.stderr
     return out
+
+
+def forged_gz(path: pathlib.Path, header: bytes, n_zero: int) -> None:
+    """A valid gzip file of ``header`` then ``n_zero`` zero bytes, made in seconds whatever
+    ``n_zero``: identical deflate blocks (each full-flushed, so each compresses alike) are
+    repeated, and the trailer's CRC-32 and length are those of the whole content."""
+    import struct
+    import zlib
+
+    block = 1 << 24
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    head = deflate.compress(header) + deflate.flush(zlib.Z_FULL_FLUSH)
+    piece = deflate.compress(bytes(block)) + deflate.flush(zlib.Z_FULL_FLUSH)
+    rest = n_zero % block
+    tail = deflate.compress(bytes(rest)) + deflate.flush(zlib.Z_FINISH)
+    crc, zeros = zlib.crc32(header), bytes(block)
+    for _ in range(n_zero // block):
+        crc = zlib.crc32(zeros, crc)
+    crc = zlib.crc32(bytes(rest), crc)
+    with open(path, "wb") as f:
+        f.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff")  # gzip, deflate, no name, no time
+        f.write(head)
+        for _ in range(n_zero // block):
+            f.write(piece)
+        f.write(tail)
+        f.write(struct.pack("<II", crc, (len(header) + n_zero) & 0xFFFFFFFF))
+
+
+def peak_rss_mb(args: list, env: dict | None = None, timeout: float = 300):
+    """Run ``args``; return (completed process, its peak resident memory in MB), from the
+    kernel's accounting of that child alone (``wait4``)."""
+    import subprocess
+    import threading
+    import time
+
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=process_env(env)
+    )
+    end = time.monotonic() + timeout
+    # Drained in threads: a child blocked on a full pipe would never exit.
+    out: dict[str, str] = {}
+    readers = [
+        threading.Thread(target=lambda n=n, s=s: out.__setitem__(n, s.read()))
+        for n, s in (("stdout", proc.stdout), ("stderr", proc.stderr))
+    ]
+    for reader in readers:
+        reader.start()
+    while (done := os.wait4(proc.pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > end:
+            proc.kill()
+            pytest.fail(f"{args} did not finish within {timeout} s")
+        time.sleep(0.05)
+    for reader in readers:
+        reader.join()
+    proc.returncode = os.waitstatus_to_exitcode(done[1])  # reaped here: Popen will not wait
+    result = subprocess.CompletedProcess(args, proc.returncode, out["stdout"], out["stderr"])
+    return result, done[2].ru_maxrss / 1024

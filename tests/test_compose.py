@@ -111,13 +111,29 @@ def test_job_leaves_the_workers_alone_and_owns_its_outputs(compose):
         assert "${MNISTDIST_DATA:-./cluster/no-data}:/mnist:ro" in volumes
 
 
-def test_tls_is_wired_through(compose):
+def test_tls_is_wired_through_with_a_key_per_role(compose):
+    roles = {"scheduler": "scheduler", "worker": "worker", "job": "job"}
     for name, service in compose["services"].items():
         env = service["environment"]
-        assert env["MNISTDIST_TLS_KEY"] == "${MNISTDIST_TLS_DIR:+/tls/key.pem}", name
+        assert env["MNISTDIST_TLS_CA_FILE"] == "${MNISTDIST_TLS_DIR:+/tls/ca.pem}", name
+        assert env["MNISTDIST_TLS_CERT"] == f"${{MNISTDIST_TLS_DIR:+/tls/{roles[name]}.pem}}", name
+        assert env["MNISTDIST_TLS_KEY"] == f"${{MNISTDIST_TLS_DIR:+/tls/{roles[name]}-key.pem}}"
         assert "${MNISTDIST_TLS_DIR:-./cluster/no-tls}:/tls:ro" in service["volumes"], name
     assert (
         compose["services"]["worker"]["command"][1] == "${MNISTDIST_TLS_DIR:+tls://}scheduler:8786"
+    )
+    # cluster/certs.sh makes the files the services name.
+    text = (CLUSTER_DIR / "certs.sh").read_text()
+    assert "for role in scheduler worker job" in text and '"$role-key.pem"' in text
+
+
+def test_workers_own_http_servers_stay_on_loopback(compose):
+    worker = compose["services"]["worker"]
+    assert "--dashboard-address" not in worker["command"] and "expose" not in worker
+    assert "MNISTDIST_WORKER_DASHBOARD_ADDRESS" not in worker["environment"]
+    assert (
+        '--dashboard-address "${MNISTDIST_WORKER_DASHBOARD_ADDRESS:-127.0.0.1:0}"'
+        in (CLUSTER_DIR / "worker.sh").read_text()
     )
 
 
@@ -269,6 +285,12 @@ def test_compose_cluster_runs_the_documented_commands(tmp_path):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     make_idx_folder(tmp_path / "mnist", n_train=2000, n_test=300)
+    # The project belongs to a user who is not root, as it does for people; run as root, the
+    # test gives it to uid 1234 (the job never runs as root).
+    user = os.getuid() or 1234
+    if not os.getuid():
+        for path in [project, *project.rglob("*")]:
+            os.chown(path, user, user, follow_symlinks=False)
     name = f"mnistdist-test-{os.getpid()}"
     dashboard = free_port()
     docker = Compose(
@@ -306,10 +328,34 @@ def test_compose_cluster_runs_the_documented_commands(tmp_path):
         metrics = json.loads((results / "quick" / "metrics.json").read_text())
         assert metrics["data"]["n_train"] == 2000
         owners = {p.stat().st_uid for p in [results, *results.rglob("*")]}
-        assert owners == {os.getuid()}, f"outputs owned by {owners}, not uid {os.getuid()}"
+        assert owners == {user}, f"outputs owned by {owners}, not uid {user}"
+        _entrypoint_refusals(docker, project, tmp_path)
     finally:
         down = docker(DOWN, timeout=300, key="down", check=False)
         left = docker.leftovers(name)
         print(f"\ncompose timings (s): {docker.seconds}")
     assert down.returncode == 0, down.stderr
     assert not left, f"`{DOWN}` left {left}"
+
+
+def _entrypoint_refusals(docker: Compose, project: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    """The entry point never chowns through a ./results that is a link, never runs the job as
+    root: one line each, nothing of the link's target or the job touched."""
+    victim = tmp_path / "victim"  # a folder of someone else's that ./results points to
+    victim.mkdir()
+    before = (victim.stat().st_uid, victim.stat().st_gid, victim.stat().st_mode)
+    (project / "results").rename(tmp_path / "results-of-the-first-job")
+    (project / "results").symlink_to(victim)
+    linked = docker(JOB, timeout=300, check=False)
+    assert linked.returncode == 1, linked.stdout + linked.stderr
+    assert linked.stderr.count("entrypoint: ./results is a symbolic link") == 1, linked.stderr
+    assert (victim.stat().st_uid, victim.stat().st_gid, victim.stat().st_mode) == before
+    assert not any(victim.iterdir())
+    (project / "results").unlink()
+    if os.getuid():
+        return  # only root can give the project to root
+    os.chown(project, 0, 0)
+    rooted = docker(JOB, timeout=300, check=False)
+    assert rooted.returncode == 1, rooted.stdout + rooted.stderr
+    assert "the job never runs as root" in rooted.stderr and "--user" in rooted.stderr
+    assert not any((project / "results").iterdir())  # Docker made it; nothing ran

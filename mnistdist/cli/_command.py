@@ -10,6 +10,33 @@ import argparse
 
 #: The command's name, in its usage and error lines.
 PROG = "mnistdist"
+#: Each job's ``--out`` when none is given (the tour joins the report's folder).
+DEFAULT_OUTS = {
+    "report": "results",
+    "search": "search-results",
+    "tour": "results",
+    "augment": "augmented",
+    "benchmark": "bench-results",
+}
+
+
+def named_out(argv: list[str]) -> tuple[str, str] | None:
+    """The job and the ``--out`` a command line names, read without the parser (which
+    needs every job imported); None where it is not plain (``--help``, an abbreviated
+    option, no known job): the parser decides those."""
+    if not argv or argv[0] not in DEFAULT_OUTS:
+        return None
+    job, out = argv[0], DEFAULT_OUTS[argv[0]]
+    for i, arg in enumerate(argv[1:], start=1):
+        if arg == "--out" and i + 1 < len(argv):
+            out = argv[i + 1]
+        elif arg.startswith("--out="):
+            out = arg.removeprefix("--out=")
+        elif arg in ("-h", "--help", "--") or (
+            arg.startswith("--o") and arg not in ("--out", "--overwrite")
+        ):
+            return None
+    return (job, out) if out.strip() and "\0" not in out else None
 
 
 class Parser(argparse.ArgumentParser):

@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from ._command import PROG
+from ._command import PROG, named_out
 
 
 def _interrupt_once(signum, frame) -> None:
@@ -50,6 +50,24 @@ def _exit_without_teardown(exit_code: list[int]) -> None:
     os._exit(exit_code[0])
 
 
+def _busy(argv: list[str]) -> int | None:
+    """Exit 1 at once, before the second of imports, where another live run holds the
+    results folder the command line names (the run's own lock, taken after the imports,
+    stays the rule; this only spares the wait). None where the run may go on."""
+    named = named_out(argv)
+    if named is None:
+        return None
+    from ..outputs import busy_message, holder_of  # light: the standard library alone
+
+    job, out = named
+    folder = os.path.realpath(os.path.abspath(out))
+    holder = holder_of(folder)
+    if holder is None:
+        return None
+    print(f"{PROG} {job}: error: {busy_message(folder, holder)}", file=sys.stderr)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mnistdist`` with ``argv`` (default: the command line); return its exit code.
 
@@ -66,12 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGINT, _interrupt_once)
     code = 1
     try:
-        from ..runtime import ignore_after_job
-        from ._parser import build_parser
-        from ._run import run
+        busy = _busy(list(sys.argv[1:] if argv is None else argv))
+        if busy is not None:
+            code = busy
+        else:
+            from ..runtime import ignore_after_job
+            from ._parser import build_parser
+            from ._run import run
 
-        ignore_after_job()
-        code = run(build_parser().parse_args(argv), started=started)
+            ignore_after_job()
+            code = run(build_parser().parse_args(argv), started=started)
     except KeyboardInterrupt:  # before a job's own handler took over: nothing was started
         print(f"{PROG}: interrupted; nothing was finished", file=sys.stderr)
         code = 130

@@ -96,7 +96,8 @@ def load_data(run: JobRun, client=None) -> Dataset:
     if dataset.unreadable:
         paths = sorted({p for ps in dataset.unreadable.values() for p in ps})
         print(
-            f"data: {len(dataset.unreadable)} workers cannot read {', '.join(paths)}; "
+            f"data: {len(dataset.unreadable)} workers cannot read {', '.join(paths)} "
+            "(or hold other content there); "
             "sending the images from the client once"
         )
     info = dataset.summary()
@@ -195,14 +196,18 @@ def cluster_summary(client) -> dict:
 
 
 @contextlib.contextmanager
-def open_journal(out: pathlib.Path) -> Iterator[Journal]:
-    """The output folder's journal of finished work, reporting what it saved and reused."""
-    with Journal(out / JOURNAL_FILE) as journal:
+def open_journal(run: JobRun) -> Iterator[Journal]:
+    """The run's journal of finished work, in its staging folder, tied to its data; prints
+    what it reused, and why rows it holds are not reused (another version, other data)."""
+    path = run.staging / JOURNAL_FILE
+    with Journal(path) as journal:
+        if run.data_identity is not None and (line := journal.bind(run.data_identity)):
+            print(f"resume: {line}")
         yield journal
         if journal.loaded:
             print(
                 f"resume: {journal.loaded} finished neighbor searches read from "
-                f"{out / JOURNAL_FILE}, not recomputed"
+                f"{path}, not recomputed"
             )
 
 

@@ -7,7 +7,7 @@ import os
 
 from sklearn.model_selection import ParameterGrid
 
-from ..data import load_dataset
+from ..data import Dataset, load_dataset
 from ..errors import OptionError
 from ..model_selection import check_metrics, cv_folds, plan_rounds, search_candidates
 from ..outputs import check_out
@@ -24,13 +24,14 @@ from ._options import preset_from_args, spec_from_args
 MAX_WORKERS_PER_CORE = 8
 
 
-def preflight(args: argparse.Namespace) -> None:
+def preflight(args: argparse.Namespace) -> Dataset:
     """Refuse, before any folder is touched or any cluster started, what the options alone rule out.
 
     Where the job runs (an address, a scheduler file that names one, a cluster
     spec whose deployer is installed) and the worker count, the output folder's name, and the data
     (read and checked, not computed on): its files, ``--train-size``, and
-    the folds and grid that ``--cv`` and ``--n-neighbors`` ask of it.
+    the folds and grid that ``--cv`` and ``--n-neighbors`` ask of it. Returns the dataset,
+    as checked (its files' digests included).
     """
     _check_where(args)
     cores = os.cpu_count() or 1
@@ -44,8 +45,9 @@ def preflight(args: argparse.Namespace) -> None:
         raise OptionError("--data is empty: name the folder of the MNIST IDX files")
     dataset = load_dataset(args.dataset, data_dir=args.data, train_size=args.train_size)
     if getattr(args, "cv", None) is None:
-        return
+        return dataset
     _check_search(args, dataset.X_train.shape[1], dataset.y_train)
+    return dataset
 
 
 def _check_search(args: argparse.Namespace, n_features: int, y) -> None:

@@ -28,7 +28,7 @@ from ..model_selection import (
     report_models,
 )
 from ..neighbors import format_throughput, search_rerank_throughput
-from ..outputs import atomic_path, write_json, write_text
+from ..outputs import atomic_path, file_sha256, write_json, write_text
 from ..report import (
     evaluate,
     figure_records,
@@ -63,7 +63,7 @@ def job(run: JobRun) -> int:
     # Leaving the pool waits for it, even after Ctrl-C: nothing writes into the folder
     # once the job has returned.
     with ThreadPoolExecutor(1, thread_name_prefix="mnistdist-figures") as pool:
-        with connect_as_asked(run) as client, open_journal(out) as journal:
+        with connect_as_asked(run) as client, open_journal(run) as journal:
             with performance_report_file(out / "dask-report.html", seconds):
                 work = _on_cluster(run, client, journal, seconds)
             t = time.perf_counter()
@@ -150,6 +150,8 @@ def _write_metrics(out, work: _Work, evaluation: dict, seconds: dict, figures: d
     dataset, preset, result, models = work.dataset, work.preset, work.result, work.models
     data = {**dataset.summary(), "n_train_augmented": int(models["augmented"].n_train)}
     extra = {
+        # model.joblib is a pickle: load only a file whose digest is this one (docs/reliability.md).
+        "model_sha256": file_sha256(out / "model.joblib"),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "data": data,
         "versions": package_versions(),

@@ -26,7 +26,7 @@ HELP = (
 
 def job(run: JobRun) -> int:
     out = run.out_dir()
-    with connect_as_asked(run) as client, open_journal(out) as journal:
+    with connect_as_asked(run) as client, open_journal(run) as journal:
         dataset = load_data(run, client)
         result = run_search(run, dataset, journal, chosen_preset(run, dataset))
         info = cluster_summary(client)

@@ -20,6 +20,7 @@ read on the client (folds and votes need them there).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import pathlib
@@ -32,7 +33,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from .. import config
 from ..errors import DataError, OptionError
-from ._idx import IDXHeader, read_idx_header, read_idx_rows, write_idx
+from ._idx import IDXHeader, cache_dir, read_idx_header, read_idx_rows, write_idx
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,10 @@ MNIST_FILES = {
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801
 DATASETS = ("mnist", "digits")
 DATA_ENV = "MNISTDIST_DATA"
-CACHE_ENV = "MNISTDIST_CACHE"
 #: load_digits has no official split: keep its last 360 images (20%) for test.
 DIGITS_TEST_SIZE = 360
+#: Labels checked this many at a time: no temporary the size of a (large) labels file.
+_LABEL_BLOCK = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,12 +64,22 @@ class Dataset:
     y_test: np.ndarray
     image_shape: tuple[int, int]
     source: str
-    #: The files the workers read chunks from, with their sizes (empty when
-    #: the data does not come from files, or was sent to the workers).
-    files: tuple[tuple[str, int], ...] = ()
+    #: The files the workers read chunks from, with their sizes and SHA-256 (empty
+    #: when the data does not come from files, or was sent to the workers).
+    files: tuple[tuple[str, int, str], ...] = ()
     #: Where the images were read on the client and sent to the workers: the files
     #: each worker could not read, by worker (:func:`load_on_cluster`).
     unreadable: dict[str, list[str]] = dataclasses.field(default_factory=dict, compare=False)
+    #: The SHA-256 of each source file's content, by file name: the data's identity.
+    digests: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
+
+    @property
+    def identity(self) -> dict:
+        """What the data is, whatever its path: the dataset and its files' SHA-256.
+
+        The journal ties its rows to it, and the arrays' Dask names hold the digests.
+        """
+        return {"dataset": self.name, "files": dict(self.digests)}
 
     def head(self, n_train: int) -> Dataset:
         """The same dataset with only its first ``n_train`` training images."""
@@ -113,11 +125,14 @@ def _lazy_rows(
 ) -> da.Array:
     """A Dask array of ``n`` rows, each chunk ``reader(*args, start, stop)`` run on a worker.
 
-    ``identity`` (a file's size and modification time, say) joins the name's
-    token, so that data that changed gets new keys: the journal relies on it.
+    ``identity`` (the SHA-256 of the file's content) makes the name's token in
+    place of the reader's arguments (the file's path among them): data that
+    changed gets new keys, whatever its size and times, and the same data in
+    another folder the same keys. The journal relies on it.
     """
     chunks = _row_chunks(n, chunk_rows)
-    key = f"{name}-{tokenize(reader, *args, chunks, identity)}"
+    token = tokenize(reader, *args, chunks) if identity is None else tokenize(chunks, identity)
+    key = f"{name}-{token}"
     layer, start = {}, 0
     for i, size in enumerate(chunks):
         layer[(key, i, 0)] = (reader, *args, start, start + size)
@@ -146,6 +161,8 @@ def _check_images(header: IDXHeader) -> tuple[int, int]:
     rows, cols = header.shape[1], header.shape[2]
     if rows != cols:  # shifts, rotations, deskewing and the figures all need square digits
         raise DataError(f"{header.path}: the header says images of {rows}x{cols}, not square")
+    if not rows or not header.shape[0]:
+        raise DataError(f"{header.path}: the header says {header.shape[0]} images of {rows}x{cols}")
     return rows, cols
 
 
@@ -160,9 +177,11 @@ def _check_labels(header: IDXHeader, n_images: int, images: pathlib.Path) -> np.
             f"{header.path}: {header.shape[0]} labels for the {n_images} images in {images.name}"
         )
     labels = read_idx_rows(header)
-    if labels.size and labels.max() > 9:
-        bad = int(np.argmax(labels > 9))
-        raise DataError(f"{header.path}: label {labels[bad]} at row {bad} is outside 0-9")
+    for start in range(0, len(labels), _LABEL_BLOCK):  # no temporary the size of the labels
+        block = labels[start : start + _LABEL_BLOCK]
+        if block.max() > 9:
+            bad = start + int(np.argmax(block > 9))
+            raise DataError(f"{header.path}: label {labels[bad]} at row {bad} is outside 0-9")
     return labels
 
 
@@ -179,17 +198,17 @@ def load_mnist_idx(data_dir: str | os.PathLike, *, chunk_rows: int | None = None
             problem = f"cannot open ({getattr(exc, 'strerror', None) or exc})"
         raise DataError(f"{folder}: {problem}")
     folder = folder.resolve()  # workers may run in another folder
-    parts, shapes, files = {}, {}, []
+    parts, shapes, files, digests = {}, {}, [], {}
     for split in ("train", "test"):
         images = read_idx_header(_find_idx_file(folder, MNIST_FILES[f"{split}_images"]))
-        stat = images.path.stat()
-        files.append((str(images.path), stat.st_size))
         shapes[split] = _check_images(images)
-        labels = _check_labels(
-            read_idx_header(_find_idx_file(folder, MNIST_FILES[f"{split}_labels"])),
-            images.shape[0],
-            images.path,
-        )
+        labels_header = read_idx_header(_find_idx_file(folder, MNIST_FILES[f"{split}_labels"]))
+        labels = _check_labels(labels_header, images.shape[0], images.path)
+        source = images.source or images.path  # the workers read the raw file, or the raw copy
+        files.append((str(source), source.stat().st_size, images.sha256))
+        for header in (images, labels_header):
+            digests[header.path.name] = header.sha256
+            log.info("%s: SHA-256 %s", header.path, header.sha256)
         n_features = shapes[split][0] * shapes[split][1]
         X = _lazy_rows(
             f"load-mnist-{split}-images",
@@ -198,7 +217,7 @@ def load_mnist_idx(data_dir: str | os.PathLike, *, chunk_rows: int | None = None
             chunk_rows,
             _flat_rows,
             images,
-            identity=(stat.st_size, stat.st_mtime_ns),
+            identity=images.sha256,
         )
         parts[split] = (X, labels)
     if shapes["train"] != shapes["test"]:
@@ -212,14 +231,18 @@ def load_mnist_idx(data_dir: str | os.PathLike, *, chunk_rows: int | None = None
         len(parts["test"][1]),
     )
     return Dataset(
-        "mnist", *parts["train"], *parts["test"], shapes["train"], f"idx:{folder}", tuple(files)
+        "mnist",
+        *parts["train"],
+        *parts["test"],
+        shapes["train"],
+        f"idx:{folder}",
+        tuple(files),
+        digests=digests,
     )
 
 
-def _cache_dir(cache_dir: str | os.PathLike | None) -> pathlib.Path:
-    if cache_dir is None:
-        cache_dir = os.environ.get(CACHE_ENV) or pathlib.Path("~/scikit_learn_data").expanduser()
-    return pathlib.Path(cache_dir).expanduser()
+def _cache_dir(folder: str | os.PathLike | None) -> pathlib.Path:
+    return cache_dir() if folder is None else pathlib.Path(folder).expanduser()
 
 
 def load_mnist_openml(
@@ -271,10 +294,12 @@ def load_digits_dataset(*, chunk_rows: int | None = None) -> Dataset:
     """scikit-learn's bundled 8x8 digits (pixels 0-16), the last 360 kept for test."""
     from sklearn.datasets import load_digits
 
-    y = load_digits().target.astype(np.uint8)
+    digits = load_digits()
+    y = digits.target.astype(np.uint8)
+    digest = hashlib.sha256(digits.data.astype(np.uint8).tobytes() + y.tobytes()).hexdigest()
     n_train = len(y) - DIGITS_TEST_SIZE
     chunk_rows = chunk_rows or 512  # few rows: chunk finer than MNIST so tests see several chunks
-    X_all = _lazy_rows("load-digits-images", len(y), 64, chunk_rows, _digits_rows)
+    X_all = _lazy_rows("load-digits-images", len(y), 64, chunk_rows, _digits_rows, identity=digest)
     return Dataset(
         "digits",
         X_all[:n_train],
@@ -283,6 +308,7 @@ def load_digits_dataset(*, chunk_rows: int | None = None) -> Dataset:
         y[n_train:],
         (8, 8),
         "sklearn:load_digits",
+        digests={"sklearn:load_digits": digest},
     )
 
 

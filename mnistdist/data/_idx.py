@@ -1,8 +1,17 @@
 """The IDX file format (MNIST's): headers checked against the file, rows read, arrays written.
 
-Nothing in a file is trusted: the magic number, the dimensions and the
-byte count are checked before anything is allocated, and any fault raises
-:class:`~mnistdist.errors.DataError` naming the file.
+Nothing in a file is trusted. The magic number and the dimensions are
+checked, and the byte count they declare against the file's size (a gzip
+stream expands at most :data:`GZIP_MAX_RATIO` times) and against a stated
+maximum (the ``mnistdist.max-idx-bytes`` setting), before anything past the
+header is read or anything allocated; data is then read in bounded blocks.
+Any fault raises :class:`~mnistdist.errors.DataError`, one line naming the file.
+
+A file is read whole once per process (per run): its SHA-256 is taken (the
+identity of its content, which the workers and the journal check), and a
+``.gz`` file is decompressed, once, to a raw copy named by that digest in
+``$MNISTDIST_CACHE/mnistdist-raw`` (default ``~/scikit_learn_data``), from
+which rows are then read at their offsets, by the client and by the workers.
 """
 
 from __future__ import annotations
@@ -10,16 +19,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gzip
+import hashlib
 import os
 import pathlib
 import struct
+import threading
+import uuid
 import zlib
 from collections.abc import Iterator
 
 import numpy as np
 
+from .. import config
 from ..errors import DataError
-from ..outputs import atomic_path
+from ..outputs import atomic_path, file_sha256
 
 #: IDX type byte -> NumPy dtype (big-endian where it matters).
 IDX_DTYPES = {
@@ -30,19 +43,41 @@ IDX_DTYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
+#: Deflate's limit: a gzip file holds at most about 1032 times its own size.
+GZIP_MAX_RATIO = 1032
+#: More dimensions than NumPy arrays may have (32 before NumPy 2) are refused.
+MAX_DIMENSIONS = 32
+#: The environment variable naming the cache folder (OpenML's download, the raw copies).
+CACHE_ENV = "MNISTDIST_CACHE"
 _GZIP_MAGIC = b"\x1f\x8b"
 _READ_BLOCK = 1 << 22
+_GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 
 
 @dataclasses.dataclass(frozen=True)
 class IDXHeader:
-    """What an IDX file's header says, checked against the file's real size."""
+    """What an IDX file's header says, checked against the file, and where its data is.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The file as named.
+    magic, dtype, shape, offset
+        The header's magic number, element type, dimensions and length.
+    sha256 : str
+        The SHA-256 of the file's IDX content (decompressed): its identity.
+    source : pathlib.Path or None
+        The raw IDX file rows are read from: ``path`` itself, or the raw
+        copy of a ``.gz`` file (None: ``path``, decompressed on each read).
+    """
 
     path: pathlib.Path
     magic: int
     dtype: np.dtype
     shape: tuple[int, ...]
     offset: int
+    sha256: str = ""
+    source: pathlib.Path | None = None
 
     @property
     def row_bytes(self) -> int:
@@ -53,16 +88,32 @@ class IDXHeader:
         return self.path.suffix == ".gz"
 
 
+def cache_dir() -> pathlib.Path:
+    """mnistdist's cache folder: ``$MNISTDIST_CACHE``, else ``~/scikit_learn_data``."""
+    return pathlib.Path(os.environ.get(CACHE_ENV) or "~/scikit_learn_data").expanduser()
+
+
+def raw_copy_dir() -> pathlib.Path:
+    """Where ``.gz`` files are decompressed to, each named by its content's SHA-256."""
+    return cache_dir() / "mnistdist-raw"
+
+
 @contextlib.contextmanager
-def _open(path: pathlib.Path) -> Iterator:
-    """Open an IDX file, transparently gunzipping a ``.gz`` one; closed on exit."""
+def _open_file(path: pathlib.Path) -> Iterator:
     try:
-        raw = path.open("rb")
+        f = path.open("rb")
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot open ({exc.strerror or exc})") from None
-    with raw:
+    with f:
+        yield f
+
+
+@contextlib.contextmanager
+def _open(path: pathlib.Path) -> Iterator:
+    """Open an IDX file, transparently gunzipping a ``.gz`` one; closed on exit."""
+    with _open_file(path) as raw:
         if path.suffix != ".gz":
             yield raw
             return
@@ -73,67 +124,199 @@ def _open(path: pathlib.Path) -> Iterator:
             yield f
 
 
+def _corrupt(path: pathlib.Path, exc: Exception) -> DataError:
+    return DataError(f"{path}: corrupt or truncated gzip data ({exc})")
+
+
 def _read_exact(f, n: int, path: pathlib.Path, what: str) -> bytes:
     try:
         data = f.read(n)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise DataError(f"{path}: corrupt or truncated gzip data ({exc})") from None
+    except _GZIP_ERRORS as exc:
+        raise _corrupt(path, exc) from None
     if len(data) != n:
         raise DataError(f"{path}: file ends inside the {what} ({len(data)} of {n} bytes)")
     return data
 
 
-def _data_length(f, path: pathlib.Path) -> int:
-    """Bytes left in ``f``, reading (and so checking) any gzip stream to its end."""
-    total = 0
+def _read_into(f, buffer: memoryview, path: pathlib.Path) -> None:
+    """Fill ``buffer`` from ``f`` in bounded blocks (no temporary the size of the data)."""
+    done = 0
     try:
-        while chunk := f.read(_READ_BLOCK):
-            total += len(chunk)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise DataError(f"{path}: corrupt or truncated gzip data ({exc})") from None
-    return total
+        while done < len(buffer):
+            got = f.readinto(buffer[done : done + _READ_BLOCK])
+            if not got:
+                raise DataError(
+                    f"{path}: file ends inside the data ({done} of {len(buffer)} bytes)"
+                )
+            done += got
+    except _GZIP_ERRORS as exc:
+        raise _corrupt(path, exc) from None
 
 
-def read_idx_header(path: str | os.PathLike) -> IDXHeader:
-    """Read and check an IDX header, and that the data that follows has exactly its size.
+_CHECKED: dict[tuple, IDXHeader] = {}
+_CHECKED_LOCK = threading.Lock()
 
-    The header's claims are checked against the file before anything is
-    allocated, so a forged header cannot make the reader ask for huge memory.
+
+def read_idx_header(path: str | os.PathLike, *, max_bytes: int | None = None) -> IDXHeader:
+    """Read and check an IDX file: its header against the file, then its data, once.
+
+    The header's claims are checked against the file's size and against
+    ``max_bytes`` (default: the ``mnistdist.max-idx-bytes`` setting) before
+    anything past it is read or allocated, so a forged header cannot make the
+    reader ask for huge memory or time. The data is then read once, in
+    blocks: its SHA-256 is taken and a ``.gz`` file is decompressed to a raw
+    copy (:func:`raw_copy_dir`), checking that it holds exactly the data
+    declared. A file this process has checked, unchanged since (same inode,
+    size, modification and change times), is not read again.
     """
     path = pathlib.Path(path)
-    with _open(path) as f:
-        head = _read_exact(f, 4, path, "header")
-        if head[0] != 0 or head[1] != 0:
-            raise DataError(
-                f"{path}: bad magic number 0x{head.hex()} (an IDX file starts with two zero bytes)"
-            )
-        if head[2] not in IDX_DTYPES:
-            raise DataError(
-                f"{path}: bad magic number 0x{head.hex()} (unknown IDX type byte 0x{head[2]:02x})"
-            )
-        ndim = head[3]
-        if ndim == 0:
-            raise DataError(f"{path}: bad magic number 0x{head.hex()} (zero dimensions)")
-        shape = struct.unpack(f">{ndim}I", _read_exact(f, 4 * ndim, path, "header"))
-        dtype = IDX_DTYPES[head[2]]
-        expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
-        actual = _data_length(f, path)
-    if actual != expected:
-        dims = " x ".join(map(str, shape))
+    limit = int(config.get("max-idx-bytes") if max_bytes is None else max_bytes)
+    with _open_file(path) as raw:
+        st = os.fstat(raw.fileno())
+        key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, limit)
+        with _CHECKED_LOCK:
+            if (known := _CHECKED.get(key)) is not None:
+                return known
+        header = _check_file(path, raw, st.st_size, limit)
+    with _CHECKED_LOCK:
+        _CHECKED[key] = header
+    return header
+
+
+def _read_head(f, path: pathlib.Path) -> tuple[bytes, tuple[int, ...]]:
+    """The header's bytes and its dimensions, its magic number checked."""
+    head = _read_exact(f, 4, path, "header")
+    if head[0] != 0 or head[1] != 0:
         raise DataError(
-            f"{path}: dimensions {dims} need {expected} data bytes, the file has {actual}"
+            f"{path}: bad magic number 0x{head.hex()} (an IDX file starts with two zero bytes)"
         )
-    return IDXHeader(path, int.from_bytes(head, "big"), dtype, tuple(shape), 4 + 4 * ndim)
+    if head[2] not in IDX_DTYPES:
+        raise DataError(
+            f"{path}: bad magic number 0x{head.hex()} (unknown IDX type byte 0x{head[2]:02x})"
+        )
+    ndim = head[3]
+    if ndim == 0:
+        raise DataError(f"{path}: bad magic number 0x{head.hex()} (zero dimensions)")
+    if ndim > MAX_DIMENSIONS:
+        raise DataError(
+            f"{path}: bad magic number 0x{head.hex()} ({ndim} dimensions, "
+            f"more than the {MAX_DIMENSIONS} an array may have)"
+        )
+    dims = _read_exact(f, 4 * ndim, path, "header")
+    return head + dims, struct.unpack(f">{ndim}I", dims)
+
+
+def _check_file(path: pathlib.Path, raw, size: int, limit: int) -> IDXHeader:
+    gz = path.suffix == ".gz"
+    stream = raw
+    if gz:
+        if raw.read(2) != _GZIP_MAGIC:
+            raise DataError(f"{path}: not a gzip file, though named .gz")
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw, mode="rb")
+    with contextlib.closing(stream):
+        head, shape = _read_head(stream, path)
+        dtype = IDX_DTYPES[head[2]]
+        declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        _check_declared(path, shape, declared, len(head), size, limit, gz)
+        digest = hashlib.sha256(head)
+        source = (
+            _decompress(path, stream, head, declared, digest)
+            if gz
+            else _hash_data(path, stream, declared, digest)
+        )
+    magic = int.from_bytes(head[:4], "big")
+    return IDXHeader(path, magic, dtype, tuple(shape), len(head), digest.hexdigest(), source)
+
+
+def _check_declared(path, shape, declared: int, offset: int, size: int, limit: int, gz: bool):
+    """The data the header declares, against the stated maximum and the file's size."""
+    need = f"{path}: dimensions {' x '.join(map(str, shape))} need {declared} data bytes"
+    most = f"the {limit} that mnistdist reads from one file (the mnistdist.max-idx-bytes setting)"
+    if declared > limit:
+        raise DataError(f"{need}, more than {most}")
+    # An empty array too is refused whose other dimensions NumPy could not even describe.
+    if int(np.prod([d for d in shape if d], dtype=object)) > limit:
+        raise DataError(f"{path}: dimensions {' x '.join(map(str, shape))} exceed {most}")
+    if gz and offset + declared > GZIP_MAX_RATIO * size:
+        raise DataError(f"{need}, more than a gzip file of {size} bytes can hold")
+    if not gz and offset + declared != size:
+        raise DataError(f"{need}, the file has {size - offset}")
+
+
+def _copy_data(path: pathlib.Path, stream, declared: int, digest, write=None) -> None:
+    """Read exactly ``declared`` bytes of data in blocks, hashing (and writing) them; no more."""
+    left = declared
+    try:
+        while left:
+            block = stream.read(min(left, _READ_BLOCK))
+            if not block:
+                raise DataError(
+                    f"{path}: file ends inside the data ({declared - left} of {declared} bytes)"
+                )
+            digest.update(block)
+            if write is not None:
+                write(block)
+            left -= len(block)
+        extra = stream.read(1)  # and, for gzip, its end: the CRC and length are checked there
+    except _GZIP_ERRORS as exc:
+        raise _corrupt(path, exc) from None
+    if extra:
+        raise DataError(f"{path}: holds more data than its header declares ({declared} bytes)")
+
+
+def _hash_data(path: pathlib.Path, stream, declared: int, digest) -> pathlib.Path:
+    _copy_data(path, stream, declared, digest)
+    return path
+
+
+def _decompress(path: pathlib.Path, stream, head: bytes, declared: int, digest) -> pathlib.Path:
+    """Decompress ``stream`` once to the raw copy named by its digest; return the copy."""
+    folder = raw_copy_dir()
+    tmp = folder / f".{uuid.uuid4().hex[:12]}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as out:
+            out.write(head)
+            _copy_data(path, stream, declared, digest, out.write)
+        final = folder / f"{digest.hexdigest()}.idx"
+        _publish(tmp, final, digest.hexdigest())
+    except OSError as exc:
+        raise DataError(
+            f"{path}: cannot write its decompressed copy in {folder} ({exc.strerror or exc}); "
+            f"set {CACHE_ENV} to a folder of your own"
+        ) from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    return final
+
+
+def _publish(tmp: pathlib.Path, final: pathlib.Path, sha256: str) -> None:
+    """Put the raw copy in place; an identical one already there (another user's) will do."""
+    try:
+        os.replace(tmp, final)
+    except PermissionError:  # a shared, sticky cache folder: the copy there is someone else's
+        if not final.is_file() or file_sha256(final) != sha256:
+            raise
 
 
 def read_idx_rows(header: IDXHeader, start: int = 0, stop: int | None = None) -> np.ndarray:
-    """Rows ``start:stop`` of an IDX file whose header was checked, as native-endian NumPy."""
+    """Rows ``start:stop`` of an IDX file whose header was checked, as native-endian NumPy.
+
+    Read from the raw file (or the raw copy of a ``.gz``) at their offset,
+    in bounded blocks straight into the array returned.
+    """
     stop = header.shape[0] if stop is None else stop
     n = stop - start
-    with _open(header.path) as f:
-        f.seek(header.offset + start * header.row_bytes)
-        raw = _read_exact(f, n * header.row_bytes, header.path, "data")
-    out = np.frombuffer(raw, dtype=header.dtype).reshape((n, *header.shape[1:]))
+    out = np.empty((n, *header.shape[1:]), dtype=header.dtype)
+    source = header.source or header.path
+    with _open(source) as f:
+        try:
+            f.seek(header.offset + start * header.row_bytes)
+        except _GZIP_ERRORS as exc:
+            raise _corrupt(source, exc) from None
+        _read_into(f, memoryview(out.reshape(-1).view(np.uint8)), source)
     return out.astype(header.dtype.newbyteorder("="), copy=False)
 
 
@@ -150,8 +333,8 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     if big not in codes:
         raise ValueError(f"IDX cannot store dtype {array.dtype}")
     header = bytes([0, 0, codes[big], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    payload = header + np.ascontiguousarray(array, dtype=big).tobytes()
     with atomic_path(path) as tmp:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(tmp, "wb") as f:
-            f.write(payload)
+            f.write(header)
+            f.write(np.ascontiguousarray(array, dtype=big).reshape(-1).view(np.uint8).data)

@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import logging
 import os
+import socket
 
 import dask.array as da
 import numpy as np
@@ -15,16 +16,32 @@ from ._datasets import Dataset, load_dataset
 log = logging.getLogger(__name__)
 
 
-def _file_probe(files: tuple[tuple[str, int], ...]):
-    """A function (pickled by value) telling which of ``files`` a process cannot read as is."""
+def _file_probe(files: tuple[tuple[str, int, str], ...], client: tuple[str, int]):
+    """A function (pickled by value) telling which of ``files`` a process cannot read as is.
+
+    Each file must be there with its size and its content's SHA-256 (a stale
+    copy on another machine, or another dataset's file of the same size, is
+    not the data). The client's own process (``client``: its host and pid),
+    where in-process workers run, checked the files moments ago.
+    """
 
     def probe(dask_worker=None):
+        import hashlib
         import os
+        import socket
 
+        here = (socket.gethostname(), os.getpid()) == client
         bad = []
-        for path, size in files:
+        for path, size, sha256 in files:
             try:
-                if os.path.getsize(path) != size or not os.access(path, os.R_OK):
+                if os.path.getsize(path) != size:
+                    bad.append(path)
+                    continue
+                digest = hashlib.sha256()
+                with open(path, "rb") as f:
+                    while not here and (block := f.read(1 << 22)):
+                        digest.update(block)
+                if not here and digest.hexdigest() != sha256:
                     bad.append(path)
             except OSError:
                 bad.append(path)
@@ -34,10 +51,11 @@ def _file_probe(files: tuple[tuple[str, int], ...]):
 
 
 def unreadable_files(dataset: Dataset, client) -> dict[str, list[str]]:
-    """The dataset's files that some worker cannot read (same path, same size), by worker."""
+    """The dataset's files that some worker cannot read (same path, size and SHA-256), by worker."""
     if not dataset.files:
         return {}
-    return {addr: bad for addr, bad in client.run(_file_probe(dataset.files)).items() if bad}
+    me = (socket.gethostname(), os.getpid())
+    return {addr: bad for addr, bad in client.run(_file_probe(dataset.files, me)).items() if bad}
 
 
 def _scatter_rows(client, X: da.Array, name: str) -> da.Array:

@@ -33,7 +33,12 @@ def compute_journaled(
     together and each is saved the moment it finishes.
     """
     keys = [journal_key(dist) for dist, _ in lazy]
-    found = {key: journal.get(key) for key in keys} if journal is not None else {}
+    # A stored row must have the shape and type of the search it stands for.
+    found = (
+        {key: journal.get(key, like=pair) for key, pair in zip(keys, lazy, strict=True)}
+        if journal is not None
+        else {}
+    )
     todo = {key: pair for key, pair in zip(keys, lazy, strict=True) if found.get(key) is None}
 
     def save(key: str, result: tuple) -> None:
@@ -70,7 +75,7 @@ def compute_journaled_after(
     def search(i: int, value) -> tuple | Known:
         dist, ids = then(i, value)
         keys[i] = journal_key(dist)
-        saved = journal.get(keys[i]) if journal is not None else None
+        saved = journal.get(keys[i], like=(dist, ids)) if journal is not None else None
         if saved is None:
             return dist, ids
         loaded.add(i)

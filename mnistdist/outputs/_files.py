@@ -2,11 +2,14 @@
 
 Every file goes to a temporary name in the same folder and is renamed into
 place once complete: a reader sees the old file or the new one, never a part.
+:func:`sync_tree` flushes a whole folder to disk (a results folder, before it
+is swapped into place).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pathlib
@@ -29,6 +32,39 @@ def atomic_path(path: str | os.PathLike) -> Iterator[pathlib.Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sync(path: str | os.PathLike, flags: int) -> None:
+    fd = os.open(path, flags | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_tree(folder: str | os.PathLike, *, files: bool = True, recursive: bool = True) -> None:
+    """Flush ``folder`` to disk: its files' data (``files``), its sub-folders (``recursive``),
+    and the folder itself (its entries: names renamed into place survive a crash)."""
+    folder = pathlib.Path(folder)
+    if recursive or files:
+        for entry in os.scandir(folder):
+            if entry.is_symlink():
+                continue
+            if entry.is_dir():
+                if recursive:
+                    sync_tree(entry.path, files=files)
+            elif files and entry.is_file():
+                _sync(entry.path, os.O_RDONLY)
+    _sync(folder, os.O_RDONLY | os.O_DIRECTORY)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

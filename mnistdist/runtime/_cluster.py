@@ -26,6 +26,8 @@ import contextlib
 import logging
 import os
 import pathlib
+import ssl
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
@@ -50,8 +52,36 @@ from ._watchdog import wait_for_workers, watch_workers
 log = logging.getLogger(__name__)
 
 
+class _NamedSecurity(Security):
+    """Dask's ``Security``, with the scheduler's certificate checked against the name dialled.
+
+    Dask turns hostname checks off (a cluster's own CA, addresses not names); a
+    deployment whose certificates name their hosts gets them back (:func:`tls_security`).
+    """
+
+    def get_connection_args(self, role):
+        args = super().get_connection_args(role)
+        if args.get("ssl_context") is not None:
+            args["ssl_context"].check_hostname = True  # Tornado passes the host as its name
+        return args
+
+
+def _certificate_names(path: str) -> tuple:
+    """The names (subjectAltName) a PEM certificate carries; () where it carries none."""
+    try:
+        decoded = ssl._ssl._test_decode_cert(path)  # the standard library's own reader
+    except (AttributeError, OSError, ssl.SSLError):
+        return ()
+    return tuple(decoded.get("subjectAltName", ()))
+
+
 def tls_security() -> Security | None:
-    """A TLS ``Security`` from the ``MNISTDIST_TLS_*`` variables, or None when they are unset."""
+    """A TLS ``Security`` from the ``MNISTDIST_TLS_*`` variables, or None when they are unset.
+
+    The key must be readable by its owner only. Where the client's certificate
+    names hosts (subjectAltName, as ``cluster/certs.sh`` makes them), the
+    scheduler's certificate must name the host dialled: hostname checks are on.
+    """
     values = [os.environ.get(name) for name in TLS_ENV]
     if not any(values):
         return None
@@ -64,9 +94,13 @@ def tls_security() -> Security | None:
         if not pathlib.Path(value).is_file():
             raise ClusterError(f"{name}={value}: file not found")
     ca, cert, key = values
-    return Security(
-        tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key, require_encryption=True
-    )
+    mode = stat.S_IMODE(os.stat(key).st_mode)
+    if mode & 0o077:
+        raise ClusterError(
+            f"{TLS_ENV[2]}={key} may be read by its group or others (mode {mode:o}): chmod 600 it"
+        )
+    kind = _NamedSecurity if _certificate_names(cert) else Security
+    return kind(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key, require_encryption=True)
 
 
 def scheduler_address(address: str | None = None) -> str | None:

@@ -2,22 +2,27 @@
 
 hypothesis drives the jobs in-process through ``mnistdist.cli.main`` (each case
 fails before any cluster starts, as the error is knowable from the options
-and the data); a few cases whose error needs the data run as processes.
+and the data), hostile data folders among them (gzip bombs, forged sizes); a few
+cases whose error needs the data run as processes. "Nothing touched" looks at the
+whole folder that holds ``--out``: the staging folder and the lock live beside it.
 """
 
 import argparse
 import contextlib
+import gzip
 import io
+import math
 import os
+import struct
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mnistdist import cli
 from mnistdist.cli._parser import build_parser
 
-from helpers import assert_one_line_error, free_port, mnistdist
+from helpers import assert_one_line_error, free_port, make_idx_folder, mnistdist
 
 PARSER = build_parser()
 SUBPARSERS = next(a for a in PARSER._actions if isinstance(a, argparse._SubParsersAction)).choices
@@ -35,6 +40,8 @@ def _options(job):
             kind = "path"
         elif name == "--scheduler":
             kind = "address"
+        elif action.type is int:  # any integer is valid (--seed)
+            kind = "integer"
         else:
             kind = "int"
         yield name, kind
@@ -49,9 +56,15 @@ BAD = {
         st.integers(max_value=0).map(str),
         TEXT.filter(lambda t: not t.strip().isdigit()),
     ),
+    "integer": st.one_of(
+        st.sampled_from(["", "1.5", "x", "nan", "1e3", " "]),
+        TEXT.filter(lambda t: not t.strip().lstrip("+-").isdigit()),
+    ),
     "choice": st.one_of(st.just(""), TEXT),
     "--out": st.sampled_from(["", " ", ".", "a\0b", "{file}", "{file}/sub", "{loop}"]),
-    "--data": st.sampled_from(["", " ", ".", "a\0b", "{file}", "{loop}", "{missing}"]),
+    "--data": st.sampled_from(
+        ["", " ", ".", "a\0b", "{file}", "{loop}", "{missing}", "{forged}", "{bomb}", "{short}"]
+    ),
     "address": st.one_of(
         st.sampled_from(
             ["", "garbage", "inproc://x", "tls://127.0.0.1:1", "tcp://h:0", "tcp://:1", "ucx://h:1"]
@@ -72,6 +85,7 @@ def place(tmp_path_factory):
     os.symlink(root / "loop", root / "loop")
     results = root / "results"
     results.mkdir()
+    _hostile_folders(root)
     for name in (
         "metrics.json",
         "cv_results.csv",
@@ -83,6 +97,25 @@ def place(tmp_path_factory):
     ):
         (results / name).write_text(f"previous {name}")
     return root
+
+
+def _idx_gz(path, type_byte, dims, payload: bytes) -> None:
+    header = bytes([0, 0, type_byte, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+    path.write_bytes(gzip.compress(header + payload))
+
+
+def _hostile_folders(root):
+    """IDX folders whose training images lie: a forged size, a gzip bomb, a short file."""
+    from mnistdist.data import MNIST_FILES
+
+    images = MNIST_FILES["train_images"] + ".gz"
+    for name, dims, payload in (
+        ("forged", (2**31, 1, 1), bytes(4096)),  # claims 2 GiB, holds 4 KB
+        ("bomb", (60, 28, 28), bytes(64 << 20)),  # holds 64 MiB (64 KB of gzip), claims 47 KB
+        ("short", (60, 28, 28), bytes(59 * 784)),  # one image short
+    ):
+        make_idx_folder(root / name)
+        _idx_gz(root / name / images, 8, dims, payload)
 
 
 def _snapshot(root):
@@ -111,7 +144,12 @@ def test_bad_option_values(place, monkeypatch, case, data, overwrite):
         return
     if kind == "path":
         value = value.format(
-            file=place / "file", loop=place / "loop", missing=place / "missing" / "deeper"
+            file=place / "file",
+            loop=place / "loop",
+            missing=place / "missing" / "deeper",
+            forged=place / "forged",
+            bomb=place / "bomb",
+            short=place / "short",
         )
     if name == "--data":  # a valid --out, so that --data is what fails
         extra = ["--out", str(place / "results")]
@@ -131,6 +169,47 @@ def test_bad_option_values(place, monkeypatch, case, data, overwrite):
     assert _snapshot(place) == before, argv
 
 
+VALID = {"train_images": [60, 28, 28], "train_labels": [60], "test_images": [20, 28, 28]}
+VALID["test_labels"] = [20]
+ROLES = tuple(VALID)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    role=st.sampled_from(ROLES),
+    type_byte=st.sampled_from([0x08, 0x09, 0x0C, 0x0E]),
+    dims=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=4),
+    zeros=st.integers(0, 1 << 21),
+    noise=st.binary(max_size=2048),
+    gz=st.booleans(),
+)
+def test_hostile_data_folders(place, monkeypatch, role, type_byte, dims, zeros, noise, gz):
+    """One file of a valid folder replaced by any header over any content (bombs of up to
+    2 MiB of zeros compressed to a few KB, sizes that lie): one line, exit 1, nothing touched."""
+    from mnistdist.data import MNIST_FILES
+
+    declared = math.prod(dims) * {8: 1, 9: 1, 0x0C: 4, 0x0E: 8}[type_byte]
+    # Never the valid file itself (the job would then run): anything else is an error.
+    assume(not (type_byte == 8 and dims == VALID[role] and declared == zeros + len(noise)))
+    folder = place / f"hostile-{role}"
+    if not folder.exists():
+        make_idx_folder(folder)
+    for suffix in ("", ".gz"):
+        with contextlib.suppress(FileNotFoundError):
+            (folder / (MNIST_FILES[role] + suffix)).unlink()
+    header = bytes([0, 0, type_byte, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+    blob = header + bytes(zeros) + noise
+    path = folder / (MNIST_FILES[role] + (".gz" if gz else ""))
+    path.write_bytes(gzip.compress(blob, compresslevel=1) if gz else blob)
+    monkeypatch.chdir(place)
+    before = _snapshot(place)
+    code, stderr = _run(["search", "--data", str(folder), "--out", str(place / "results")])
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1 and "error" in lines[0], (dims, stderr)
+    assert "Traceback" not in stderr and "unexpected" not in stderr, stderr
+    assert _snapshot(place) == before
+
+
 @pytest.mark.parametrize(
     "args, code, text",
     [
@@ -145,7 +224,7 @@ def test_bad_option_values(place, monkeypatch, case, data, overwrite):
 def test_as_a_user_runs_them(tmp_path, args, code, text):
     proc = mnistdist("search", "--dataset", "digits", "--out", tmp_path / "o", *args, timeout=120)
     assert_one_line_error(proc, code, text)
-    assert not (tmp_path / "o").exists()
+    assert os.listdir(tmp_path) == []  # no results, no staging folder, no lock left beside them
 
 
 def test_a_failed_overwrite_keeps_the_previous_results_whole(tmp_path):
@@ -169,7 +248,7 @@ def test_a_failed_overwrite_keeps_the_previous_results_whole(tmp_path):
     )
     assert_one_line_error(proc, 1, "could not reach the Dask scheduler")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # no staging, no lock
 
 
 def test_openml_unreachable_is_one_line(tmp_path):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from mnistdist.outputs import staging_path
+from mnistdist.outputs import lock_path, staging_path
 
 from helpers import process_env, sitecustomize, wait_for
 
@@ -128,6 +128,7 @@ def test_ctrl_c_at_any_moment(tmp_path, env, moment, whole_group, preset):
     assert len(lines) == 1 and "interrupted" in lines[0], stderr
     assert "Traceback" not in stderr
     assert _snapshot(out) == before  # the previous results, whole
+    assert not lock_path(out).exists()  # the folder's lock released with the run
     kept = staging_path(out).exists()
     assert kept == ("--resume" in lines[0])  # a staging folder only where work was saved
 

@@ -1,7 +1,9 @@
 """The jobs as a user runs them: real processes, real files, exit codes and one-line errors."""
 
 import csv
+import hashlib
 import json
+import os
 
 import joblib
 import numpy as np
@@ -60,6 +62,10 @@ def test_report_job_writes_every_output(report_run, digits_arrays):
     ):
         assert (out / name).stat().st_size > 0, name
     assert not list(out.glob(".*.tmp"))
+    # The model is a pickle: metrics.json names the one file that may be loaded.
+    assert (
+        metrics["model_sha256"] == hashlib.sha256((out / "model.joblib").read_bytes()).hexdigest()
+    )
 
 
 def test_report_shows_its_scaling_forecast(report_run):
@@ -239,7 +245,7 @@ def test_non_square_images_are_refused_before_any_work(tmp_path, cluster):
         cluster.scheduler_address,
     )
     assert_one_line_error(proc, 1, "the header says images of 27x28, not square")
-    assert not (tmp_path / "out").exists()
+    assert sorted(os.listdir(tmp_path)) == ["wide"]  # no results, staging folder or lock
 
 
 def test_images_of_784_pixels_that_are_not_square_are_refused(tmp_path):
@@ -255,7 +261,7 @@ def test_images_of_784_pixels_that_are_not_square_are_refused(tmp_path):
         write_idx(folder / MNIST_FILES[f"{split}_labels"], rng.integers(0, 10, n, np.uint8))
     proc = mnistdist("report", "--data", folder, "--out", tmp_path / "out", timeout=60)
     assert_one_line_error(proc, 1, "images of 14x56, not square")
-    assert not (tmp_path / "out").exists() and "cluster:" not in proc.stdout  # before any work
+    assert sorted(os.listdir(tmp_path)) == ["wide"] and "cluster:" not in proc.stdout
 
 
 def test_a_data_file_that_is_a_symlink_loop_says_so(tmp_path, idx_folder):
@@ -476,7 +482,9 @@ def test_halving_that_cannot_work_exits_2_before_any_work(tmp_path, args, text):
         "search", "--dataset", "digits", "--strategy", "halving", "--out", tmp_path, *args
     )
     assert_one_line_error(proc, 2, text)
+    # Nothing in the folder, nor beside it (its staging folder, its lock).
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+    assert not list(tmp_path.parent.glob(f".{tmp_path.name}.*"))
 
 
 def test_benchmark_with_halving_is_refused_before_any_work(tmp_path):
@@ -493,4 +501,6 @@ def test_benchmark_with_halving_is_refused_before_any_work(tmp_path):
         tmp_path,
     )
     assert_one_line_error(proc, 2, "successive halving needs at least 100 images")
+    # Nothing in the folder, nor beside it (its staging folder, its lock).
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
+    assert not list(tmp_path.parent.glob(f".{tmp_path.name}.*"))

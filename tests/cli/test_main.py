@@ -11,13 +11,13 @@ LATE_HOOK = """
 import atexit, sys
 from mnistdist.cli import _run, main
 
-real = _run.preflight
+real = _run.JobRun.take_out  # the first step of every run
 
-def preflight(args):
+def take_out(self):
     atexit.register(lambda: print("late hook ran", flush=True))
-    return real(args)
+    return real(self)
 
-_run.preflight = preflight
+_run.JobRun.take_out = take_out
 sys.argv = ["mnistdist", "report", "--dataset", "digits", "--out", ""]
 raise SystemExit(main())
 """

@@ -1,5 +1,6 @@
 """Jobs against real `dask scheduler` and `dask worker` processes started by cluster/*.sh."""
 
+import os
 import shutil
 import subprocess
 import threading
@@ -190,9 +191,11 @@ def test_mismatched_versions_are_refused(start_cluster, tmp_path):
 def test_data_is_sent_once_when_workers_cannot_read_it(start_cluster, tmp_path):
     folder = tmp_path / "mnist"
     make_idx_folder(folder, n_train=200, n_test=30)
+    # The folder, and the cache where its .gz files' raw copies are (what workers read).
+    hidden = (str(folder.resolve()), os.environ["MNISTDIST_CACHE"])
     hide = f"""
 import builtins, os
-HIDDEN = {str(folder.resolve())!r}
+HIDDEN = {hidden!r}
 def _check(path):
     if str(path).startswith(HIDDEN):
         raise FileNotFoundError(2, "not mounted on this worker", str(path))
