@@ -54,7 +54,7 @@ from ..neighbors import (
     check_knn_params,
     compute_journaled,
     compute_journaled_after,
-    fold_pair_kneighbors,
+    cv_kneighbors,
     fold_pairs_on,
     folds_partition,
     is_reranking,
@@ -285,7 +285,7 @@ def _fold_neighbors(
 
     if prep is None:
         if fold_pairs_on() and folds_partition(folds, n):
-            lazy = fold_pair_kneighbors(
+            lazy = cv_kneighbors(
                 X, folds, k, query_rows=query_rows, label=label, task_prefix=task_prefix
             )
         else:

@@ -1,0 +1,383 @@
+"""Each block of queries carried through the reference's blocks, its k nearest so far in hand.
+
+A chain of tasks a block of queries (:data:`BLOCK_QUERIES` rows): each step
+multiplies the block with one prepared reference block in float32 and
+computes exact float64 distances only for the pairs that can still be among
+a query's k nearest. The k nearest so far give every step after the first a
+threshold: a pair whose float32 value, less a rigorous bound on its error, is
+beyond the query's k-th nearest so far cannot be a neighbour. Two kinds of
+float32 value:
+
+* **full**: the whole squared distance, ``||r||^2 - 2 q.r`` in one product of
+  d + 1 columns (:func:`mnistdist.neighbors._exact.block_kneighbors`'s), with
+  its rounding bound; the first step screens as that kernel does;
+* **bound**: the distance between the rows' projections on p principal
+  directions, a lower bound (:mod:`mnistdist.neighbors._lower_bound`), in a
+  product of p + 1 columns. The first step takes a few pairs nearest by that
+  bound, their exact distances give the threshold, and the bound screens the
+  rest of the block with it.
+
+Either way the pairs screened out are strictly further than k others, and
+the pairs kept get the exact distances of the full search: the neighbours,
+ties to the lower id, are the full search's. Each reference block is
+prepared once for all the chains that pass through it, and no step merges
+more than k neighbours a query with its few new candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+
+from ._exact import (
+    _approx_error_bound,
+    _at_least,
+    _exact_squared,
+    _part,
+    _scratch_block,
+    _select_rows,
+    check_search,
+    kept_chunks,
+    screen,
+    squared_norms,
+)
+from ._lower_bound import Projected, Projection, bound_limits, fit_projection, project
+
+#: Queries a chain carries through the reference's blocks: the unit of parallelism.
+BLOCK_QUERIES = 512
+
+#: The same for the full values, whose product (d + 1 columns) packs each reference block
+#: once a step: more queries a step spread that over more of the product.
+FULL_BLOCK_QUERIES = 1024
+
+#: Pairs a query takes by the bound in a chain's first step, to find its first threshold:
+#: at least this many beyond k (and twice k), nearest by the bound.
+PILOT_EXTRA = 8
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A block of reference rows prepared once for every chain that passes through it.
+
+    ``factors`` is float32 ``(n, w + 1)``: the rows (or their projections) and
+    each one's squared norm last, the reference's side of every step's product.
+    ``projected`` holds the projections' rounding bounds (None: the rows themselves).
+    """
+
+    rows: np.ndarray
+    ids: np.ndarray
+    row_sq_norms: np.ndarray
+    factors: np.ndarray
+    projected: Projected | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def prepare_reference(
+    rows: np.ndarray, ids, keep: np.ndarray | None = None, projection: Projection | None = None
+) -> Reference:
+    """``rows`` (their ids ``ids``, or ``ids + arange`` for an int) less those ``keep`` drops.
+
+    With a ``projection``, the block is screened by its projections; without,
+    by the rows themselves.
+    """
+    rows = np.asarray(rows)
+    if np.ndim(ids) == 0:
+        ids = np.arange(int(ids), int(ids) + len(rows), dtype=np.int64)
+    ids = np.asarray(ids, dtype=np.int64)
+    if keep is not None:
+        rows, ids = rows[keep], ids[keep]
+    sq = squared_norms(rows)
+    if projection is not None:
+        projected = project(rows, projection)
+        return Reference(rows, ids, sq, projected.ext, projected)
+    factors = np.empty((len(rows), rows.shape[1] + 1), dtype=np.float32)
+    factors[:, :-1] = rows
+    factors[:, -1] = sq
+    return Reference(rows, ids, sq, factors)
+
+
+class Queries(NamedTuple):
+    """A block of queries prepared once for its chain: ``factors`` is ``[-2 x, 1]`` in float32,
+    for ``x`` the rows or their projections (``projected``)."""
+
+    factors: np.ndarray
+    row_sq_norms: np.ndarray
+    projected: Projected | None
+
+
+def prepare_queries(query: np.ndarray, projection: Projection | None) -> Queries:
+    query = np.asarray(query)
+    if projection is None:
+        x, projected = query, None
+    else:
+        projected = project(query, projection)
+        x = projected.ext[:, :-1]
+    factors = np.empty((len(query), x.shape[1] + 1), dtype=np.float32)
+    factors[:, :-1] = x
+    factors[:, :-1] *= -2.0
+    factors[:, -1] = 1.0
+    return Queries(factors, squared_norms(query), projected)
+
+
+class Found(NamedTuple):
+    """A block's k nearest so far (fewer before its first k), and the pairs it computed in full."""
+
+    dist: np.ndarray
+    ids: np.ndarray
+    exact_pairs: int
+    queries: Queries
+
+
+def _merge_all(dist, ids, rows, cand_dist, cand_ids, k: int):
+    n_q, n_found = dist.shape
+    all_rows = np.concatenate([np.repeat(np.arange(n_q), n_found), rows])
+    all_dist = np.concatenate([dist.ravel(), cand_dist])
+    all_ids = np.concatenate([ids.ravel(), cand_ids])
+    order = np.lexsort((all_ids, all_dist, all_rows))
+    pick = order[_select_rows(all_rows[order], n_q, k)]
+    return all_dist[pick].reshape(n_q, k), all_ids[pick].reshape(n_q, k)
+
+
+def merge_found(dist, ids, rows, cand_dist, cand_ids, k: int):
+    """Each query's k nearest of its neighbours so far and its new candidates (ties: lower id).
+
+    ``rows`` say whose candidates they are; every query needs at least k of the
+    two together. Once every query has k, only those with candidates are sorted anew.
+    """
+    if dist.shape[1] < k:
+        return _merge_all(dist, ids, rows, cand_dist, cand_ids, k)
+    touched, at = np.unique(rows, return_inverse=True)
+    dist, ids = dist.copy(), ids.copy()
+    if len(touched):
+        merged = _merge_all(dist[touched], ids[touched], at, cand_dist, cand_ids, k)
+        dist[touched], ids[touched] = merged
+    return dist, ids
+
+
+def _with_exact(query, ref: Reference, found: Found, rows, cols, k: int) -> Found:
+    """``found`` merged with the exact distances of the pairs ``(rows, cols)``."""
+    queries = found.queries
+    exact = _exact_squared(query, ref.rows, rows, cols, queries.row_sq_norms, ref.row_sq_norms)
+    dist, ids = merge_found(found.dist, found.ids, rows, np.sqrt(exact), ref.ids[cols], k)
+    return Found(dist, ids, found.exact_pairs + len(rows), queries)
+
+
+def _full_error(queries: Queries, ref: Reference) -> np.ndarray:
+    """Each query's bound on the error of its full float32 values (the kernel's)."""
+    sq_max = float(ref.row_sq_norms.max())
+    d = queries.factors.shape[1] - 1
+    return _approx_error_bound(np.sqrt(queries.row_sq_norms), math.sqrt(sq_max), sq_max, d)
+
+
+def _limits(kth_dist: np.ndarray, queries: Queries, ref: Reference, slack: float) -> np.ndarray:
+    """Per query, the float32 value at or below which a pair may be among its k nearest."""
+    if queries.projected is None:
+        kth = kth_dist**2 * (1.0 + 1e-9)
+        return _at_least(kth - queries.row_sq_norms + _full_error(queries, ref), np.float32)
+    return bound_limits(kth_dist, queries.projected, ref.projected, slack)
+
+
+def _first_full(query, ref: Reference, block, k: int, found: Found) -> Found:
+    """A chain's first k by the full values: the kernel's screen, then exact distances."""
+    rows, cols, _ = screen(block, _full_error(found.queries, ref), min(k, len(ref)))
+    return _with_exact(query, ref, found, rows, cols, min(k, found.dist.shape[1] + len(ref)))
+
+
+def _first_bound(query, ref: Reference, block, k: int, found: Found, slack: float):
+    """A chain's first k by the bound: the few pairs nearest by it, in exact distances.
+
+    Returns the updated :class:`Found` and, per query, the largest value taken
+    (None where the block was taken whole): the threshold pass that follows
+    skips those pairs, already merged.
+    """
+    n_r = len(ref)
+    pilot = min(n_r, max(2 * k, k + PILOT_EXTRA))
+    rows, cols, vals = screen(block, np.zeros(len(block)), pilot)
+    found = _with_exact(query, ref, found, rows, cols, min(k, found.dist.shape[1] + n_r))
+    if pilot == n_r:
+        return found, None
+    return found, vals[np.searchsorted(rows, np.arange(len(block)), side="right") - 1]
+
+
+def search_step(
+    query, ref: Reference, k: int, found: Found | None, projection: Projection | None = None
+) -> Found:
+    """``found``, the k nearest so far of ``query``'s rows, with ``ref``'s rows added.
+
+    ``projection`` must be the one ``ref`` was prepared with (None: full values).
+    Returns the updated :class:`Found`.
+    """
+    if found is None:
+        n_q = len(query)
+        empty = (np.empty((n_q, 0)), np.empty((n_q, 0), np.int64))
+        found = Found(*empty, 0, prepare_queries(query, projection))
+    if len(ref) == 0:
+        return found
+    queries = found.queries
+    block = np.matmul(
+        queries.factors, ref.factors.T, out=_scratch_block(len(queries.factors), len(ref))
+    )
+    taken = None
+    if found.dist.shape[1] < k:
+        if projection is None:
+            return _first_full(query, ref, block, k, found)
+        found, taken = _first_bound(query, ref, block, k, found, projection.slack)
+        if taken is None or found.dist.shape[1] < k:
+            return found
+    slack = 0.0 if projection is None else projection.slack
+    limit = _limits(found.dist[:, k - 1], queries, ref, slack)
+    flat = np.flatnonzero(block <= limit[:, None])
+    rows, cols = np.divmod(flat, block.shape[1])
+    if taken is not None:
+        later = block.ravel()[flat] > taken[rows]
+        rows, cols = rows[later], cols[later]
+    return _with_exact(query, ref, found, rows, cols, k)
+
+
+def _exact_pairs(found: Found) -> np.ndarray:
+    return np.array([[found.exact_pairs]], dtype=np.int64)
+
+
+def chain_layer(query: da.Array, refs: list, k: int, names: dict, projection=None) -> dict:
+    """The graph layer: per block of ``query``, a chain of steps through the prepared ``refs``.
+
+    ``names`` come from :func:`chain_names`; ``refs`` are the keys of
+    :class:`Reference` tasks, in the order the chains take them; ``projection``
+    the key of their :class:`Projection` (None: full values). The chain's last
+    step is also ``(names["found"], qi, 0)``, and its exact pairs
+    ``(names["pairs"], qi, 0)``.
+    """
+    layer = {}
+    for qi in range(query.numblocks[0]):
+        found = None
+        for j, ref_key in enumerate(refs):
+            key = (names["step"], qi, j)
+            layer[key] = (search_step, (query.name, qi, 0), ref_key, k, found, projection)
+            found = key
+        layer[(names["found"], qi, 0)] = found
+        layer[(names["pairs"], qi, 0)] = (_exact_pairs, found)
+    return layer
+
+
+def chain_arrays(layer: dict, query: da.Array, k: int, names: dict, dependencies: list):
+    """``(dist, ids, exact_pairs)`` of :func:`chain_layer`'s chains as Dask arrays."""
+    graph = HighLevelGraph.from_collections(names["found"], layer, dependencies=dependencies)
+    found = da.Array(
+        graph, names["found"], chunks=(query.chunks[0], (k,)), meta=np.empty((0, 0), object)
+    )
+    dist = found.map_blocks(_part, 0, dtype=np.float64, meta=np.empty((0, 0)), name=names["dist"])
+    ids = found.map_blocks(
+        _part, 1, dtype=np.int64, meta=np.empty((0, 0), np.int64), name=names["ids"]
+    )
+    pairs_graph = HighLevelGraph.from_collections(names["pairs"], layer, dependencies=dependencies)
+    pairs = da.Array(
+        pairs_graph, names["pairs"], chunks=((1,) * query.numblocks[0], (1,)), dtype=np.int64
+    )
+    return dist, ids, pairs
+
+
+def chain_names(base: str, token: str) -> dict:
+    """The names of a chain's tasks and arrays: ``<base>`` its steps, and so on."""
+    parts = {"step": "", "found": "-found", "pairs": "-pairs", "dist": "-distances", "ids": "-ids"}
+    return {part: f"{base}{suffix}-{token}" for part, suffix in parts.items()}
+
+
+def chained_kneighbors(
+    query: da.Array,
+    ref: da.Array,
+    k: int,
+    *,
+    n_components: int = 0,
+    name: str = "neighbors",
+    ref_keep: np.ndarray | None = None,
+    query_rows: int | None = None,
+) -> tuple[da.Array, da.Array, da.Array]:
+    """Lazy exact k nearest rows of ``ref`` for every row of ``query``, by chains.
+
+    ``n_components`` > 0 screens by that many principal components (fitted on
+    ``ref``'s first chunk), 0 by the full values. ``ref_keep`` (a boolean mask
+    over ``ref``'s rows) leaves rows out. Chains of ``query_rows`` queries
+    (default :data:`BLOCK_QUERIES`). Returns ``(dist, ids, exact_pairs)``:
+    ``dist`` and ``ids`` with ``query``'s row chunks and ``k`` columns, ``ids``
+    indexing ``ref``'s rows; ``exact_pairs`` a chain, the pairs whose exact
+    distances it computed.
+    """
+    check_search(query, ref, k, ref_keep)
+    blocks = query.rechunk({0: query_rows or BLOCK_QUERIES, 1: -1})
+    ref = ref.rechunk({1: -1})
+    token = tokenize(blocks, ref, k, n_components, ref_keep)
+    base = f"{name}-bound" if n_components > 0 else name
+    names = chain_names(base, token)
+    layer, projection = {}, None
+    if n_components > 0:
+        projection = (f"{name}-bound-fit-{token}",)
+        layer[projection] = (fit_projection, (ref.name, 0, 0), n_components)
+    refs = []
+    for rj, lo, keep in kept_chunks(ref, ref_keep):
+        key = (f"{base}-reference-{token}", rj)
+        layer[key] = (prepare_reference, (ref.name, rj, 0), lo, keep, projection)
+        refs.append(key)
+    layer.update(chain_layer(blocks, refs, k, names, projection))
+    dist, ids, pairs = chain_arrays(layer, blocks, k, names, [blocks, ref])
+    if blocks.chunks[0] != query.chunks[0]:
+        dist, ids = dist.rechunk({0: query.chunks[0]}), ids.rechunk({0: query.chunks[0]})
+    return dist, ids, pairs
+
+
+def kneighbors_dask(
+    query: da.Array,
+    ref: da.Array,
+    k: int,
+    *,
+    name: str = "neighbors",
+    ref_keep: np.ndarray | None = None,
+) -> tuple[da.Array, da.Array]:
+    """Lazy exact k nearest neighbors of every row of ``query`` among the rows of ``ref``.
+
+    Every pair's full float32 value is computed (:func:`chained_kneighbors`):
+    tasks show in the dashboard as ``<name>-reference`` (a chunk of ``ref``
+    prepared) and ``<name>`` (a block of queries through one chunk).
+    ``ref_keep`` (a boolean mask over ``ref``'s rows) leaves rows out of the
+    reference, as a CV fold leaves out its validation rows. Returns ``(dist,
+    ids)`` as Dask arrays with ``query``'s row chunks and ``k`` columns; ``ids``
+    index ``ref``'s rows.
+    """
+    dist, ids, _ = chained_kneighbors(
+        query, ref, k, name=name, ref_keep=ref_keep, query_rows=FULL_BLOCK_QUERIES
+    )
+    return dist, ids
+
+
+def bounded_kneighbors_dask(
+    query: da.Array,
+    ref: da.Array,
+    k: int,
+    n_components: int,
+    *,
+    name: str = "neighbors",
+    ref_keep: np.ndarray | None = None,
+) -> tuple[da.Array, da.Array, da.Array]:
+    """Lazy exact k nearest neighbours, screened by ``n_components`` principal components.
+
+    The same neighbours and distances as :func:`kneighbors_dask` with the same
+    arguments. Tasks show as ``<name>-bound-fit`` (the projection, fitted on
+    ``ref``'s first chunk), ``<name>-bound-reference`` (a chunk projected) and
+    ``<name>-bound`` (a block of queries through one chunk).
+
+    Returns
+    -------
+    dist, ids : dask.array.Array of shape (n_query, k)
+    exact_pairs : dask.array.Array of shape (n_chains, 1)
+        Per chain, the pairs whose exact distances were computed.
+    """
+    return chained_kneighbors(
+        query, ref, k, n_components=n_components, name=name, ref_keep=ref_keep
+    )

@@ -1,0 +1,99 @@
+"""The CV search's neighbours: each fold's validation rows among the other folds' rows.
+
+Two exact ways, the same neighbours, ties to the lower row:
+
+* **fold-pair tiles** (:mod:`mnistdist.neighbors._fold_pairs`): each fold pair's
+  distances computed once, in full, for both folds;
+* **bounded chains** (:func:`fold_chain_kneighbors`): each block of a fold's
+  rows carried through the other folds' blocks, screened by a lower bound on
+  a few principal components (:mod:`mnistdist.neighbors._chain`): every pair
+  costs a product of p + 1 columns instead of half of one of d + 1, and only the
+  pairs the bound cannot rule out get their distances in full.
+
+:func:`cv_kneighbors` takes the chains where the bound applies
+(:func:`~mnistdist.neighbors.bound_components`) and k is small enough for the
+bound's threshold to be tight (:data:`CHAIN_MAX_K`), the tiles elsewhere.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+
+from .. import config
+from ._chain import BLOCK_QUERIES, chain_arrays, chain_layer, chain_names, prepare_reference
+from ._fold_pairs import fold_pair_kneighbors
+from ._lower_bound import bound_components, fit_projection
+
+#: Largest k the CV search screens by the bound: beyond, a query's k-th nearest is far
+#: enough that the bound keeps too many pairs, and the tiles are faster (docs/benchmark.md).
+CHAIN_MAX_K = 40
+
+
+def _blocks(X: da.Array, rows: np.ndarray, size: int) -> tuple[da.Array, list[np.ndarray]]:
+    """``X[rows]`` in blocks of about ``size`` rows (as even as they go), and each block's rows."""
+    n_blocks = max(1, -(-len(rows) // size))
+    edges = np.linspace(0, len(rows), n_blocks + 1).astype(int)
+    block = X[rows].rechunk({0: tuple(np.diff(edges)), 1: -1})
+    return block, [rows[lo:hi] for lo, hi in itertools.pairwise(edges)]
+
+
+def fold_chain_kneighbors(
+    X: da.Array, folds, k: int, n_components: int, *, label: str = "", task_prefix: str = ""
+) -> list[tuple[da.Array, da.Array]]:
+    """Lazy exact ``(dist, ids)`` of each fold's validation rows among the other folds' rows.
+
+    Each fold's rows are cut into reference blocks of about ``chunk-rows``
+    (tasks ``fold-<g>-bound-reference``: projected once for every chain); each
+    block of :data:`~mnistdist.neighbors._chain.BLOCK_QUERIES` of a fold's rows
+    is a chain through the other folds' blocks (tasks ``neighbors-fold-<f>-bound``).
+    The projection is fitted on ``X``'s first chunk (``neighbors-bound-fit``).
+    Takes and returns what :func:`~mnistdist.neighbors.fold_pair_kneighbors` does.
+    """
+    X = X.rechunk({1: -1})
+    tests = [np.sort(np.asarray(test)) for _, test in folds]
+    token = tokenize(X, tests, k, n_components)
+    chunk_rows = int(config.get("chunk-rows"))
+    fit = (f"{task_prefix}neighbors{label}-bound-fit-{token}",)
+    layer = {fit: (fit_projection, (X.name, 0, 0), n_components)}
+    refs, queries, dependencies = [], [], [X]
+    for g, rows in enumerate(tests):
+        block, ids = _blocks(X, rows, chunk_rows)
+        name = f"{task_prefix}fold-{g}{label}-bound-reference-{token}"
+        for j, block_ids in enumerate(ids):
+            layer[(name, j)] = (prepare_reference, (block.name, j, 0), block_ids, None, fit)
+        refs.append([(name, j) for j in range(len(ids))])
+        queries.append(X[rows].rechunk({0: BLOCK_QUERIES, 1: -1}))
+        dependencies += [block, queries[-1]]
+    out = []
+    for f, query in enumerate(queries):
+        others = [key for g in (*range(f + 1, len(tests)), *range(f)) for key in refs[g]]
+        base = f"{task_prefix}neighbors-fold-{f}{label}"
+        names = chain_names(f"{base}-bound", token)
+        layer.update(chain_layer(query, others, k, names, fit))
+        dist, ids, _ = chain_arrays(dict(layer), query, k, names, dependencies)
+        out.append((dist, ids))
+    return out
+
+
+def cv_kneighbors(
+    X: da.Array, folds, k: int, *, query_rows: int, label: str = "", task_prefix: str = ""
+) -> list[tuple[da.Array, da.Array]]:
+    """Each fold's validation rows' exact k nearest among the other folds' rows, lazily.
+
+    By bounded chains where the bound applies and ``k`` is at most
+    :data:`CHAIN_MAX_K`, by fold-pair tiles of ``query_rows`` elsewhere; the
+    folds must partition ``X``'s rows (:func:`~mnistdist.neighbors.folds_partition`).
+    Returns, per fold, ``(dist, ids)`` in sorted row order, ``ids`` indexing ``X``'s rows.
+    """
+    n_components = bound_components(X.shape[1])
+    if n_components and k <= CHAIN_MAX_K:
+        return fold_chain_kneighbors(
+            X, folds, k, n_components, label=label, task_prefix=task_prefix
+        )
+    return fold_pair_kneighbors(
+        X, folds, k, query_rows=query_rows, label=label, task_prefix=task_prefix
+    )
