@@ -35,6 +35,7 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
+from ._compiled import compiled_take, worth_compiling
 from ._exact import (
     _approx_error_bound,
     _at_least,
@@ -47,7 +48,7 @@ from ._exact import (
     screen,
     squared_norms,
 )
-from ._lower_bound import Projected, Projection, bound_limits, fit_projection, project
+from ._lower_bound import Projected, Projection, bound_terms, fit_projection, project
 
 #: Queries a chain carries through the reference's blocks: the unit of parallelism.
 BLOCK_QUERIES = 512
@@ -88,7 +89,7 @@ def prepare_reference(
     With a ``projection``, the block is screened by its projections; without,
     by the rows themselves.
     """
-    rows = np.asarray(rows)
+    rows = np.ascontiguousarray(rows)
     if np.ndim(ids) == 0:
         ids = np.arange(int(ids), int(ids) + len(rows), dtype=np.int64)
     ids = np.asarray(ids, dtype=np.int64)
@@ -177,42 +178,84 @@ def _full_error(queries: Queries, ref: Reference) -> np.ndarray:
     return _approx_error_bound(np.sqrt(queries.row_sq_norms), math.sqrt(sq_max), sq_max, d)
 
 
+def _limit_terms(queries: Queries, ref: Reference, slack: float) -> tuple[float, np.ndarray]:
+    """``(scale, base)``: a pair may be among a query's k nearest only if its float32
+    value is at most ``kth**2 * scale + base``, ``kth`` its k-th nearest so far.
+
+    ``scale`` covers the rounding of ``kth``'s square root (and the projection's
+    slack, see :func:`~mnistdist.neighbors._lower_bound.bound_terms`).
+    """
+    if queries.projected is None:
+        return 1.0 + 1e-9, _full_error(queries, ref) - queries.row_sq_norms
+    return bound_terms(queries.projected, ref.projected, slack)
+
+
 def _limits(kth_dist: np.ndarray, queries: Queries, ref: Reference, slack: float) -> np.ndarray:
     """Per query, the float32 value at or below which a pair may be among its k nearest."""
-    if queries.projected is None:
-        kth = kth_dist**2 * (1.0 + 1e-9)
-        return _at_least(kth - queries.row_sq_norms + _full_error(queries, ref), np.float32)
-    return bound_limits(kth_dist, queries.projected, ref.projected, slack)
+    scale, base = _limit_terms(queries, ref, slack)
+    return _at_least(kth_dist**2 * scale + base, np.float32)
 
 
-def _first_full(query, ref: Reference, block, k: int, found: Found) -> Found:
+def _taker(query, ref: Reference, slack: float, compiled: bool):
+    """``take(found, rows, cols, values, k)``: ``found`` with the candidate pairs
+    ``(rows, cols)`` (sorted by query) taken in, keeping ``k`` a query.
+
+    Compiled (:func:`~mnistdist.neighbors._compiled.compiled_take`) if asked and
+    possible, else exact distances for every candidate and one merge.
+    """
+    kernel = compiled_take(query, ref.rows) if compiled else None
+    if kernel is None:
+        return lambda found, rows, cols, values, k: _with_exact(query, ref, found, rows, cols, k)
+    rows_q = np.ascontiguousarray(query)
+
+    def take(found: Found, rows, cols, values, k: int) -> Found:
+        n_q, have = found.dist.shape
+        dist = np.full((n_q, k), np.inf)
+        ids = np.full((n_q, k), -1, dtype=np.int64)
+        dist[:, :have], ids[:, :have] = found.dist, found.ids
+        count = np.full(n_q, have, dtype=np.int64)
+        scale, base = _limit_terms(found.queries, ref, slack)
+        norms = (found.queries.row_sq_norms, ref.row_sq_norms, ref.ids)
+        pairs = kernel(rows, cols, values, base, scale, rows_q, ref.rows, *norms, dist, ids, count)
+        return Found(dist, ids, found.exact_pairs + int(pairs), found.queries)
+
+    return take
+
+
+def _first_full(ref: Reference, block, k: int, found: Found, take) -> Found:
     """A chain's first k by the full values: the kernel's screen, then exact distances."""
-    rows, cols, _ = screen(block, _full_error(found.queries, ref), min(k, len(ref)))
-    return _with_exact(query, ref, found, rows, cols, min(k, found.dist.shape[1] + len(ref)))
+    rows, cols, vals = screen(block, _full_error(found.queries, ref), min(k, len(ref)))
+    return take(found, rows, cols, vals, min(k, found.dist.shape[1] + len(ref)))
 
 
-def _first_bound(query, ref: Reference, block, k: int, found: Found, slack: float):
+def _first_bound(ref: Reference, block, k: int, found: Found, take):
     """A chain's first k by the bound: the few pairs nearest by it, in exact distances.
 
     Returns the updated :class:`Found` and, per query, the largest value taken
     (None where the block was taken whole): the threshold pass that follows
-    skips those pairs, already merged.
+    skips those pairs, already taken.
     """
     n_r = len(ref)
     pilot = min(n_r, max(2 * k, k + PILOT_EXTRA))
     rows, cols, vals = screen(block, np.zeros(len(block)), pilot)
-    found = _with_exact(query, ref, found, rows, cols, min(k, found.dist.shape[1] + n_r))
+    found = take(found, rows, cols, vals, min(k, found.dist.shape[1] + n_r))
     if pilot == n_r:
         return found, None
     return found, vals[np.searchsorted(rows, np.arange(len(block)), side="right") - 1]
 
 
 def search_step(
-    query, ref: Reference, k: int, found: Found | None, projection: Projection | None = None
+    query,
+    ref: Reference,
+    k: int,
+    found: Found | None,
+    projection: Projection | None = None,
+    compiled: bool = False,
 ) -> Found:
     """``found``, the k nearest so far of ``query``'s rows, with ``ref``'s rows added.
 
-    ``projection`` must be the one ``ref`` was prepared with (None: full values).
+    ``projection`` must be the one ``ref`` was prepared with (None: full values);
+    ``compiled`` takes the candidates with the compiled kernel where it can.
     Returns the updated :class:`Found`.
     """
     if found is None:
@@ -225,42 +268,49 @@ def search_step(
     block = np.matmul(
         queries.factors, ref.factors.T, out=_scratch_block(len(queries.factors), len(ref))
     )
+    slack = 0.0 if projection is None else projection.slack
+    take = _taker(query, ref, slack, compiled)
     taken = None
     if found.dist.shape[1] < k:
         if projection is None:
-            return _first_full(query, ref, block, k, found)
-        found, taken = _first_bound(query, ref, block, k, found, projection.slack)
+            return _first_full(ref, block, k, found, take)
+        found, taken = _first_bound(ref, block, k, found, take)
         if taken is None or found.dist.shape[1] < k:
             return found
-    slack = 0.0 if projection is None else projection.slack
     limit = _limits(found.dist[:, k - 1], queries, ref, slack)
     flat = np.flatnonzero(block <= limit[:, None])
     rows, cols = np.divmod(flat, block.shape[1])
+    values = block.ravel()[flat]
     if taken is not None:
-        later = block.ravel()[flat] > taken[rows]
-        rows, cols = rows[later], cols[later]
-    return _with_exact(query, ref, found, rows, cols, k)
+        later = values > taken[rows]
+        rows, cols, values = rows[later], cols[later], values[later]
+    return take(found, rows, cols, values, k)
 
 
 def _exact_pairs(found: Found) -> np.ndarray:
     return np.array([[found.exact_pairs]], dtype=np.int64)
 
 
-def chain_layer(query: da.Array, refs: list, k: int, names: dict, projection=None) -> dict:
+def chain_layer(
+    query: da.Array, refs: list, k: int, names: dict, projection=None, *, n_pairs: int = 0
+) -> dict:
     """The graph layer: per block of ``query``, a chain of steps through the prepared ``refs``.
 
     ``names`` come from :func:`chain_names`; ``refs`` are the keys of
     :class:`Reference` tasks, in the order the chains take them; ``projection``
     the key of their :class:`Projection` (None: full values). The chain's last
     step is also ``(names["found"], qi, 0)``, and its exact pairs
-    ``(names["pairs"], qi, 0)``.
+    ``(names["pairs"], qi, 0)``. ``n_pairs``, the whole search's pairs (of
+    which these chains may be part), says whether it is large enough to
+    compile (:func:`~mnistdist.neighbors._compiled.worth_compiling`).
     """
+    compiled = worth_compiling(n_pairs, k)
     layer = {}
     for qi in range(query.numblocks[0]):
         found = None
         for j, ref_key in enumerate(refs):
             key = (names["step"], qi, j)
-            layer[key] = (search_step, (query.name, qi, 0), ref_key, k, found, projection)
+            layer[key] = (search_step, (query.name, qi, 0), ref_key, k, found, projection, compiled)
             found = key
         layer[(names["found"], qi, 0)] = found
         layer[(names["pairs"], qi, 0)] = (_exact_pairs, found)
@@ -325,7 +375,8 @@ def chained_kneighbors(
         key = (f"{base}-reference-{token}", rj)
         layer[key] = (prepare_reference, (ref.name, rj, 0), lo, keep, projection)
         refs.append(key)
-    layer.update(chain_layer(blocks, refs, k, names, projection))
+    n_ref = ref.shape[0] if ref_keep is None else int(np.count_nonzero(ref_keep))
+    layer.update(chain_layer(blocks, refs, k, names, projection, n_pairs=blocks.shape[0] * n_ref))
     dist, ids, pairs = chain_arrays(layer, blocks, k, names, [blocks, ref])
     if blocks.chunks[0] != query.chunks[0]:
         dist, ids = dist.rechunk({0: query.chunks[0]}), ids.rechunk({0: query.chunks[0]})

@@ -68,12 +68,14 @@ def fold_chain_kneighbors(
         refs.append([(name, j) for j in range(len(ids))])
         queries.append(X[rows].rechunk({0: BLOCK_QUERIES, 1: -1}))
         dependencies += [block, queries[-1]]
+    n = sum(len(t) for t in tests)
+    n_pairs = sum(len(t) * (n - len(t)) for t in tests)
     out = []
     for f, query in enumerate(queries):
         others = [key for g in (*range(f + 1, len(tests)), *range(f)) for key in refs[g]]
         base = f"{task_prefix}neighbors-fold-{f}{label}"
         names = chain_names(f"{base}-bound", token)
-        layer.update(chain_layer(query, others, k, names, fit))
+        layer.update(chain_layer(query, others, k, names, fit, n_pairs=n_pairs))
         dist, ids, _ = chain_arrays(dict(layer), query, k, names, dependencies)
         out.append((dist, ids))
     return out

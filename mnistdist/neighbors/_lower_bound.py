@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import config
-from ._exact import _U32, _approx_error_bound, _at_least, squared_norms
+from ._exact import _U32, _approx_error_bound, squared_norms
 
 #: Rows the projection is fitted on, taken evenly from the reference's first chunk.
 FIT_ROWS = 2000
@@ -55,8 +55,8 @@ class Projected:
 
 def fit_projection(rows: np.ndarray, n_components: int) -> Projection:
     """The top ``n_components`` principal directions of (at most :data:`FIT_ROWS` of) ``rows``."""
-    rows = np.asarray(rows, dtype=np.float64)
-    sample = rows[:: max(1, len(rows) // FIT_ROWS)]
+    rows = np.asarray(rows)
+    sample = rows[:: max(1, len(rows) // FIT_ROWS)].astype(np.float64)
     centred = sample - sample.mean(axis=0)
     _, vectors = np.linalg.eigh(centred.T @ centred)
     d = rows.shape[1]
@@ -84,8 +84,10 @@ def project(rows: np.ndarray, projection: Projection) -> Projected:
     return Projected(ext, projection.error_scale * np.sqrt(squared_norms(centred)))
 
 
-def bound_limits(kth_dist: np.ndarray, queries: Projected, ref: Projected, slack: float):
-    """Per query: the bound's threshold for ``||r'||^2 - 2 q'.r'`` below which a pair is kept.
+def bound_terms(queries: Projected, ref: Projected, slack: float) -> tuple[float, np.ndarray]:
+    """``(scale, base)``: a pair may be among a query's k nearest only if its value
+    ``||r'||^2 - 2 q'.r'`` is at most ``kth**2 * scale + base``, for ``kth`` the
+    query's k-th nearest distance so far.
 
     A pair is skipped only if its projected squared distance, less its rounding
     error, exceeds the query's k-th squared distance so far: it is then strictly
@@ -101,8 +103,7 @@ def bound_limits(kth_dist: np.ndarray, queries: Projected, ref: Projected, slack
     error = _approx_error_bound(q_norm, r_norm_max, r_sq_max, p)
     both = queries.error + float(ref.error.max())
     error += both * (2 * (q_norm + r_norm_max) + both)
-    kth = kth_dist**2 * (1.0 + slack + 1e-9)
-    return _at_least(kth + error - q_sq, np.float32)
+    return 1.0 + slack + 1e-9, error - q_sq
 
 
 def bound_components(n_features: int) -> int:
