@@ -4,7 +4,7 @@ re-ranking classifier and tasks."""
 
 from ._chain import bounded_kneighbors_dask, kneighbors_dask
 from ._classification import WEIGHTS, KNNClassifier, check_knn_params, predict_from_neighbors, vote
-from ._cv import CHAIN_MAX_K, cv_kneighbors, fold_chain_kneighbors
+from ._cv import CHAIN_MAX_K, cv_kneighbors, cv_method, fold_chain_kneighbors
 from ._exact import block_kneighbors, kneighbors, merge_kneighbors
 from ._fold_pairs import fold_pair_kneighbors, fold_pairs_on, folds_partition
 from ._idm import idm_distances
@@ -34,6 +34,7 @@ __all__ = [
     "compute_journaled",
     "compute_journaled_after",
     "cv_kneighbors",
+    "cv_method",
     "fold_chain_kneighbors",
     "fold_pair_kneighbors",
     "fold_pairs_on",

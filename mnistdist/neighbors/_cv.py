@@ -81,6 +81,16 @@ def fold_chain_kneighbors(
     return out
 
 
+def cv_method(n_features: int, k: int) -> str:
+    """Which way :func:`cv_kneighbors` searches rows of ``n_features`` for ``k`` neighbours:
+    ``"bounded chains"`` or ``"fold-pair tiles"``."""
+    return (
+        "bounded chains"
+        if bound_components(n_features) and k <= CHAIN_MAX_K
+        else ("fold-pair tiles")
+    )
+
+
 def cv_kneighbors(
     X: da.Array, folds, k: int, *, query_rows: int, label: str = "", task_prefix: str = ""
 ) -> list[tuple[da.Array, da.Array]]:
@@ -91,8 +101,8 @@ def cv_kneighbors(
     folds must partition ``X``'s rows (:func:`~mnistdist.neighbors.folds_partition`).
     Returns, per fold, ``(dist, ids)`` in sorted row order, ``ids`` indexing ``X``'s rows.
     """
-    n_components = bound_components(X.shape[1])
-    if n_components and k <= CHAIN_MAX_K:
+    if cv_method(X.shape[1], k) == "bounded chains":
+        n_components = bound_components(X.shape[1])
         return fold_chain_kneighbors(
             X, folds, k, n_components, label=label, task_prefix=task_prefix
         )
