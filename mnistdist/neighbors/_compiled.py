@@ -13,8 +13,9 @@ query's k nearest, which tightens the limit for the candidates after it.
 The same neighbours and distances as NumPy's way: the limit only decides
 which exact distances are computed, and any pair that can be among a query's
 k nearest is within every limit. Numba comes with dask-ml; without it, for
-searches too small to win back its import (:func:`worth_compiling`) and for
-rows that are not bytes, NumPy takes the candidates.
+searches too small to win back the loading of the compiled code
+(:func:`worth_compiling`) and for rows that are not bytes, NumPy takes the
+candidates.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-#: Pairs x k a search must reach for the compiled step: Numba's import and the loading of
-#: the compiled code cost about 1 s of CPU per process, which a search of 2 x 10**9 pairs at
-#: k = 5 wins back (docs/benchmark.md); a larger k keeps more candidates a query.
-COMPILE_WORK = 10**10
+#: Pairs x k a search must reach for the compiled step: loading the compiled code from
+#: Numba's cache costs about 0.2 s of CPU per process (Numba itself is imported with
+#: dask.array, through sparse), which a search of 2 x 10**8 pairs at k = 5 wins back; a
+#: larger k keeps more candidates a query (docs/benchmark.md).
+COMPILE_WORK = 10**9
 
 
 def worth_compiling(n_pairs: int, k: int) -> bool:
