@@ -15,15 +15,17 @@ from ._usage import cpu_during, peak_memory_during
 GROWTH_DIVISORS = (8, 4, 2)
 
 
-def growth_row(res: SearchResult, n_train: int, n_features: int, memory: dict, cpu: dict) -> dict:
+def growth_row(res: SearchResult, X: da.Array, memory: dict, cpu: dict) -> dict:
     """One size's row: the search's seconds (all, neighbours, CPU), how it searched, its memory."""
     k = max(v for p in res.cv_results["params"] for n, v in p.items() if n.endswith("n_neighbors"))
+    n_train, n_features = X.shape
+    n_pairs = sum(len(test) * (n_train - len(test)) for _, test in res.folds)
     return {
         "n_train": n_train,
         "seconds": sum(res.seconds.values()),
         "seconds_neighbors": res.seconds["neighbors"],
         "cpu_seconds": cpu["total"],
-        "method": cv_method(n_features, k),
+        "method": cv_method(n_features, k, n_pairs=n_pairs, dtype=X.dtype),
         "memory": memory,
     }
 
@@ -45,7 +47,7 @@ def growth_table(X: da.Array, y: np.ndarray, param_grid, cv, full: dict) -> dict
             continue  # too few rows of some class for the folds
         with peak_memory_during(client) as memory, cpu_during() as cpu:
             res = neighbors_search(X[:n], y[:n], param_grid=param_grid, cv=cv)
-        rows.append(growth_row(res, n, X.shape[1], memory, cpu))
+        rows.append(growth_row(res, X[:n], memory, cpu))
     rows.append(full)
     sizes = [r["n_train"] for r in rows]
     out = {"rows": rows}

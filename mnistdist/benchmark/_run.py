@@ -130,7 +130,7 @@ def _grid(X: da.Array, y: np.ndarray, param_grid: dict, cv, folds, rate: float) 
             ("mnistdist, 1 candidate", ours_1, cpu_1),
         )
     ]
-    full = growth_row(ours, X.shape[0], X.shape[1], memory, cpu)
+    full = growth_row(ours, X, memory, cpu)
     return {
         "rows": rows,
         "candidate_cost_ratio": rows[0]["seconds"] / rows[1]["seconds"],

@@ -11,8 +11,9 @@ Two exact ways, the same neighbours, ties to the lower row:
   pairs the bound cannot rule out get their distances in full.
 
 :func:`cv_kneighbors` takes the chains where the bound applies
-(:func:`~mnistdist.neighbors.bound_components`) and k is small enough for the
-bound's threshold to be tight (:data:`CHAIN_MAX_K`), the tiles elsewhere.
+(:func:`~mnistdist.neighbors.bound_components`) and either k is small enough
+for the bound's threshold to be tight (:data:`CHAIN_MAX_K`) or the compiled
+kernel takes the candidates; the tiles elsewhere (:func:`cv_method`).
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from dask.base import tokenize
 
 from .. import config
 from ._chain import BLOCK_QUERIES, chain_arrays, chain_layer, chain_names, prepare_reference
+from ._compiled import worth_compiling
 from ._fold_pairs import fold_pair_kneighbors
 from ._lower_bound import bound_components, fit_projection
 
-#: Largest k the CV search screens by the bound: beyond, a query's k-th nearest is far
-#: enough that the bound keeps too many pairs, and the tiles are faster (docs/benchmark.md).
+#: Largest k the CV search screens by the bound with NumPy taking the candidates: beyond, a
+#: query's k-th nearest is far enough that the bound keeps too many pairs, whose exact
+#: distances and merges cost more than the tiles' products, unless compiled (docs/benchmark.md).
 CHAIN_MAX_K = 40
 
 
@@ -81,14 +84,18 @@ def fold_chain_kneighbors(
     return out
 
 
-def cv_method(n_features: int, k: int) -> str:
-    """Which way :func:`cv_kneighbors` searches rows of ``n_features`` for ``k`` neighbours:
-    ``"bounded chains"`` or ``"fold-pair tiles"``."""
-    return (
-        "bounded chains"
-        if bound_components(n_features) and k <= CHAIN_MAX_K
-        else ("fold-pair tiles")
-    )
+def cv_method(n_features: int, k: int, *, n_pairs: int = 0, dtype=np.float64) -> str:
+    """Which way :func:`cv_kneighbors` searches, ``"bounded chains"`` or ``"fold-pair tiles"``,
+    for rows of ``n_features`` of ``dtype``, ``k`` neighbours and ``n_pairs`` pairs in all.
+
+    The chains where the bound applies, for k up to :data:`CHAIN_MAX_K`, and beyond
+    where the compiled kernel takes their candidates (bytes, a large enough search):
+    else a query's many candidates cost the chains more than the tiles' products.
+    """
+    if not bound_components(n_features):
+        return "fold-pair tiles"
+    compiled = np.dtype(dtype) in (np.uint8, np.int8) and worth_compiling(n_pairs, k)
+    return "bounded chains" if k <= CHAIN_MAX_K or compiled else "fold-pair tiles"
 
 
 def cv_kneighbors(
@@ -96,12 +103,13 @@ def cv_kneighbors(
 ) -> list[tuple[da.Array, da.Array]]:
     """Each fold's validation rows' exact k nearest among the other folds' rows, lazily.
 
-    By bounded chains where the bound applies and ``k`` is at most
-    :data:`CHAIN_MAX_K`, by fold-pair tiles of ``query_rows`` elsewhere; the
+    By bounded chains or by fold-pair tiles of ``query_rows``, as :func:`cv_method`
+    says; the
     folds must partition ``X``'s rows (:func:`~mnistdist.neighbors.folds_partition`).
     Returns, per fold, ``(dist, ids)`` in sorted row order, ``ids`` indexing ``X``'s rows.
     """
-    if cv_method(X.shape[1], k) == "bounded chains":
+    n_pairs = sum(len(test) * (X.shape[0] - len(test)) for _, test in folds)
+    if cv_method(X.shape[1], k, n_pairs=n_pairs, dtype=X.dtype) == "bounded chains":
         n_components = bound_components(X.shape[1])
         return fold_chain_kneighbors(
             X, folds, k, n_components, label=label, task_prefix=task_prefix

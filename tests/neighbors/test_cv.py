@@ -63,8 +63,10 @@ def test_the_search_takes_chains_where_the_bound_applies_tiles_elsewhere(digits_
     with dask.config.set({"mnistdist.bound-components": 16}):
         assert has(5, "neighbors-fold-0-bound-", "fold-1-bound-reference-", "neighbors-bound-fit-")
         assert not has(5, "distances-folds-")
-        assert has(CHAIN_MAX_K + 1, "distances-folds-0-1-")
+        assert has(CHAIN_MAX_K + 1, "distances-folds-0-1-")  # too small to compile
         assert cv_method(64, CHAIN_MAX_K + 1) == "fold-pair tiles"
+        assert cv_method(64, 100, n_pairs=10**9, dtype=np.uint8) == "bounded chains"
+        assert cv_method(64, 100, n_pairs=10**9, dtype=np.float32) == "fold-pair tiles"
 
 
 def test_the_search_scores_the_same_with_chains(client, digits):
