@@ -44,6 +44,20 @@ def _blocks(X: da.Array, rows: np.ndarray, size: int) -> tuple[da.Array, list[np
     return block, [rows[lo:hi] for lo, hi in itertools.pairwise(edges)]
 
 
+#: Chains the CV search aims at: one for each of 16 worker threads.
+CHAINS = 16
+
+
+def rows_a_chain(n_rows: int) -> int:
+    """Queries a CV chain carries: ``n_rows / CHAINS``, within 512 and 2,048, in 256s.
+
+    More queries a step spread the step's fixed costs (its task, reading its reference
+    block) over more of its product: 30,000 MNIST images took 5.4 s of CPU in chains of
+    2,048, 5.8 s in 1,024 and 6.3 s in 512 (docs/benchmark.md).
+    """
+    return int(np.clip(n_rows // CHAINS // 256 * 256, BLOCK_QUERIES, 4 * BLOCK_QUERIES))
+
+
 def fold_chain_kneighbors(
     X: da.Array, folds, k: int, n_components: int, *, label: str = "", task_prefix: str = ""
 ) -> list[tuple[da.Array, da.Array]]:
@@ -51,13 +65,14 @@ def fold_chain_kneighbors(
 
     Each fold's rows are cut into reference blocks of about ``chunk-rows``
     (tasks ``fold-<g>-bound-reference``: projected once for every chain); each
-    block of :data:`~mnistdist.neighbors._chain.BLOCK_QUERIES` of a fold's rows
-    is a chain through the other folds' blocks (tasks ``neighbors-fold-<f>-bound``).
+    block of :func:`rows_a_chain` of a fold's rows is a chain through the other
+    folds' blocks (tasks ``neighbors-fold-<f>-bound``).
     The projection is fitted on ``X``'s first chunk (``neighbors-bound-fit``).
     Takes and returns what :func:`~mnistdist.neighbors.fold_pair_kneighbors` does.
     """
     X = X.rechunk({1: -1})
     tests = [np.sort(np.asarray(test)) for _, test in folds]
+    chain_rows = rows_a_chain(X.shape[0])
     token = tokenize(X, tests, k, n_components)
     chunk_rows = int(config.get("chunk-rows"))
     fit = (f"{task_prefix}neighbors{label}-bound-fit-{token}",)
@@ -69,7 +84,7 @@ def fold_chain_kneighbors(
         for j, block_ids in enumerate(ids):
             layer[(name, j)] = (prepare_reference, (block.name, j, 0), block_ids, None, fit)
         refs.append([(name, j) for j in range(len(ids))])
-        queries.append(X[rows].rechunk({0: BLOCK_QUERIES, 1: -1}))
+        queries.append(X[rows].rechunk({0: chain_rows, 1: -1}))
         dependencies += [block, queries[-1]]
     n = sum(len(t) for t in tests)
     n_pairs = sum(len(t) * (n - len(t)) for t in tests)
