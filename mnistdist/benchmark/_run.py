@@ -120,14 +120,14 @@ def _grid(X: da.Array, y: np.ndarray, param_grid: dict, cv, folds, rate: float) 
     client = current_client()
     with peak_memory_during(client) as memory, cpu_during() as cpu:
         ours = neighbors_search(X, y, param_grid=param_grid, cv=folds)
-    with cpu_during() as cpu_1:
+    with peak_memory_during(client) as memory_1, cpu_during() as cpu_1:
         ours_1 = neighbors_search(X, y, param_grid=single, cv=folds)
     n_cand = len(ours.cv_results["params"])
     rows = [
-        {**_search_row(label, res, c), **_phase_limit(res, folds, X.shape[1], rate)}
-        for label, res, c in (
-            (f"mnistdist, {n_cand} candidates", ours, cpu),
-            ("mnistdist, 1 candidate", ours_1, cpu_1),
+        {**_search_row(label, res, c), **_phase_limit(res, folds, X.shape[1], rate), "memory": m}
+        for label, res, c, m in (
+            (f"mnistdist, {n_cand} candidates", ours, cpu, memory),
+            ("mnistdist, 1 candidate", ours_1, cpu_1, memory_1),
         )
     ]
     full = growth_row(ours, X, memory, cpu)

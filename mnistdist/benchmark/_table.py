@@ -182,6 +182,8 @@ def format_table(report: dict) -> str:
         lines.append(
             f"cost of the full grid over a single candidate: {report['candidate_cost_ratio']:.2f}x"
         )
+        peaks = [f"{r['method']} {_mb(r['memory'])}" for r in report["rows"] if "memory" in r]
+        lines.append(f"peak memory, MB (+rise during the search): {'; '.join(peaks)}")
     if "halving" in report:
         lines += _halving_lines(report["halving"])
     if "growth" in report:
