@@ -62,6 +62,9 @@ FULL_BLOCK_QUERIES = 1024
 #: 512 x 512 float32 values, 1 MB, stay in a core's cache between the product and the screen.
 SUB_ROWS = 512
 
+#: Columns of a product too wide to cut into :data:`SUB_ROWS` pieces.
+WIDE = 256
+
 #: Pairs a query takes by the bound in a chain's first step, to find its first threshold:
 #: at least this many beyond k (and twice k), nearest by the bound.
 PILOT_EXTRA = 8
@@ -268,8 +271,11 @@ def _screened(queries: Queries, ref: Reference, limit) -> tuple:
     time a step than making the whole product first.
     """
     parts = []
-    for j0 in range(0, len(ref), SUB_ROWS):
-        factors = ref.factors[j0 : j0 + SUB_ROWS]
+    # A wide product (the full values') costs far more than its screen, and is the more
+    # efficient the more rows it multiplies at once: not cut.
+    width = SUB_ROWS if queries.factors.shape[1] <= WIDE else len(ref)
+    for j0 in range(0, len(ref), width):
+        factors = ref.factors[j0 : j0 + width]
         out = _scratch_block(len(queries.factors), len(factors))
         parts.append(_candidates(np.matmul(queries.factors, factors.T, out=out), limit, j0))
     rows, cols, values = (np.concatenate(p) for p in zip(*parts, strict=True))
