@@ -23,6 +23,7 @@ TYPES = {
     "string": str,
     "boolean": bool,
     "array": list,
+    "object": dict,
     "null": type(None),
 }
 

@@ -2,11 +2,11 @@
 
 (a) the book's way: scikit-learn's ``GridSearchCV(KNeighborsClassifier(),
 grid, cv=folds, n_jobs=-1)`` on one machine, on float64 pixels as
-``fetch_openml`` returns them; (b) :func:`mnistdist.search.neighbors_search` on
+``fetch_openml`` returns them; (b) :func:`mnistdist.model_selection.neighbors_search` on
 the current Dask cluster; (c) the same with a single candidate, to show what
 the other candidates cost once neighbours are shared. With ``strategy``
 ``"halving"`` (or ``"both"``), scikit-learn's ``HalvingGridSearchCV`` against
-:func:`mnistdist.halving.halving_search` on the same folds.
+:func:`mnistdist.model_selection.halving_search` on the same folds.
 
 Each of mnistdist's neighbour phases is also given as a multiple of its GEMM
 limit (:mod:`mnistdist.benchmark._gemm`), measured in the same run on the same

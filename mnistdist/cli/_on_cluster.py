@@ -7,26 +7,35 @@ import contextlib
 import importlib
 import pathlib
 import time
+import weakref
 from collections.abc import Iterator
 
 import dask.config
 from distributed import performance_report
 
 from ..data import Dataset, load_on_cluster
-from ..model_selection import Preset, SearchResult, get_preset, halving_search, neighbors_search
+from ..model_selection import Preset, SearchResult, SearchSpec, search
 from ..outputs import JOURNAL_FILE, Journal, atomic_path
-from ..runtime import connect, describe, embedded_processes, peak_memory, prepare, scheduler_address
+from ..preprocessing import AUGMENTATIONS
+from ..runtime import (
+    check_worker_memory,
+    connect,
+    describe,
+    embedded_processes,
+    peak_memory,
+    worker_memory_limits,
+)
 from ._forecast_files import recording
 from ._job_run import JobRun
 from ._logging import LOG
-from ._options import preset_from_args
+from ._options import preset_from_args, spec_from_args
 
 #: Modules the library imports only where they are first used, which the job will need:
 #: imported while the cluster starts, which leaves the process otherwise idle.
 LATER_MODULES = (
     "matplotlib.figure",  # every job draws its forecast's figure at the end
     "matplotlib.backends.backend_agg",
-    "dask_ml.model_selection",  # the searches' scoring
+    "sklearn.neighbors",  # the searches' scoring
 )
 
 
@@ -44,7 +53,10 @@ def connect_as_asked(run: JobRun, *, holds_gil: bool = False) -> Iterator:
     are processes (unless ``mnistdist.processes`` says otherwise).
 
     The block's tasks and the client's time are recorded for the job's
-    scaling forecast (:mod:`._forecast_files`).
+    scaling forecast (:mod:`._forecast_files`). Where the job runs is
+    ``--cluster`` (a cluster deployed for it, closed after it),
+    ``--scheduler-file``, ``--scheduler`` or the embedded cluster; one
+    started elsewhere is waited for, checked and watched (:func:`connect`).
     """
     args = run.args
     log_file = None if args.verbose else run.staging
@@ -52,11 +64,13 @@ def connect_as_asked(run: JobRun, *, holds_gil: bool = False) -> Iterator:
     with (
         connect(
             args.scheduler,
+            scheduler_file=getattr(args, "scheduler_file", None),
+            cluster=getattr(args, "cluster", None),
             n_workers=args.workers,
             processes=embedded_processes(holds_gil or _preset_holds_gil(args)),
             worker_log=log_file and log_file / LOG,
             while_starting=_import_later_modules,
-            prepare_remote=False,  # prepared below, its lines printed
+            report=lambda line: print(f"cluster: {line}", flush=True),
         ) as client,
         dask.config.set({"mnistdist.progress": not args.quiet}),
     ):
@@ -65,9 +79,6 @@ def connect_as_asked(run: JobRun, *, holds_gil: bool = False) -> Iterator:
         threads = " (threads of this process)" if info["in_process"] else ""
         print(f"cluster: {info['scheduler']} with {len(info['workers'])} workers{threads}")
         print(f"dashboard: {info['dashboard']}")
-        if scheduler_address(args.scheduler):  # a cluster started elsewhere
-            for line in prepare(client):
-                print(f"cluster: {line}")
         with recording(run, client):  # every job's graphs, for its scaling forecast
             yield client
         t = time.perf_counter()
@@ -75,7 +86,7 @@ def connect_as_asked(run: JobRun, *, holds_gil: bool = False) -> Iterator:
 
 
 def _preset_holds_gil(args) -> bool:
-    return hasattr(args, "preset") and get_preset(args.preset).holds_gil
+    return hasattr(args, "preset") and preset_from_args(args, None).holds_gil
 
 
 def load_data(run: JobRun, client=None) -> Dataset:
@@ -93,7 +104,38 @@ def load_data(run: JobRun, client=None) -> Dataset:
         f"data: {info['dataset']} from {info['source']}: {info['n_train']} train, "
         f"{info['n_test']} test images of {info['image_shape'][0]}x{info['image_shape'][1]}"
     )
+    if client is not None:
+        _check_memory(run, client, dataset)
     return dataset
+
+
+#: Each client's workers' estimated peak memory for the run, for the job's JSON.
+_ESTIMATES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _check_memory(run: JobRun, client, dataset: Dataset) -> None:
+    """Refuse, before any work, a run whose estimated peak is above a worker's memory limit."""
+    n_rows, n_features = dataset.X_train.shape
+    estimates = check_worker_memory(
+        n_rows,
+        n_features,
+        worker_memory_limits(client),
+        copies=_copies(run, n_features),
+        in_process=describe(client)["in_process"],
+    )
+    _ESTIMATES[client] = {addr: e["total"] for addr, e in estimates.items()}
+
+
+def _copies(run: JobRun, n_features: int) -> int:
+    """The training set's copies the job makes: itself and its largest augmentation's (the
+    search's, and the report's book model refitted on the four shifts)."""
+    args = run.args
+    kinds = {"shift4"} if run.job.name == "report" else set()
+    if getattr(args, "cv", None) is not None and hasattr(args, "n_neighbors"):
+        grid = preset_from_args(args, n_features).param_grid
+        grids = grid if isinstance(grid, list) else [grid]
+        kinds |= {kind for g in grids for kind in g.get("augment__kind", [])}
+    return 1 + max((len(AUGMENTATIONS[k]) for k in kinds if k in AUGMENTATIONS), default=0)
 
 
 def chosen_preset(run: JobRun, dataset: Dataset) -> Preset:
@@ -103,28 +145,53 @@ def chosen_preset(run: JobRun, dataset: Dataset) -> Preset:
 
 def run_search(run: JobRun, dataset: Dataset, journal: Journal, preset: Preset) -> SearchResult:
     """The cross-validated search of ``preset`` on the current client; prints its result."""
-    halving = preset.strategy == "halving"
-    how = ", successive halving" if halving else ""
-    print(f"search ({preset.name}): {preset.description}, {run.args.cv} folds{how}")
-    result = (halving_search if halving else neighbors_search)(
-        dataset.X_train,
-        dataset.y_train,
-        estimator=preset.estimator,
-        param_grid=preset.param_grid,
-        cv=run.args.cv,
-        journal=journal,
-    )
-    if halving:
+    spec = spec_from_args(run.args, preset)
+    print(f"search ({preset.name}): {preset.description}, {run.args.cv} folds{_how(spec)}")
+    result = search(dataset.X_train, dataset.y_train, spec, journal=journal)
+    if spec.strategy == "halving":
         sizes = zip(result.n_candidates, result.n_resources, strict=True)
         for i, (n, n_resources) in enumerate(sizes):
             print(f"search: round {i}: {n} candidates on {n_resources} images")
-    print(f"search: best {result.best_params} with mean CV accuracy {result.best_score:.4f}")
+    for line in _extension_lines(result):
+        print(f"search: {line}")
+    metric = result.metrics.scorers[result.metrics.keys.index(result.metrics.refit)]
+    print(f"search: best {result.best_params} with mean CV {metric} {result.best_score:.4f}")
     return result
 
 
+def _how(spec: SearchSpec) -> str:
+    if spec.strategy == "halving":
+        return ", successive halving"
+    if spec.strategy == "random":
+        return f", {spec.n_iter} candidates drawn at random (seed {spec.random_state})"
+    return ""
+
+
+def _extension_lines(result: SearchResult) -> list[str]:
+    """What a search extended from a journal reused, and where it needed more neighbours."""
+    lines = []
+    for kept, needed in sorted(set(result.more_neighbors)):
+        lines.append(
+            f"the new candidates need {needed} neighbours per image where the journal kept "
+            f"{kept}: their neighbour searches ran again"
+        )
+    n = len(result.cv_results["params"])
+    if result.n_reused:
+        lines.append(
+            f"reused the scores of {result.n_reused} of {n} candidates from the journal, "
+            f"scored {n - result.n_reused}"
+        )
+    return lines
+
+
 def cluster_summary(client) -> dict:
-    """The cluster's description for a job's JSON, with each worker's peak memory so far."""
-    return {**describe(client), "peak_memory_bytes": peak_memory(client)}
+    """The cluster's description for a job's JSON: each worker's peak memory so far, measured,
+    beside the estimate its run was checked with (:func:`load_data`)."""
+    return {
+        **describe(client),
+        "peak_memory_bytes": peak_memory(client),
+        "peak_memory_estimate_bytes": _ESTIMATES.get(client, {}),
+    }
 
 
 @contextlib.contextmanager

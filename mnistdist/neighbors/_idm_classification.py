@@ -10,8 +10,10 @@ is thus computed ``n_candidates`` times a query, not once a training image.
 from __future__ import annotations
 
 import numbers
+from typing import ClassVar
 
 import numpy as np
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..data import image_side
@@ -42,7 +44,7 @@ def idm_rerank(
     candidate_ids : ndarray of shape (n_queries, n_candidates)
         Each query's candidates (from a Euclidean search, say).
     warp, context, block_pairs : int
-        As in :func:`mnistdist.deformation.idm_distances`.
+        As in :func:`mnistdist.neighbors.idm_distances`.
 
     Returns
     -------
@@ -88,6 +90,14 @@ class DeformationKNNClassifier(KNNClassifier):
 
     Its attributes are :class:`KNNClassifier`'s; its votes come from :meth:`kneighbors`.
     """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **KNNClassifier._parameter_constraints,
+        "n_candidates": [Interval(numbers.Integral, 1, None, closed="left")],
+        "warp": [Interval(numbers.Integral, 0, None, closed="left")],
+        "context": [Interval(numbers.Integral, 0, None, closed="left")],
+        "block_pairs": [Interval(numbers.Integral, 1, None, closed="left")],
+    }
 
     def __init__(
         self,

@@ -13,12 +13,14 @@ copies to the training rows only, never to the rows being predicted.
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
 
 import dask.array as da
 import numpy as np
 import scipy.ndimage
 from dask.base import tokenize
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import validate_data
 
 from ..data import image_side
@@ -140,6 +142,9 @@ class Augment(TransformerMixin, BaseEstimator):
     kind : str, default="shift4"
         One of :data:`AUGMENTATIONS`.
     """
+
+    #: scikit-learn's declaration of the valid values, which a grid file's are checked against.
+    _parameter_constraints: ClassVar[dict] = {"kind": [StrOptions(set(AUGMENTATIONS))]}
 
     def __init__(self, kind: str = "shift4"):
         self.kind = kind

@@ -6,10 +6,15 @@ Distributed speaks between processes (``tcp``, ``tls``, ``ws``, ``wss``), a
 host and a port in 1-65535; ``tls``/``wss`` need certificates. Addresses are
 parsed with Distributed's own parser, so what passes here is what
 ``Client`` accepts.
+
+A scheduler file (``dask scheduler --scheduler-file``, ``dask-mpi``,
+dask-jobqueue's runners) is JSON naming the scheduler's ``address``; it is
+read and its address checked the same way.
 """
 
 from __future__ import annotations
 
+import json
 import os
 
 import dask.config
@@ -81,3 +86,41 @@ def check_scheduler_address(address: str) -> str:
             "(or Dask's distributed.comm.tls settings)"
         )
     return address
+
+
+def read_scheduler_file(path: str | os.PathLike) -> str:
+    """The scheduler address in a Dask scheduler file, checked; else :class:`OptionError`.
+
+    Parameters
+    ----------
+    path : path
+        A file written by ``dask scheduler --scheduler-file PATH`` (JSON with
+        the scheduler's ``address``, among other fields).
+
+    Returns
+    -------
+    str
+        The address, as :func:`check_scheduler_address` accepts it.
+
+    Raises
+    ------
+    OptionError
+        When the file is missing, unreadable, not JSON, has no ``address``,
+        or names an address no job can connect to.
+    """
+    shown = f"scheduler file {os.fsdecode(path)!r}"
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+    except FileNotFoundError:
+        raise OptionError(f"{shown} does not exist") from None
+    except IsADirectoryError:
+        raise OptionError(f"{shown} is a folder, not a file") from None
+    except OSError as exc:
+        raise OptionError(f"{shown} cannot be read ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise OptionError(f"{shown} is not JSON: is it a Dask scheduler file?") from None
+    address = info.get("address") if isinstance(info, dict) else None
+    if not isinstance(address, str):
+        raise OptionError(f"{shown} names no scheduler 'address': is it a Dask scheduler file?")
+    return check_scheduler_address(address)

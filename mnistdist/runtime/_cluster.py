@@ -1,15 +1,19 @@
 """Connecting to a Dask cluster, or starting an embedded one, and preparing it for mnistdist.
 
-``connect()`` follows Dask's conventions: an explicit address, else
-``DASK_SCHEDULER_ADDRESS`` (dask.config's ``scheduler-address``), else a
-``LocalCluster`` of one single-threaded worker per core with its dashboard on
-port 8787 (or a free port when 8787 is taken). Its workers are threads of the
-job's own process (NumPy and BLAS release the GIL), or processes of their own
-for work that holds it (:func:`embedded_processes`).
+``connect()`` follows Dask's conventions: a cluster deployed for the job from
+a spec (dask-jobqueue, Kubernetes, dask-gateway: :mod:`._deployers`), or an
+explicit address or scheduler file, else ``DASK_SCHEDULER_ADDRESS``
+(dask.config's ``scheduler-address``), else a ``LocalCluster`` of one
+single-threaded worker per core with its dashboard on port 8787 (or a free
+port when 8787 is taken), every port on 127.0.0.1. Its workers are threads
+of the job's own process (NumPy and BLAS release the GIL), or processes of
+their own for work that holds it (:func:`embedded_processes`).
 
-On a cluster that was started elsewhere, :func:`prepare` checks that the
-client, scheduler and workers run the same versions of the packages that
-matter, and ships mnistdist's own code to workers that do not have it.
+On a cluster that was started elsewhere, the job waits for a worker,
+:func:`prepare` checks that the client, scheduler and workers run the same
+versions of the packages that matter and ships mnistdist's own code to
+workers that do not have it, and :func:`watch_workers` stops the job, in one
+line, if the cluster loses all its workers or stops answering.
 TLS certificates come from ``MNISTDIST_TLS_CA_FILE``, ``MNISTDIST_TLS_CERT``
 and ``MNISTDIST_TLS_KEY`` (the same variables the cluster scripts read), or
 from Dask's own ``distributed.comm.tls`` settings.
@@ -37,9 +41,11 @@ from threadpoolctl import threadpool_limits
 
 from .. import config
 from ..errors import ClusterError
-from ._addresses import TLS_ENV, check_scheduler_address
+from ._addresses import TLS_ENV, check_scheduler_address, read_scheduler_file
+from ._deployers import ClusterSpec, deployed, read_cluster_spec
 from ._interrupts import children_ignore_interrupts, held_interrupts
 from ._versions import prepare
+from ._watchdog import wait_for_workers, watch_workers
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +101,8 @@ def embedded_processes(holds_gil: bool = False) -> bool:
 def connect(
     address: str | None = None,
     *,
+    scheduler_file: str | os.PathLike | None = None,
+    cluster: str | ClusterSpec | None = None,
     n_workers: int | None = None,
     threads_per_worker: int = 1,
     processes: bool | None = None,
@@ -104,14 +112,23 @@ def connect(
     worker_log: str | os.PathLike | None = None,
     while_starting: Callable[[], object] | None = None,
     prepare_remote: bool = True,
+    report: Callable[[str], object] | None = None,
 ) -> Iterator[Client]:
-    """A ``Client`` on the given scheduler, or on a new ``LocalCluster``; closed on exit.
+    """A ``Client`` on the given scheduler, a deployed cluster, or a new ``LocalCluster``.
+
+    Closed on exit (a deployed or embedded cluster with it).
 
     Parameters
     ----------
     address : str, optional
         Scheduler address (default: ``DASK_SCHEDULER_ADDRESS``; with neither,
-        an embedded ``LocalCluster``).
+        nor ``scheduler_file`` or ``cluster``, an embedded ``LocalCluster``).
+    scheduler_file : path, optional
+        A Dask scheduler file (``dask scheduler --scheduler-file``) naming the
+        scheduler, instead of ``address``.
+    cluster : str or ClusterSpec, optional
+        A cluster to start for the block and close after it, through one of
+        Dask's deployers (:func:`~mnistdist.runtime.read_cluster_spec`).
     n_workers, threads_per_worker, memory_limit
         The embedded cluster's workers (default: one single-threaded worker
         per core, as the neighbor search is BLAS-bound).
@@ -123,7 +140,8 @@ def connect(
     dashboard_address : str, optional
         The embedded cluster's dashboard (default ``mnistdist.dashboard-address``,
         loopback only: the dashboard shows task names and data sizes to anyone
-        who reaches it; a free port if taken).
+        who reaches it; a free port if taken). Every other port of the
+        embedded cluster listens on 127.0.0.1.
     timeout : str or float, optional
         How long to wait for a remote scheduler (default ``mnistdist.connect-timeout``).
     worker_log : path, optional
@@ -133,8 +151,12 @@ def connect(
         Work of the caller's that needs no cluster, run while an embedded
         cluster starts in a thread of its own (not called for a remote one).
     prepare_remote : bool, default=True
-        Whether to :func:`~mnistdist.runtime.prepare` a remote cluster (check its
-        package versions, ship mnistdist's code where it is missing) before yielding.
+        Whether to make a cluster started elsewhere ready before yielding: wait
+        for a worker, :func:`~mnistdist.runtime.prepare` it (its package
+        versions, mnistdist's code where missing), and watch that it keeps
+        workers (:func:`~mnistdist.runtime.watch_workers`).
+    report : callable ``(str)``, optional
+        Told, one line each, what was done to a remote cluster (default: logged).
 
     Yields
     ------
@@ -144,33 +166,79 @@ def connect(
     Raises
     ------
     OptionError
-        For an address no job can connect to (checked before trying).
+        For an address, scheduler file or cluster spec no job can use
+        (checked before trying).
     ClusterError
         If a remote scheduler does not answer within ``timeout`` or refuses
         the connection (a TLS scheduler asked over plain TCP, for example),
-        or the TLS settings are incomplete.
+        the TLS settings are incomplete, no worker comes within
+        ``mnistdist.no-workers-timeout`` (a spec's ``timeout``), or all leave.
+    VersionMismatchError
+        If the cluster's package versions differ from the client's.
 
     Notes
     -----
-    The embedded cluster's processes ignore SIGINT (:mod:`mnistdist.interrupts`):
+    The embedded cluster's processes ignore SIGINT (:mod:`mnistdist.runtime._interrupts`):
     Ctrl-C reaches the client, which closes them (workers that are threads
     finish the task in hand first). Its workers import the
     modules of ``mnistdist.worker-preload`` as they start, so the first
     tasks do not wait for them.
     """
+    report = report or (lambda line: log.info("cluster: %s", line))
+    if cluster is not None:
+        spec = cluster if isinstance(cluster, ClusterSpec) else read_cluster_spec(cluster)
+        with (
+            deployed(spec, report) as deployed_cluster,
+            Client(deployed_cluster, set_as_default=True) as client,
+            _ready(client, prepare_remote, report, spec.workers_wanted, spec.timeout),
+        ):
+            yield client
+        return
+    if scheduler_file is not None:
+        address = read_scheduler_file(scheduler_file)
     address = scheduler_address(address)
     if address:
         check_scheduler_address(address)
-        with _remote_client(address, timeout) as client:
-            for line in prepare(client) if prepare_remote else ():
-                log.info("cluster: %s", line)
+        with (
+            _remote_client(address, timeout) as client,
+            _ready(client, prepare_remote, report),
+        ):
             yield client
         return
-    dashboard = dashboard_address or config.get("dashboard-address")
-    workers = n_workers or os.cpu_count() or 1
-    processes = embedded_processes() if processes is None else processes
+    with _embedded(
+        n_workers,
+        threads_per_worker,
+        embedded_processes() if processes is None else processes,
+        memory_limit,
+        dashboard_address or config.get("dashboard-address"),
+        worker_log,
+        while_starting,
+    ) as client:
+        yield client
+
+
+@contextlib.contextmanager
+def _ready(
+    client: Client, prepare_remote: bool, report, n_workers: int = 1, timeout=None
+) -> Iterator[None]:
+    """A cluster started elsewhere, made ready and watched while the block runs (or as it is)."""
+    if not prepare_remote:
+        yield
+        return
+    wait_for_workers(client, n_workers, timeout)
+    for line in prepare(client):
+        report(line)
+    with watch_workers(client):
+        yield
+
+
+@contextlib.contextmanager
+def _embedded(
+    n_workers, threads_per_worker, processes, memory_limit, dashboard, worker_log, while_starting
+) -> Iterator[Client]:
+    """A client of a new ``LocalCluster``, as :func:`connect` describes it."""
     options = {
-        "n_workers": workers,
+        "n_workers": n_workers or os.cpu_count() or 1,
         "threads_per_worker": threads_per_worker,
         "processes": processes,
         "memory_limit": memory_limit,
@@ -183,6 +251,9 @@ def connect(
         if memory_limit == "auto":
             options["memory_limit"] = MEMORY_LIMIT
         options["protocol"] = "inproc://"
+        # In-process workers have no host to bind their HTTP servers (/health, /metrics)
+        # to, and Distributed then listens on every interface: loopback, as processes' are.
+        options["worker_dashboard_address"] = "127.0.0.1:0"
     kind = LocalCluster if processes else _InProcessCluster
     cluster = _local_cluster(kind, options, worker_log, while_starting)
     with (

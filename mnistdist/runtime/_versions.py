@@ -34,8 +34,22 @@ PACKAGES = (
 
 
 #: Those that must agree between the client and every process of the cluster:
-#: tasks are pickled by one and run by the other.
-MUST_AGREE = ("python", "dask", "distributed", "dask-ml", "scikit-learn", "numpy", "scipy")
+#: tasks are pickled by one and run by the other (only the client draws, with
+#: matplotlib and bokeh). mnistdist itself must agree where it is installed;
+#: where it is not, the client's code is shipped.
+MUST_AGREE = ("python", *(name for name in PACKAGES if name not in ("matplotlib", "bokeh")))
+
+#: What a process without mnistdist installed reports for it.
+NOT_INSTALLED = "not installed"
+
+
+class VersionMismatchError(ClusterError):
+    """The cluster's processes run other versions than the client, or cannot import mnistdist.
+
+    Exit code 2: the cluster, as given, cannot run the job; nothing was started on it.
+    """
+
+    exit_code = 2
 
 
 def package_versions() -> dict[str, str]:
@@ -49,7 +63,7 @@ def _probe():
     It is made here as a closure so that it is pickled by value: it runs on
     workers that do not have mnistdist.
     """
-    packages = PACKAGES
+    packages, missing = PACKAGES, NOT_INSTALLED
 
     def probe(dask_worker=None, dask_scheduler=None):
         import importlib.util
@@ -61,7 +75,7 @@ def _probe():
             try:
                 out[name] = version(name)
             except PackageNotFoundError:
-                out[name] = "not installed"
+                out[name] = missing
         try:
             importable = importlib.util.find_spec("mnistdist") is not None
         except (ImportError, ValueError):
@@ -72,14 +86,37 @@ def _probe():
 
 
 def _mismatches(mine: dict[str, str], remote: dict[str, dict[str, str]]) -> list[str]:
-    """The packages of ``MUST_AGREE`` whose versions elsewhere differ from ``mine``, as phrases."""
+    """The packages of ``MUST_AGREE`` whose versions elsewhere differ from ``mine``, as phrases.
+
+    mnistdist differs only where it is installed (elsewhere its code is shipped)."""
     problems = []
     for name in MUST_AGREE:
-        differing = {where: v[name] for where, v in remote.items() if v.get(name) != mine[name]}
+        differing = {
+            where: v.get(name)
+            for where, v in remote.items()
+            if v.get(name) != mine[name]
+            and not (name == "mnistdist" and v.get(name) == NOT_INSTALLED)
+        }
         if differing:
             found = ", ".join(f"{where} {v}" for where, v in sorted(differing.items()))
             problems.append(f"{name} (client {mine[name]}; {found})")
     return problems
+
+
+def _import_probe():
+    """A function that imports mnistdist's task modules and reports what failed, or None."""
+
+    def probe(dask_worker=None):
+        import importlib
+
+        try:
+            for name in ("mnistdist.neighbors", "mnistdist.model_selection"):
+                importlib.import_module(name)
+        except Exception as exc:  # whatever stops it, reported by the client
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    return probe
 
 
 def ship_code(client: Client) -> None:
@@ -102,17 +139,27 @@ def prepare(client: Client) -> list[str]:
     """Make a cluster started elsewhere ready for mnistdist; return what was done, as lines.
 
     One probe of the scheduler and every worker tells both the package
-    versions (which must agree: :class:`ClusterError` lists those that do
-    not) and whether mnistdist imports there (where not, its code is shipped).
+    versions (which must agree) and whether mnistdist imports there (where
+    not, its code is shipped, and then imported once to be sure it works).
+
+    Raises
+    ------
+    VersionMismatchError
+        Naming each package whose versions differ, the versions and the
+        processes' addresses (their hosts); or the workers that cannot
+        import mnistdist even with its code shipped.
     """
     probe = _probe()
     workers = client.run(probe)
-    remote = {"scheduler": client.run_on_scheduler(probe), **workers}
+    remote = {
+        f"scheduler {client.scheduler.address}": client.run_on_scheduler(probe),
+        **{f"worker {addr}": report for addr, report in workers.items()},
+    }
     problems = _mismatches(
         package_versions(), {where: report["versions"] for where, report in remote.items()}
     )
     if problems:
-        raise ClusterError(
+        raise VersionMismatchError(
             "package versions differ between the client and the cluster: " + "; ".join(problems)
         )
     missing = [addr for addr, report in workers.items() if not report["mnistdist_importable"]]
@@ -120,4 +167,10 @@ def prepare(client: Client) -> list[str]:
         return []
     ship_code(client)
     log.info("shipped mnistdist to %d workers that did not have it", len(missing))
+    failed = {
+        addr: error for addr, error in client.run(_import_probe(), workers=missing).items() if error
+    }
+    if failed:
+        found = "; ".join(f"worker {addr}: {error}" for addr, error in sorted(failed.items()))
+        raise VersionMismatchError(f"workers cannot import mnistdist's shipped code: {found}")
     return [f"shipped mnistdist's code to {len(missing)} workers that do not have it installed"]

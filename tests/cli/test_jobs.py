@@ -46,6 +46,9 @@ def test_report_job_writes_every_output(report_run, digits_arrays):
     assert phases <= set(metrics["seconds"]) and all(metrics["seconds"][p] > 0 for p in phases)
     assert "time: imports " in proc.stdout and "cluster start " in proc.stdout
     assert metrics["versions"]["dask-ml"] and len(metrics["cluster"]["workers"]) == 2
+    # Each worker's measured peak memory beside the estimate the run was checked with.
+    estimates = metrics["cluster"]["peak_memory_estimate_bytes"]
+    assert set(estimates) == set(metrics["cluster"]["peak_memory_bytes"]) and estimates
     assert metrics["search"]["n_neighbor_searches"] == 5 and len(metrics["search"]["params"]) == 6
     for name in (
         *FIGURES,
@@ -447,7 +450,7 @@ def test_report_job_with_halving_strategy(tmp_path, cluster):
 def test_help_documents_the_halving_strategy():
     for job in ("search", "report"):
         proc = mnistdist(job, "--help", timeout=60)
-        assert proc.returncode == 0 and "--strategy {grid,halving}" in proc.stdout
+        assert proc.returncode == 0 and "--strategy {grid,halving,random}" in proc.stdout
         assert "successive halving" in proc.stdout
 
 

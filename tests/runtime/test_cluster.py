@@ -1,5 +1,10 @@
+import contextlib
 import os
+import pathlib
+import shutil
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 
@@ -8,6 +13,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from mnistdist.errors import ClusterError
+from mnistdist.outputs import staging_path
 from mnistdist.runtime import (
     connect,
     describe,
@@ -15,6 +21,8 @@ from mnistdist.runtime import (
     package_versions,
     scheduler_address,
 )
+
+from helpers import SLOW_TASKS, journal_rows, process_env, sitecustomize, wait_for
 
 
 def _free_port() -> int:
@@ -137,3 +145,53 @@ def test_an_error_while_the_cluster_starts_closes_it(monkeypatch, processes):
     ):
         pass
     assert len(started) == 1 and started[0].status.name == "closed"
+
+
+def _descendants(pid: int) -> set[int]:
+    """``pid`` and every process below it, from /proc."""
+    parents = {}
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, todo = {pid}, [pid]
+    while todo:
+        parent = todo.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in found]
+        found.update(children)
+        todo.extend(children)
+    return found
+
+
+def _listening(pids: set[int]) -> list[str]:
+    """The local addresses of the TCP sockets these processes listen on (``ss -ltnp``)."""
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, timeout=30).stdout
+    return [
+        line.split()[3] for line in out.splitlines() if any(f"pid={pid}," in line for pid in pids)
+    ]
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="ss (iproute2) lists the sockets")
+@pytest.mark.parametrize("processes", ["false", "true"], ids=["threads", "processes"])
+def test_every_listening_socket_of_the_embedded_cluster_is_on_loopback(tmp_path, processes):
+    out = tmp_path / "out"
+    slow = sitecustomize(tmp_path / "slow", SLOW_TASKS)  # the search lasts while we look
+    env = {**slow, "DASK_MNISTDIST__PROCESSES": processes, "MNISTDIST_TEST_TASK_DELAY": "0.2"}
+    cmd = [sys.executable, "-m", "mnistdist", "search", "--dataset", "digits", "--workers", "2"]
+    job = subprocess.Popen(
+        [*cmd, "--out", str(out), "--quiet"],
+        env=process_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: journal_rows(staging_path(out)) >= 1, timeout=180)  # all started
+        addresses = _listening(_descendants(job.pid))
+    finally:
+        _, stderr = job.communicate(timeout=300)
+    assert job.returncode == 0, stderr
+    # The dashboard and each worker's HTTP server; with processes, the scheduler's, nannies'
+    # and workers' TCP ports too.
+    assert len(addresses) >= (8 if processes == "true" else 3), addresses
+    assert all(a.startswith("127.0.0.1:") for a in addresses), addresses

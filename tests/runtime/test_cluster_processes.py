@@ -182,9 +182,9 @@ def test_mismatched_versions_are_refused(start_cluster, tmp_path):
         "search", "--dataset", "digits", "--out", tmp_path / "out", "--scheduler", cluster.address
     )
     assert_one_line_error(
-        proc, 1, "package versions differ between the client and the cluster: scikit-learn (client "
+        proc, 2, "package versions differ between the client and the cluster: scikit-learn (client "
     )
-    assert "0.0.1" in proc.stderr
+    assert "0.0.1" in proc.stderr and "worker tcp://127.0.0.1:" in proc.stderr
 
 
 def test_data_is_sent_once_when_workers_cannot_read_it(start_cluster, tmp_path):
