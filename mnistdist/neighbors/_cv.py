@@ -30,6 +30,12 @@ from ._compiled import worth_compiling
 from ._fold_pairs import fold_pair_kneighbors
 from ._lower_bound import bound_components, fit_projection
 
+#: Fewest pairs (validation x training rows, summed over the folds) the CV search screens
+#: by the bound: below, the projection's fit and each chain's first step cost more than
+#: the tiles' products (7,500 MNIST images, 4.5 x 10^7 pairs: tiles 0.66 s of CPU,
+#: chains 0.99 s; 15,000, 1.8 x 10^8: chains 2.4 s, tiles 3.2 s; docs/benchmark.md).
+CHAIN_MIN_PAIRS = 10**8
+
 #: Largest k the CV search screens by the bound with NumPy taking the candidates: beyond, a
 #: query's k-th nearest is far enough that the bound keeps too many pairs, whose exact
 #: distances and merges cost more than the tiles' products, unless compiled (docs/benchmark.md).
@@ -103,11 +109,12 @@ def cv_method(n_features: int, k: int, *, n_pairs: int = 0, dtype=np.float64) ->
     """Which way :func:`cv_kneighbors` searches, ``"bounded chains"`` or ``"fold-pair tiles"``,
     for rows of ``n_features`` of ``dtype``, ``k`` neighbours and ``n_pairs`` pairs in all.
 
-    The chains where the bound applies, for k up to :data:`CHAIN_MAX_K`, and beyond
-    where the compiled kernel takes their candidates (bytes, a large enough search):
-    else a query's many candidates cost the chains more than the tiles' products.
+    The chains where the bound applies to a search of at least :data:`CHAIN_MIN_PAIRS`
+    pairs, for k up to :data:`CHAIN_MAX_K`, and beyond where the compiled kernel takes
+    their candidates (bytes, a large enough search): else a query's many candidates
+    cost the chains more than the tiles' products.
     """
-    if not bound_components(n_features):
+    if not bound_components(n_features) or n_pairs < CHAIN_MIN_PAIRS:
         return "fold-pair tiles"
     compiled = np.dtype(dtype) in (np.uint8, np.int8) and worth_compiling(n_pairs, k)
     return "bounded chains" if k <= CHAIN_MAX_K or compiled else "fold-pair tiles"

@@ -48,7 +48,15 @@ def test_chains_on_duplicated_rows_and_unequal_folds():
         assert_array_equal(d2, d1)
 
 
-def test_the_search_takes_chains_where_the_bound_applies_tiles_elsewhere(digits_arrays):
+@pytest.fixture
+def any_size(monkeypatch):
+    """Chains for searches as small as the digits'."""
+    import mnistdist.neighbors._cv as cv
+
+    monkeypatch.setattr(cv, "CHAIN_MIN_PAIRS", 0)
+
+
+def test_the_search_takes_chains_where_the_bound_applies_tiles_elsewhere(digits_arrays, any_size):
     X, y, _, _ = digits_arrays
     folds = list(StratifiedKFold(3).split(X, y))
     Xd = da.from_array(X, chunks=400)
@@ -58,8 +66,9 @@ def test_the_search_takes_chains_where_the_bound_applies_tiles_elsewhere(digits_
         names = [key[0] if isinstance(key, tuple) else key for key in lazy[0][0].__dask_graph__()]
         return all(any(n.startswith(p) for n in names) for p in prefixes)
 
-    assert has(5, "distances-folds-0-1-")  # 64 features: 128 components would not pay
-    assert cv_method(64, 5) == "fold-pair tiles" and cv_method(784, 5) == "bounded chains"
+    assert has(5, "distances-folds-0-1-")  # 64 features: 96 components would not pay
+    assert cv_method(64, 5) == "fold-pair tiles"  # the bound does not apply
+    assert cv_method(784, 5) == "bounded chains"
     with dask.config.set({"mnistdist.bound-components": 16}):
         assert has(5, "neighbors-fold-0-bound-", "fold-1-bound-reference-", "neighbors-bound-fit-")
         assert not has(5, "distances-folds-")
@@ -69,7 +78,12 @@ def test_the_search_takes_chains_where_the_bound_applies_tiles_elsewhere(digits_
         assert cv_method(64, 100, n_pairs=10**9, dtype=np.float32) == "fold-pair tiles"
 
 
-def test_the_search_scores_the_same_with_chains(client, digits):
+def test_small_searches_take_the_tiles():
+    assert cv_method(784, 5, n_pairs=10**7) == "fold-pair tiles"
+    assert cv_method(784, 5, n_pairs=10**9) == "bounded chains"
+
+
+def test_the_search_scores_the_same_with_chains(client, digits, any_size):
     X, y = digits.X_train, digits.y_train
     tiles = neighbors_search(X, y, cv=4)
     with dask.config.set({"mnistdist.bound-components": 16}):
