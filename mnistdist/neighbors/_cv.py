@@ -31,9 +31,9 @@ from ._fold_pairs import fold_pair_kneighbors
 from ._lower_bound import bound_components, fit_projection
 
 #: Fewest pairs (validation x training rows, summed over the folds) the CV search screens
-#: by the bound: below, the projection's fit and each chain's first step cost more than
-#: the tiles' products (7,500 MNIST images, 4.5 x 10^7 pairs: tiles 0.66 s of CPU,
-#: chains 0.99 s; 15,000, 1.8 x 10^8: chains 2.4 s, tiles 3.2 s; docs/benchmark.md).
+#: by the bound with NumPy taking the candidates: below, the projection's fit and each
+#: chain's first step cost more than the tiles' products (7,500 MNIST images, 4.5 x 10^7
+#: pairs, k = 5: tiles 0.83 s of CPU, chains 1.01 s; docs/benchmark.md).
 CHAIN_MIN_PAIRS = 10**8
 
 #: Largest k the CV search screens by the bound with NumPy taking the candidates: beyond, a
@@ -109,15 +109,17 @@ def cv_method(n_features: int, k: int, *, n_pairs: int = 0, dtype=np.float64) ->
     """Which way :func:`cv_kneighbors` searches, ``"bounded chains"`` or ``"fold-pair tiles"``,
     for rows of ``n_features`` of ``dtype``, ``k`` neighbours and ``n_pairs`` pairs in all.
 
-    The chains where the bound applies to a search of at least :data:`CHAIN_MIN_PAIRS`
-    pairs, for k up to :data:`CHAIN_MAX_K`, and beyond where the compiled kernel takes
-    their candidates (bytes, a large enough search): else a query's many candidates
-    cost the chains more than the tiles' products.
+    Where the bound applies: the chains where the compiled kernel takes their
+    candidates (bytes, a large enough search), or where NumPy does for a search
+    of at least :data:`CHAIN_MIN_PAIRS` pairs and k up to :data:`CHAIN_MAX_K`;
+    else the tiles, whose products cost less than a query's many candidates or
+    a small search's fixed costs would.
     """
-    if not bound_components(n_features) or n_pairs < CHAIN_MIN_PAIRS:
+    if not bound_components(n_features):
         return "fold-pair tiles"
     compiled = np.dtype(dtype) in (np.uint8, np.int8) and worth_compiling(n_pairs, k)
-    return "bounded chains" if k <= CHAIN_MAX_K or compiled else "fold-pair tiles"
+    by_numpy = n_pairs >= CHAIN_MIN_PAIRS and k <= CHAIN_MAX_K
+    return "bounded chains" if compiled or by_numpy else "fold-pair tiles"
 
 
 def cv_kneighbors(

@@ -1,8 +1,9 @@
-"""Exact k-nearest-neighbour search in row blocks, in NumPy and on Dask.
+"""Exact k-nearest-neighbour search in row blocks, in NumPy: the kernel every search shares.
 
-The neighbour search is the whole cost of KNN. It is done here once, in one
-way, for the grid search (each fold's neighbours), the final predictions and
-the saved model:
+The neighbour search is the whole cost of KNN. Its kernel is here, for the
+saved model's searches (:func:`kneighbors`) and, through
+:mod:`mnistdist.neighbors._chain`, the searches on Dask (the CV search's folds,
+the final predictions):
 
 * distances are first approximated with a float32 matrix product (BLAS, fast);
 * a cheap threshold pass keeps, for every query row, only the reference rows

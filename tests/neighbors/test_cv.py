@@ -78,9 +78,11 @@ def test_the_search_takes_chains_where_the_bound_applies_tiles_elsewhere(digits_
         assert cv_method(64, 100, n_pairs=10**9, dtype=np.float32) == "fold-pair tiles"
 
 
-def test_small_searches_take_the_tiles():
+def test_small_searches_take_the_tiles_unless_compiled():
     assert cv_method(784, 5, n_pairs=10**7) == "fold-pair tiles"
     assert cv_method(784, 5, n_pairs=10**9) == "bounded chains"
+    assert cv_method(784, 100, n_pairs=4 * 10**7, dtype=np.uint8) == "bounded chains"
+    assert cv_method(784, 100, n_pairs=4 * 10**7) == "fold-pair tiles"
 
 
 def test_the_search_scores_the_same_with_chains(client, digits, any_size):
