@@ -67,14 +67,13 @@ def sitecustomize(folder: pathlib.Path, code: str) -> dict:
     return {"PYTHONPATH": str(folder)}
 
 
-#: A sitecustomize for workers: every neighbour task (a query block against a reference
-#: chunk, a tile of a fold pair, or a step of the lower-bound search) sleeps first, so a
-#: test can interrupt, kill or disconnect in the middle of a job at a moment it chooses.
+#: A sitecustomize for workers: every neighbour task (a query block's step through a
+#: reference chunk, in full or screened by the bound, or a tile of a fold pair) sleeps first, so
+#: a test can interrupt, kill or disconnect in the middle of a job at a moment it chooses.
 SLOW_TASKS = """
 import os, time
-import mnistdist.neighbors._exact as _nb
+import mnistdist.neighbors._chain as _ch
 import mnistdist.neighbors._fold_pairs as _fp
-import mnistdist.neighbors._lower_bound as _lb
 
 def _slowed(real):
     def slow(*args, **kwargs):
@@ -82,9 +81,8 @@ def _slowed(real):
         return real(*args, **kwargs)
     return slow
 
-_nb._chunk_task = _slowed(_nb._chunk_task)
+_ch.search_step = _slowed(_ch.search_step)
 _fp.tile_candidates = _slowed(_fp.tile_candidates)
-_lb.search_step = _slowed(_lb.search_step)
 """
 
 

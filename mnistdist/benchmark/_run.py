@@ -9,10 +9,13 @@ the other candidates cost once neighbours are shared. With ``strategy``
 :func:`mnistdist.model_selection.halving_search` on the same folds.
 
 Each of mnistdist's neighbour phases is also given as a multiple of its GEMM
-limit (:mod:`mnistdist.benchmark._gemm`), measured in the same run on the same workers.
-Last, the final models' kind of search (held-out images against the others and
-their four shifts), in full and screened by the lower bound
-(:mod:`mnistdist.neighbors._lower_bound`): both times, and the share of distances skipped.
+limit (:mod:`mnistdist.benchmark._gemm`), measured in the same run on the same
+workers. The grid search is timed at an eighth, a quarter and a half of the
+images too, with each worker's peak memory (:mod:`mnistdist.benchmark._growth`).
+Last, the final models' kind of search (held-out images against the others,
+then against those and their four shifts), in full, screened by the lower
+bound, and by FAISS's flat index where it is installed
+(:mod:`mnistdist.benchmark._final`).
 """
 
 from __future__ import annotations
@@ -35,9 +38,11 @@ from ..model_selection import (
     halving_search,
     neighbors_search,
 )
-from ..runtime import client_segment
-from ._bound_phase import bound_search
+from ..runtime import client_segment, current_client
+from ._final import final_searches
 from ._gemm import cv_multiply_adds, gemm_limit, gemm_shape, measure_gemm_rate
+from ._growth import growth_row, growth_table
+from ._usage import cpu_during, peak_memory_during
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +98,11 @@ def _phase_limit(res: SearchResult, folds, n_features: int, rate: float) -> dict
     return gemm_limit(res.seconds["neighbors"], n, rate)
 
 
-def _search_row(method: str, res: SearchResult) -> dict:
+def _search_row(method: str, res: SearchResult, cpu: dict | None = None) -> dict:
     return {
         "method": method,
         "seconds": sum(res.seconds.values()),
+        **({"cpu_seconds": cpu["total"]} if cpu else {}),
         "seconds_neighbors": res.seconds["neighbors"],
         "seconds_scoring": res.seconds["scoring"],
         "best_params": res.best_params,
@@ -104,37 +110,47 @@ def _search_row(method: str, res: SearchResult) -> dict:
     }
 
 
-def _grid(
-    X: da.Array, y: np.ndarray, param_grid: dict, folds, rate: float
-) -> tuple[dict, SearchResult]:
-    """(b) and (c): mnistdist's grid search and its single-candidate search, timed."""
+def _grid(X: da.Array, y: np.ndarray, param_grid: dict, cv, folds, rate: float) -> dict:
+    """(b) and (c): mnistdist's grid search and its single-candidate search, timed; then the
+    growth table, (b) at smaller sizes."""
     single = {
         "n_neighbors": [max(param_grid["n_neighbors"])],
         "weights": [param_grid["weights"][0]],
     }
-    ours = neighbors_search(X, y, param_grid=param_grid, cv=folds)
-    ours_1 = neighbors_search(X, y, param_grid=single, cv=folds)
+    client = current_client()
+    with peak_memory_during(client) as memory, cpu_during() as cpu:
+        ours = neighbors_search(X, y, param_grid=param_grid, cv=folds)
+    with peak_memory_during(client) as memory_1, cpu_during() as cpu_1:
+        ours_1 = neighbors_search(X, y, param_grid=single, cv=folds)
     n_cand = len(ours.cv_results["params"])
     rows = [
-        {**_search_row(label, res), **_phase_limit(res, folds, X.shape[1], rate)}
-        for label, res in (
-            (f"mnistdist, {n_cand} candidates", ours),
-            ("mnistdist, 1 candidate", ours_1),
+        {**_search_row(label, res, c), **_phase_limit(res, folds, X.shape[1], rate), "memory": m}
+        for label, res, c, m in (
+            (f"mnistdist, {n_cand} candidates", ours, cpu, memory),
+            ("mnistdist, 1 candidate", ours_1, cpu_1, memory_1),
         )
     ]
-    return {"rows": rows, "candidate_cost_ratio": rows[0]["seconds"] / rows[1]["seconds"]}, ours
+    full = growth_row(ours, X, memory, cpu)
+    return {
+        "rows": rows,
+        "candidate_cost_ratio": rows[0]["seconds"] / rows[1]["seconds"],
+        "growth": growth_table(X, y, param_grid, cv, full),
+        "ours": ours,
+    }
 
 
 def _book_grid(report: dict, X_np: np.ndarray, y, param_grid: dict, folds, ours) -> None:
     """(a): the book's GridSearchCV, first in the rows, and whether its scores agree with ours."""
     log.info("book's GridSearchCV on %s", X_np.shape)
-    cv_book, seconds = book_search(X_np, y, param_grid, folds)
+    with cpu_during() as cpu:
+        cv_book, seconds = book_search(X_np, y, param_grid, folds)
     best = int(np.argmin(cv_book["rank_test_score"]))
     report["rows"].insert(
         0,
         {
             "method": "book: scikit-learn GridSearchCV(n_jobs=-1)",
             "seconds": seconds,
+            "cpu_seconds": cpu["total"],
             "best_params": cv_book["params"][best],
             "best_score": float(cv_book["mean_test_score"][best]),
         },
@@ -251,6 +267,7 @@ def run_benchmark(
     strategy: str = "grid",
     random_state: int = 0,
     gemm_seconds: float = 1.0,
+    peers: bool = True,
 ) -> dict:
     """Time the book's searches against mnistdist's, and each neighbour phase against its limit.
 
@@ -271,13 +288,16 @@ def run_benchmark(
     random_state : int, default=0
         Seeds both halving searches' subsets.
     gemm_seconds : float, default=1.0
-        How long each worker thread times the GEMM (:func:`~mnistdist.benchmark.measure_gemm_rate`).
+        How long each worker thread times the GEMM
+        (:func:`~mnistdist.benchmark.measure_gemm_rate`).
+    peers : bool, default=True
+        Time FAISS's flat index too, where it is installed.
 
     Returns
     -------
     dict
-        JSON-ready: ``gemm``, the grid's ``rows`` (with ``strategy`` grid or
-        both) and ``halving`` (halving or both).
+        JSON-ready: ``gemm``; the grid's ``rows`` and ``growth`` (with
+        ``strategy`` grid or both); ``halving`` (halving or both); ``final_searches``.
     """
     if strategy not in BENCHMARK_STRATEGIES:
         raise OptionError(f"strategy must be one of {BENCHMARK_STRATEGIES}, got {strategy!r}")
@@ -297,14 +317,15 @@ def run_benchmark(
         "strategy": strategy,
         "gemm": gemm,
     }
-    X_np = X.compute().astype(np.float64) if book else None
     if strategy != "halving":
-        grid, ours = _grid(X, y, param_grid, folds, rate)
-        report.update(grid)
-        if book:
-            _book_grid(report, X_np, y, param_grid, folds, ours)
+        report.update(_grid(X, y, param_grid, cv, folds, rate))
+        ours = report.pop("ours")
+    # The book's float64 copy only now, so that the searches' memory does not count it.
+    X_np = X.compute().astype(np.float64) if book else None
+    if strategy != "halving" and book:
+        _book_grid(report, X_np, y, param_grid, folds, ours)
     if strategy != "grid":
         report["halving"] = _halving(X, X_np, y, param_grid, cv, folds, rate, random_state)
-    if (bound := bound_search(X, rate)) is not None:
-        report["lower_bound"] = bound
+    del X_np
+    report["final_searches"] = final_searches(X, rate, peers=peers)
     return report

@@ -1,4 +1,5 @@
-"""The benchmark's printed table: each search's time, its GEMM limit, halving and the bound."""
+"""The benchmark's printed table: each search's time, its GEMM limit, halving, the growth with
+the images, and the final models' kind of search against FAISS."""
 
 from __future__ import annotations
 
@@ -7,13 +8,20 @@ def _params(params: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(params.items()))
 
 
+def _cpu(row: dict) -> str:
+    return f"{row['cpu_seconds']:.1f}" if "cpu_seconds" in row else "-"
+
+
 def _rows_table(rows: list[dict]) -> list[str]:
     base = rows[0]["seconds"]
-    lines = [f"{'method':<50} {'seconds':>9} {'vs first':>9}  best params (mean CV accuracy)"]
+    lines = [
+        f"{'method':<50} {'seconds':>9} {'vs first':>9} {'CPU s':>7}  "
+        "best params (mean CV accuracy)"
+    ]
     for row in rows:
         lines.append(
-            f"{row['method']:<50} {row['seconds']:>9.1f} {base / row['seconds']:>8.2f}x  "
-            f"{_params(row['best_params'])} ({row['best_score']:.4f})"
+            f"{row['method']:<50} {row['seconds']:>9.1f} {base / row['seconds']:>8.2f}x "
+            f"{_cpu(row):>7}  {_params(row['best_params'])} ({row['best_score']:.4f})"
         )
     return lines
 
@@ -49,9 +57,13 @@ def _gemm_lines(report: dict) -> list[str]:
                 f"({r['n_candidates']} candidates, {r['n_resources']} images)"
             )
             lines.append(_limit_line(label, r, gflops))
-    if bound := report.get("lower_bound"):
-        lines.append(_limit_line("the final models' search, in full", bound["full"], gflops))
-        lines.append(_limit_line("the same, lower bound", bound["bound"], gflops))
+    for row in report.get("final_searches", []):
+        against = f"against {row['n_reference']}"
+        lines.append(
+            _limit_line(f"the final models' search {against}, in full", row["full"], gflops)
+        )
+        if "bound" in row:
+            lines.append(_limit_line(f"the same {against}, lower bound", row["bound"], gflops))
     return lines
 
 
@@ -93,16 +105,67 @@ def _halving_lines(halving: dict) -> list[str]:
     return lines
 
 
-def _bound_lines(bound: dict) -> list[str]:
-    skipped = 1 - bound["exact_pairs_share"]
-    return [
+def _mb(memory: dict) -> str:
+    """Each worker process's peak memory in MB, and in brackets how far it rose above what
+    the process held as the phase began (one number where the workers share a process)."""
+    peaks = {w["pid"]: (w["peak_bytes"], w["start_bytes"]) for w in memory.values()}
+    return "/".join(f"{p / 2**20:.0f} (+{(p - s) / 2**20:.0f})" for p, s in peaks.values()) or "-"
+
+
+def _growth_lines(growth: dict) -> list[str]:
+    lines = [
         "",
-        f"the final models' kind of search: {bound['n_query']} held-out images against "
-        f"{bound['n_reference']} (the others and their shifts), k = {bound['k']}",
-        f"lower bound on {bound['n_components']} principal components: {skipped:.2%} of the "
-        f"distances skipped, {bound['speedup']:.2f}x faster than in full, same neighbours: "
-        f"{'yes' if bound['same_neighbors'] else 'NO'}",
+        "growth of the grid search with the training images (peak memory: each worker "
+        "process's, MB)",
+        f"{'images':>8} {'seconds':>8} {'neighbours':>11} {'CPU s':>7} "
+        f"{'peak MB (+rise)':>16}  how",
     ]
+    for row in growth["rows"]:
+        lines.append(
+            f"{row['n_train']:>8} {row['seconds']:>8.2f} {row['seconds_neighbors']:>11.2f} "
+            f"{_cpu(row):>7} {_mb(row['memory']):>16}  {row['method']}"
+        )
+    if "exponent" in growth:
+        lines.append(
+            f"fitted exponent of seconds against images: {growth['exponent']:.2f} "
+            f"(neighbours alone: {growth['exponent_neighbors']:.2f})"
+        )
+    return lines
+
+
+def _final_lines(row: dict) -> list[str]:
+    full = row["full"]["seconds_neighbors"]
+    lines = [
+        "",
+        f"the final models' kind of search: {row['n_query']} held-out images against "
+        f"{row['n_reference']}, k = {row['k']}",
+        f"  mnistdist, exact in full: {full:.2f} s (CPU {_cpu(row['full'])} s, "
+        f"peak {_mb(row['full']['memory'])} MB)",
+    ]
+    if "bound" in row:
+        bound = row["bound"]["seconds_neighbors"]
+        lines.append(
+            f"  mnistdist, lower bound on {row['n_components']} principal components: "
+            f"{bound:.2f} s (CPU {_cpu(row['bound'])} s, peak {_mb(row['bound']['memory'])} MB), "
+            f"{1 - row['exact_pairs_share']:.2%} of the distances skipped, "
+            f"{row['speedup']:.2f}x faster than in full, same neighbours: "
+            f"{'yes' if row['same_neighbors'] else 'NO'}"
+        )
+    if peer := row.get("faiss"):
+        ratios = f"speed-up over FAISS: exact {peer['seconds'] / full:.2f}x"
+        if "bound" in row:
+            ratios += f", lower bound {peer['seconds'] / row['bound']['seconds_neighbors']:.2f}x"
+        ties = (
+            ""
+            if peer["rows_differ"] == 0
+            else (" (differing only by ties)" if peer["only_ties"] else " (NOT only by ties)")
+        )
+        lines.append(
+            f"  FAISS {peer['version']} IndexFlatL2, {peer['threads']} threads: "
+            f"{peer['seconds']:.2f} s (CPU {_cpu(peer)} s); {ratios}; same neighbour sets for "
+            f"{peer['same_sets']:.2%} of the queries{ties}"
+        )
+    return lines
 
 
 def format_table(report: dict) -> str:
@@ -119,8 +182,12 @@ def format_table(report: dict) -> str:
         lines.append(
             f"cost of the full grid over a single candidate: {report['candidate_cost_ratio']:.2f}x"
         )
+        peaks = [f"{r['method']} {_mb(r['memory'])}" for r in report["rows"] if "memory" in r]
+        lines.append(f"peak memory, MB (+rise during the search): {'; '.join(peaks)}")
     if "halving" in report:
         lines += _halving_lines(report["halving"])
-    if "lower_bound" in report:
-        lines += _bound_lines(report["lower_bound"])
+    if "growth" in report:
+        lines += _growth_lines(report["growth"])
+    for row in report.get("final_searches", []):
+        lines += _final_lines(row)
     return "\n".join([*lines, "", *_gemm_lines(report)])

@@ -1,7 +1,8 @@
 """``mnistdist benchmark``: the book's GridSearchCV against mnistdist's search, same folds.
 
 With ``--strategy halving`` or ``both``, scikit-learn's HalvingGridSearchCV against
-mnistdist's halving too; every neighbour phase is printed against its GEMM limit.
+mnistdist's halving too; every neighbour phase is printed against its GEMM limit; the search's
+growth with the images; the final models' kind of search against FAISS's flat index.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-book", action="store_true", help="skip the (slow) scikit-learn reference runs"
     )
     parser.add_argument(
+        "--no-peers",
+        action="store_true",
+        help="skip FAISS's flat index (timed where faiss-cpu is installed: mnistdist[faiss])",
+    )
+    parser.add_argument(
         "--strategy",
         choices=BENCHMARK_STRATEGIES,
         default="grid",
@@ -46,6 +52,7 @@ def job(run: JobRun) -> int:
             args.cv,
             book=not args.no_book,
             strategy=args.strategy,
+            peers=not args.no_peers,
         )
         report["cluster"] = describe(client)
     report["versions"] = package_versions()

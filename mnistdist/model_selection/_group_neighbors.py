@@ -24,7 +24,7 @@ from ..neighbors import (
     candidates_needed,
     compute_journaled,
     compute_journaled_after,
-    fold_pair_kneighbors,
+    cv_kneighbors,
     fold_pairs_on,
     folds_partition,
     is_reranking,
@@ -75,11 +75,11 @@ def _fold_neighbors(
     with the validation images *and their copies* masked out: no version of
     a validation image is ever a neighbor of one, and validation rows are
     never augmented. Where no step is fitted per fold and the folds partition
-    the rows, each fold pair's distances are computed once, for both folds
-    (:mod:`mnistdist.neighbors._fold_pairs`). Where steps are fitted per fold, each
-    fold's search starts as soon as its own fit is done. ``task_prefix``
-    starts every task name, so that a caller running several searches
-    (halving's rounds) tells them apart on the dashboard.
+    the rows, the folds are searched together (:func:`mnistdist.neighbors.cv_kneighbors`:
+    bounded chains through the other folds, or each fold pair's distances once).
+    Where steps are fitted per fold, each fold's search starts as soon as its own
+    fit is done. ``task_prefix`` starts every task name, so that a caller running
+    several searches (halving's rounds) tells them apart on the dashboard.
     """
     query_rows = int(config.get("query-rows"))
     n = X.shape[0]
@@ -105,7 +105,7 @@ def _fold_neighbors(
 
     if prep is None:
         if fold_pairs_on() and folds_partition(folds, n):
-            lazy = fold_pair_kneighbors(
+            lazy = cv_kneighbors(
                 X, folds, k, query_rows=query_rows, label=label, task_prefix=task_prefix
             )
         else:

@@ -2,8 +2,10 @@
 tiles, the lower-bound search, the KNN classifier, and the image distortion model (IDM) with its
 re-ranking classifier and tasks."""
 
+from ._chain import bounded_kneighbors_dask, kneighbors_dask
 from ._classification import WEIGHTS, KNNClassifier, check_knn_params, predict_from_neighbors, vote
-from ._exact import block_kneighbors, kneighbors, kneighbors_dask, merge_kneighbors
+from ._cv import CHAIN_MAX_K, cv_kneighbors, cv_method, fold_chain_kneighbors
+from ._exact import block_kneighbors, kneighbors, merge_kneighbors
 from ._fold_pairs import fold_pair_kneighbors, fold_pairs_on, folds_partition
 from ._idm import idm_distances
 from ._idm_classification import DeformationKNNClassifier, idm_rerank
@@ -16,9 +18,10 @@ from ._idm_tasks import (
     search_rerank_throughput,
 )
 from ._journaled import Neighbors, compute_journaled, compute_journaled_after
-from ._lower_bound import bound_components, bounded_kneighbors_dask
+from ._lower_bound import bound_components
 
 __all__ = [
+    "CHAIN_MAX_K",
     "WEIGHTS",
     "DeformationKNNClassifier",
     "KNNClassifier",
@@ -30,6 +33,9 @@ __all__ = [
     "check_knn_params",
     "compute_journaled",
     "compute_journaled_after",
+    "cv_kneighbors",
+    "cv_method",
+    "fold_chain_kneighbors",
     "fold_pair_kneighbors",
     "fold_pairs_on",
     "folds_partition",

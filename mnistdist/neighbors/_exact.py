@@ -1,8 +1,9 @@
-"""Exact k-nearest-neighbour search in row blocks, in NumPy and on Dask.
+"""Exact k-nearest-neighbour search in row blocks, in NumPy: the kernel every search shares.
 
-The neighbour search is the whole cost of KNN. It is done here once, in one
-way, for the grid search (each fold's neighbours), the final predictions and
-the saved model:
+The neighbour search is the whole cost of KNN. Its kernel is here, for the
+saved model's searches (:func:`kneighbors`) and, through
+:mod:`mnistdist.neighbors._chain`, the searches on Dask (the CV search's folds,
+the final predictions):
 
 * distances are first approximated with a float32 matrix product (BLAS, fast);
 * a cheap threshold pass keeps, for every query row, only the reference rows
@@ -23,8 +24,6 @@ import threading
 
 import dask.array as da
 import numpy as np
-from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +86,17 @@ def squared_norms(x: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", x, x, dtype=np.float64, casting="unsafe")
 
 
+def _dot_dtype(query: np.ndarray, ref: np.ndarray):
+    """The type the exact dot products sum in: int32 for bytes (pixels), else float64.
+
+    Products of bytes summed in int32 are exact while ``d * 255**2`` stays below
+    2**31, so they are the float64 sums' numbers; NumPy sums them in int32
+    nearly twice as fast as it converts bytes to float64 and sums those.
+    """
+    small = all(x.dtype.kind in "iu" and x.dtype.itemsize == 1 for x in (query, ref))
+    return np.int32 if small and query.shape[1] * 255**2 < 2**31 else np.float64
+
+
 def _exact_squared(query, ref, rows, cols, q_sq=None, r_sq=None) -> np.ndarray:
     """Float64 squared distances of the pairs ``(query[rows[i]], ref[cols[i]])``.
 
@@ -103,14 +113,16 @@ def _exact_squared(query, ref, rows, cols, q_sq=None, r_sq=None) -> np.ndarray:
     r_sq = squared_norms(ref) if r_sq is None else r_sq
     out = q_sq[rows] + r_sq[cols]
     d = query.shape[1]
+    dot_dtype = _dot_dtype(query, ref)
     for s in range(0, len(rows), _EXACT_PAIRS):
         r, c = rows[s : s + _EXACT_PAIRS], cols[s : s + _EXACT_PAIRS]
         n = len(r)
         q_rows = _scratch_like("query", (_EXACT_PAIRS, d), query.dtype)[:n]
         ref_rows = _scratch_like("ref", (_EXACT_PAIRS, d), ref.dtype)[:n]
-        np.take(query, r, axis=0, out=q_rows)
-        np.take(ref, c, axis=0, out=ref_rows)
-        out[s : s + n] -= 2.0 * np.einsum("ij,ij->i", q_rows, ref_rows, dtype=np.float64)
+        # mode='clip': with the default 'raise', take buffers ``out``, twice the time.
+        np.take(query, r, axis=0, out=q_rows, mode="clip")
+        np.take(ref, c, axis=0, out=ref_rows, mode="clip")
+        out[s : s + n] -= 2.0 * np.einsum("ij,ij->i", q_rows, ref_rows, dtype=dot_dtype)
     return np.maximum(out, 0.0, out=out)  # rounding may take a true 0 just below
 
 
@@ -326,17 +338,6 @@ def kneighbors(
     return merge_kneighbors(parts, k)
 
 
-def _chunk_task(query: np.ndarray, ref: np.ndarray, k: int, offset: int, keep: np.ndarray | None):
-    ids = np.arange(offset, offset + ref.shape[0])
-    if keep is not None:
-        ref, ids = ref[keep], ids[keep]
-    return block_kneighbors(query, ref, k, ref_ids=ids)
-
-
-def _merge_task(parts: list, k: int):
-    return merge_kneighbors(parts, k)
-
-
 def _part(pair: tuple, i: int) -> np.ndarray:
     return pair[i]
 
@@ -363,62 +364,3 @@ def kept_chunks(ref: da.Array, ref_keep: np.ndarray | None):
         keep = None if ref_keep is None else ref_keep[lo:hi]
         if keep is None or keep.any():
             yield rj, lo, keep
-
-
-def _pair_layer(query: da.Array, ref: da.Array, k: int, names: tuple[str, str], ref_keep):
-    """The graph layer: a task per (query block, kept reference chunk), a merge per query block."""
-    map_name, merge_name = names
-    chunks = list(kept_chunks(ref, ref_keep))
-    layer = {}
-    for qi in range(query.numblocks[0]):
-        parts = []
-        for rj, lo, keep in chunks:
-            layer[(map_name, qi, rj)] = (
-                _chunk_task,
-                (query.name, qi, 0),
-                (ref.name, rj, 0),
-                k,
-                lo,
-                keep,
-            )
-            parts.append((map_name, qi, rj))
-        layer[(merge_name, qi, 0)] = (_merge_task, parts, k)
-    return layer
-
-
-def kneighbors_dask(
-    query: da.Array,
-    ref: da.Array,
-    k: int,
-    *,
-    name: str = "neighbors",
-    ref_keep: np.ndarray | None = None,
-) -> tuple[da.Array, da.Array]:
-    """Lazy exact k nearest neighbors of every row of ``query`` among the rows of ``ref``.
-
-    One task per (query block, reference chunk) pair computes local
-    neighbors, one task per query block merges them: tasks show in the
-    dashboard as ``<name>`` and ``merge-<name>``. ``ref_keep`` (a boolean mask
-    over ``ref``'s rows) leaves rows out of the reference, as a CV fold leaves
-    out its validation rows. Returns ``(dist, ids)`` as Dask arrays with
-    ``query``'s row chunks and ``k`` columns; ``ids`` index ``ref``'s rows.
-    """
-    check_search(query, ref, k, ref_keep)
-    query = query.rechunk({1: -1})
-    ref = ref.rechunk({1: -1})
-    token = tokenize(query, ref, k, ref_keep)
-    merge_name = f"merge-{name}-{token}"
-    layer = _pair_layer(query, ref, k, (f"{name}-{token}", merge_name), ref_keep)
-
-    # Each block of `pairs` holds a (dist, ids) tuple; the two arrays below
-    # take them apart, so one merge serves both.
-    graph = HighLevelGraph.from_collections(merge_name, layer, dependencies=[query, ref])
-    chunks = (query.chunks[0], (k,))
-    pairs = da.Array(graph, merge_name, chunks=chunks, meta=np.empty((0, 0), dtype=object))
-    dist = pairs.map_blocks(
-        _part, 0, dtype=np.float64, meta=np.empty((0, 0)), name=f"{name}-distances-{token}"
-    )
-    ids = pairs.map_blocks(
-        _part, 1, dtype=np.int64, meta=np.empty((0, 0), np.int64), name=f"{name}-ids-{token}"
-    )
-    return dist, ids

@@ -4,8 +4,15 @@ import dask
 import numpy as np
 import pytest
 
-from mnistdist.benchmark import cv_multiply_adds, format_table, run_benchmark
-from mnistdist.benchmark._bound_phase import bound_search
+from mnistdist.benchmark import (
+    cv_multiply_adds,
+    faiss_installed,
+    final_searches,
+    fitted_exponent,
+    format_table,
+    neighbour_agreement,
+    run_benchmark,
+)
 
 BOOK_GRID = {"n_neighbors": [3, 4, 5], "weights": ["uniform", "distance"]}
 
@@ -28,10 +35,32 @@ def test_grid_rows_have_their_gemm_limit(client, small):
             row["seconds_neighbors"] / row["gemm_limit_s"]
         )
     assert "halving" not in report
-    assert "lower_bound" not in report  # 128 components of 64 features would not pay
+    # 96 components of 64 features would not pay: no lower bound anywhere
+    assert all("bound" not in row for row in report["final_searches"])
     text = format_table(report)
     assert "GEMM limit: float32 200 x 64 times 64 x 600 on 2 worker threads" in text
     assert "neighbours, mnistdist, 6 candidates: " in text and "x the GEMM limit (" in text
+
+
+def test_growth_table_times_the_search_at_each_size_with_its_memory(client, small):
+    X, y = small
+    report = run_benchmark(X, y, BOOK_GRID, 3, book=False, gemm_seconds=0.05, peers=False)
+    growth = report["growth"]
+    assert [r["n_train"] for r in growth["rows"]] == [75, 150, 300, 600]
+    assert growth["rows"][-1]["seconds"] == report["rows"][0]["seconds"]  # (b) itself
+    for row in growth["rows"]:
+        assert row["seconds"] >= row["seconds_neighbors"] > 0
+        assert row["method"] == "fold-pair tiles"  # 64 features: no bound
+        assert len(row["memory"]) == 2  # both workers report
+        for worker in row["memory"].values():
+            assert worker["peak_bytes"] >= worker["start_bytes"] > 0 and worker["pid"]
+    assert np.isfinite(growth["exponent"]) and np.isfinite(growth["exponent_neighbors"])
+    assert "fitted exponent of seconds against images: " in format_table(report)
+
+
+def test_fitted_exponent_of_a_power_law():
+    sizes = np.array([1000, 2000, 4000, 8000])
+    assert fitted_exponent(sizes, 3e-6 * sizes**1.7) == pytest.approx(1.7)
 
 
 def test_halving_against_scikit_learns(client, small):
@@ -70,18 +99,41 @@ def test_one_round_halving_compares_its_scores_with_scikit_learns(client, small)
     assert "2 candidates kept by both, CV scores apart by at most " in format_table(report)
 
 
-def test_lower_bound_search_against_the_full_one(client, small):
+def test_final_searches_in_full_with_the_bound_and_faiss(client, small):
     X, _ = small
     with dask.config.set({"mnistdist.bound-components": 16}):
-        bound = bound_search(X, rate=1e9)
-    assert bound["n_query"] == 100 and bound["n_reference"] == 5 * 500
-    assert bound["same_neighbors"] and 0 < bound["exact_pairs_share"] < 1
-    assert bound["full"]["neighbor_multiply_adds"] == 100 * 2500 * 64
-    assert bound["speedup"] == pytest.approx(
-        bound["full"]["seconds_neighbors"] / bound["bound"]["seconds_neighbors"]
-    )
-    text = format_table(
-        {"gemm": {"shape": [1, 1, 1], "threads": 2, "gflops": 2.0}, "lower_bound": bound}
-    )
+        plain, shifted = final_searches(X, rate=1e9)
+    assert plain["n_query"] == shifted["n_query"] == 100
+    assert (plain["n_reference"], shifted["n_reference"]) == (500, 5 * 500)
+    for row in (plain, shifted):
+        assert row["same_neighbors"] and 0 < row["exact_pairs_share"] < 1
+        assert row["full"]["neighbor_multiply_adds"] == 100 * row["n_reference"] * 64
+        assert row["speedup"] == pytest.approx(
+            row["full"]["seconds_neighbors"] / row["bound"]["seconds_neighbors"]
+        )
+        assert row["full"]["memory"] and row["bound"]["memory"]
+        if faiss_installed():
+            assert row["faiss"]["threads"] == 2 and row["faiss"]["seconds"] > 0
+            assert row["faiss"]["same_sets"] > 0.9 and row["faiss"]["only_ties"]
+        else:
+            assert "faiss" not in row
+    report = {"gemm": {"shape": [1, 1, 1], "threads": 2, "gflops": 2.0}}
+    text = format_table(report | {"final_searches": [plain, shifted]})
     assert "100 held-out images against 2500" in text and "same neighbours: yes" in text
-    assert "neighbours, the same, lower bound: " in text
+    assert "neighbours, the same against 2500, lower bound: " in text
+    assert ("IndexFlatL2, 2 threads" in text) == faiss_installed()
+
+
+def test_agreement_says_which_rows_differ_and_whether_by_ties():
+    ref = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [3.0, 3.0]])
+    query = np.array([[0.0, 0.0], [3.0, 3.0]])
+    dist = np.array([[0.0, 1.0], [0.0, np.sqrt(13.0)]])
+    ids = np.array([[0, 1], [3, 1]])
+    tie = np.array([[0, 2], [3, 1]])  # (0, 0) is as far from rows 1 and 2
+    assert neighbour_agreement(query, ref, dist, ids, tie) == {
+        "same_sets": 0.5,
+        "rows_differ": 1,
+        "only_ties": True,
+    }
+    wrong = np.array([[0, 3], [3, 1]])
+    assert neighbour_agreement(query, ref, dist, ids, wrong)["only_ties"] is False

@@ -19,27 +19,27 @@ from mnistdist.outputs import lock_path, staging_path
 from helpers import process_env, sitecustomize, wait_for
 
 # Neighbour tasks slowed down, so the search lasts long enough to be interrupted in the
-# middle: patched as mnistdist.neighbors._exact is first imported, wherever the tasks run (the job's
+# middle: patched as mnistdist.neighbors._chain is first imported, wherever the tasks run (the job's
 # own worker threads, or worker processes), so the job starts as it does for a user.
 SLOW = """
 import importlib.abc, importlib.machinery, sys, time
 
 class _SlowNeighbors(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name != "mnistdist.neighbors._exact":
+        if name != "mnistdist.neighbors._chain":
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         run = spec.loader.exec_module
 
         def exec_module(module):
             run(module)
-            chunk = module._chunk_task
+            step = module.search_step
 
-            def _chunk_task(*args, **kwargs):
+            def search_step(*args, **kwargs):
                 time.sleep(0.3)
-                return chunk(*args, **kwargs)
+                return step(*args, **kwargs)
 
-            module._chunk_task = _chunk_task
+            module.search_step = search_step
 
         spec.loader.exec_module = exec_module
         return spec

@@ -7,7 +7,8 @@ from numpy.testing import assert_array_equal
 
 from mnistdist.data import load_dataset
 from mnistdist.neighbors import bound_components, bounded_kneighbors_dask, kneighbors_dask
-from mnistdist.neighbors._lower_bound import fit_projection, merge_found, project
+from mnistdist.neighbors._chain import merge_found
+from mnistdist.neighbors._lower_bound import fit_projection, project
 from mnistdist.preprocessing import augment_shifts
 
 

@@ -1,0 +1,470 @@
+"""Each block of queries carried through the reference's blocks, its k nearest so far in hand.
+
+A chain of tasks a block of queries (:data:`BLOCK_QUERIES` rows): each step
+multiplies the block with one prepared reference block in float32 and
+computes exact float64 distances only for the pairs that can still be among
+a query's k nearest. The k nearest so far give every step after the first a
+threshold: a pair whose float32 value, less a rigorous bound on its error, is
+beyond the query's k-th nearest so far cannot be a neighbour. Two kinds of
+float32 value:
+
+* **full**: the whole squared distance, ``||r||^2 - 2 q.r`` in one product of
+  d + 1 columns (:func:`mnistdist.neighbors._exact.block_kneighbors`'s), with
+  its rounding bound; the first step screens as that kernel does;
+* **bound**: the distance between the rows' projections on p principal
+  directions, a lower bound (:mod:`mnistdist.neighbors._lower_bound`), in a
+  product of p + 1 columns. The first step takes a few pairs nearest by that
+  bound, their exact distances give the threshold, and the bound screens the
+  rest of the block with it.
+
+Either way the pairs screened out are strictly further than k others, and
+the pairs kept get the exact distances of the full search: the neighbours,
+ties to the lower id, are the full search's. Each reference block is
+prepared once for all the chains that pass through it, and no step merges
+more than k neighbours a query with its few new candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+
+from ._compiled import compiled_take, worth_compiling
+from ._exact import (
+    _approx_error_bound,
+    _at_least,
+    _exact_squared,
+    _part,
+    _scratch_block,
+    _scratch_like,
+    _select_rows,
+    check_search,
+    kept_chunks,
+    screen,
+    squared_norms,
+)
+from ._lower_bound import Projected, Projection, bound_terms, fit_projection, project
+
+#: Queries a chain carries through the reference's blocks: the unit of parallelism.
+BLOCK_QUERIES = 512
+
+#: The same for the full values, whose product (d + 1 columns) packs each reference block
+#: once a step: more queries a step spread that over more of the product.
+FULL_BLOCK_QUERIES = 1024
+
+#: Reference rows a step multiplies and screens at once, once its queries have a limit:
+#: 512 x 512 float32 values, 1 MB, stay in a core's cache between the product and the screen.
+SUB_ROWS = 512
+
+#: Columns of a product too wide to cut into :data:`SUB_ROWS` pieces.
+WIDE = 256
+
+#: Pairs a query takes by the bound in a chain's first step, to find its first threshold:
+#: at least this many beyond k (and twice k), nearest by the bound.
+PILOT_EXTRA = 8
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A block of reference rows prepared once for every chain that passes through it.
+
+    ``factors`` is float32 ``(n, w + 1)``: the rows (or their projections) and
+    each one's squared norm last, the reference's side of every step's product.
+    ``projected`` holds the projections' rounding bounds (None: the rows themselves).
+    """
+
+    rows: np.ndarray
+    ids: np.ndarray
+    row_sq_norms: np.ndarray
+    factors: np.ndarray
+    projected: Projected | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def prepare_reference(
+    rows: np.ndarray, ids, keep: np.ndarray | None = None, projection: Projection | None = None
+) -> Reference:
+    """``rows`` (their ids ``ids``, or ``ids + arange`` for an int) less those ``keep`` drops.
+
+    With a ``projection``, the block is screened by its projections; without,
+    by the rows themselves.
+    """
+    rows = np.ascontiguousarray(rows)
+    if np.ndim(ids) == 0:
+        ids = np.arange(int(ids), int(ids) + len(rows), dtype=np.int64)
+    ids = np.asarray(ids, dtype=np.int64)
+    if keep is not None:
+        rows, ids = rows[keep], ids[keep]
+    sq = squared_norms(rows)
+    if projection is not None:
+        projected = project(rows, projection)
+        return Reference(rows, ids, sq, projected.ext, projected)
+    factors = np.empty((len(rows), rows.shape[1] + 1), dtype=np.float32)
+    factors[:, :-1] = rows
+    factors[:, -1] = sq
+    return Reference(rows, ids, sq, factors)
+
+
+class Queries(NamedTuple):
+    """A block of queries prepared once for its chain: ``factors`` is ``[-2 x, 1]`` in float32,
+    for ``x`` the rows or their projections (``projected``)."""
+
+    factors: np.ndarray
+    row_sq_norms: np.ndarray
+    projected: Projected | None
+
+
+def prepare_queries(query: np.ndarray, projection: Projection | None) -> Queries:
+    query = np.asarray(query)
+    if projection is None:
+        x, projected = query, None
+    else:
+        projected = project(query, projection)
+        x = projected.ext[:, :-1]
+    factors = np.empty((len(query), x.shape[1] + 1), dtype=np.float32)
+    factors[:, :-1] = x
+    factors[:, :-1] *= -2.0
+    factors[:, -1] = 1.0
+    return Queries(factors, squared_norms(query), projected)
+
+
+class Found(NamedTuple):
+    """A block's k nearest so far (fewer before its first k), and the pairs it computed in full."""
+
+    dist: np.ndarray
+    ids: np.ndarray
+    exact_pairs: int
+    queries: Queries
+
+
+def _merge_all(dist, ids, rows, cand_dist, cand_ids, k: int):
+    n_q, n_found = dist.shape
+    all_rows = np.concatenate([np.repeat(np.arange(n_q), n_found), rows])
+    all_dist = np.concatenate([dist.ravel(), cand_dist])
+    all_ids = np.concatenate([ids.ravel(), cand_ids])
+    order = np.lexsort((all_ids, all_dist, all_rows))
+    pick = order[_select_rows(all_rows[order], n_q, k)]
+    return all_dist[pick].reshape(n_q, k), all_ids[pick].reshape(n_q, k)
+
+
+def merge_found(dist, ids, rows, cand_dist, cand_ids, k: int):
+    """Each query's k nearest of its neighbours so far and its new candidates (ties: lower id).
+
+    ``rows`` say whose candidates they are; every query needs at least k of the
+    two together. Once every query has k, only those with candidates are sorted anew.
+    """
+    if dist.shape[1] < k:
+        return _merge_all(dist, ids, rows, cand_dist, cand_ids, k)
+    touched, at = np.unique(rows, return_inverse=True)
+    dist, ids = dist.copy(), ids.copy()
+    if len(touched):
+        merged = _merge_all(dist[touched], ids[touched], at, cand_dist, cand_ids, k)
+        dist[touched], ids[touched] = merged
+    return dist, ids
+
+
+def _with_exact(query, ref: Reference, found: Found, rows, cols, k: int) -> Found:
+    """``found`` merged with the exact distances of the pairs ``(rows, cols)``."""
+    queries = found.queries
+    exact = _exact_squared(query, ref.rows, rows, cols, queries.row_sq_norms, ref.row_sq_norms)
+    dist, ids = merge_found(found.dist, found.ids, rows, np.sqrt(exact), ref.ids[cols], k)
+    return Found(dist, ids, found.exact_pairs + len(rows), queries)
+
+
+def _full_error(queries: Queries, ref: Reference) -> np.ndarray:
+    """Each query's bound on the error of its full float32 values (the kernel's)."""
+    sq_max = float(ref.row_sq_norms.max())
+    d = queries.factors.shape[1] - 1
+    return _approx_error_bound(np.sqrt(queries.row_sq_norms), math.sqrt(sq_max), sq_max, d)
+
+
+def _limit_terms(queries: Queries, ref: Reference, slack: float) -> tuple[float, np.ndarray]:
+    """``(scale, base)``: a pair may be among a query's k nearest only if its float32
+    value is at most ``kth**2 * scale + base``, ``kth`` its k-th nearest so far.
+
+    ``scale`` covers the rounding of ``kth``'s square root (and the projection's
+    slack, see :func:`~mnistdist.neighbors._lower_bound.bound_terms`).
+    """
+    if queries.projected is None:
+        return 1.0 + 1e-9, _full_error(queries, ref) - queries.row_sq_norms
+    return bound_terms(queries.projected, ref.projected, slack)
+
+
+def _limits(kth_dist: np.ndarray, queries: Queries, ref: Reference, slack: float) -> np.ndarray:
+    """Per query, the float32 value at or below which a pair may be among its k nearest."""
+    scale, base = _limit_terms(queries, ref, slack)
+    return _at_least(kth_dist**2 * scale + base, np.float32)
+
+
+def _taker(query, ref: Reference, slack: float, compiled: bool):
+    """``take(found, rows, cols, values, k)``: ``found`` with the candidate pairs
+    ``(rows, cols)`` (sorted by query) taken in, keeping ``k`` a query.
+
+    Compiled (:func:`~mnistdist.neighbors._compiled.compiled_take`) if asked and
+    possible, else exact distances for every candidate and one merge.
+    """
+    kernel = compiled_take(query, ref.rows) if compiled else None
+    if kernel is None:
+        return lambda found, rows, cols, values, k: _with_exact(query, ref, found, rows, cols, k)
+    rows_q = np.ascontiguousarray(query)
+
+    def take(found: Found, rows, cols, values, k: int) -> Found:
+        n_q, have = found.dist.shape
+        dist = np.full((n_q, k), np.inf)
+        ids = np.full((n_q, k), -1, dtype=np.int64)
+        dist[:, :have], ids[:, :have] = found.dist, found.ids
+        count = np.full(n_q, have, dtype=np.int64)
+        scale, base = _limit_terms(found.queries, ref, slack)
+        norms = (found.queries.row_sq_norms, ref.row_sq_norms, ref.ids)
+        pairs = kernel(rows, cols, values, base, scale, rows_q, ref.rows, *norms, dist, ids, count)
+        return Found(dist, ids, found.exact_pairs + int(pairs), found.queries)
+
+    return take
+
+
+def _first_full(ref: Reference, block, k: int, found: Found, take) -> Found:
+    """A chain's first k by the full values: the kernel's screen, then exact distances."""
+    rows, cols, vals = screen(block, _full_error(found.queries, ref), min(k, len(ref)))
+    return take(found, rows, cols, vals, min(k, found.dist.shape[1] + len(ref)))
+
+
+def _first_bound(ref: Reference, block, k: int, found: Found, take):
+    """A chain's first k by the bound: the few pairs nearest by it, in exact distances.
+
+    Returns the updated :class:`Found` and, per query, the largest value taken
+    (None where the block was taken whole): the threshold pass that follows
+    skips those pairs, already taken.
+    """
+    n_r = len(ref)
+    pilot = min(n_r, max(2 * k, k + PILOT_EXTRA))
+    rows, cols, vals = screen(block, np.zeros(len(block)), pilot)
+    found = take(found, rows, cols, vals, min(k, found.dist.shape[1] + n_r))
+    if pilot == n_r:
+        return found, None
+    return found, vals[np.searchsorted(rows, np.arange(len(block)), side="right") - 1]
+
+
+def _candidates(block, limit, j0: int = 0):
+    """The pairs of ``block`` at or below their query's ``limit``: ``(rows, cols + j0, values)``."""
+    n_q, n_r = block.shape
+    width = max(n_r, SUB_ROWS)  # one reused buffer for the pieces, even the last and smaller
+    mask = _scratch_like(f"mask-{width}", (n_q, width), bool)[:, :n_r]
+    np.less_equal(block, limit[:, None], out=mask)
+    flat = np.flatnonzero(mask)
+    rows, cols = np.divmod(flat, block.shape[1])
+    return rows, cols + j0, block.ravel()[flat]
+
+
+def _screened(queries: Queries, ref: Reference, limit) -> tuple:
+    """The candidates of the product of ``queries`` and ``ref`` under ``limit``, sorted by query.
+
+    The product is made and screened :data:`SUB_ROWS` reference rows at a time,
+    so that the comparison reads values still in the core's cache: a fifth less
+    time a step than making the whole product first.
+    """
+    parts = []
+    # A wide product (the full values') costs far more than its screen, and is the more
+    # efficient the more rows it multiplies at once: not cut.
+    width = SUB_ROWS if queries.factors.shape[1] <= WIDE else len(ref)
+    for j0 in range(0, len(ref), width):
+        factors = ref.factors[j0 : j0 + width]
+        out = _scratch_block(len(queries.factors), len(factors))
+        parts.append(_candidates(np.matmul(queries.factors, factors.T, out=out), limit, j0))
+    rows, cols, values = (np.concatenate(p) for p in zip(*parts, strict=True))
+    order = np.argsort(rows, kind="stable")
+    return rows[order], cols[order], values[order]
+
+
+def search_step(
+    query,
+    ref: Reference,
+    k: int,
+    found: Found | None,
+    projection: Projection | None = None,
+    compiled: bool = False,
+) -> Found:
+    """``found``, the k nearest so far of ``query``'s rows, with ``ref``'s rows added.
+
+    ``projection`` must be the one ``ref`` was prepared with (None: full values);
+    ``compiled`` takes the candidates with the compiled kernel where it can.
+    Returns the updated :class:`Found`.
+    """
+    if found is None:
+        n_q = len(query)
+        empty = (np.empty((n_q, 0)), np.empty((n_q, 0), np.int64))
+        found = Found(*empty, 0, prepare_queries(query, projection))
+    if len(ref) == 0:
+        return found
+    queries = found.queries
+    slack = 0.0 if projection is None else projection.slack
+    take = _taker(query, ref, slack, compiled)
+    if found.dist.shape[1] == k:  # a limit for every query: screened in cached pieces
+        limit = _limits(found.dist[:, k - 1], queries, ref, slack)
+        return take(found, *_screened(queries, ref, limit), k)
+    block = np.matmul(
+        queries.factors, ref.factors.T, out=_scratch_block(len(queries.factors), len(ref))
+    )
+    if projection is None:
+        return _first_full(ref, block, k, found, take)
+    found, taken = _first_bound(ref, block, k, found, take)
+    if taken is None or found.dist.shape[1] < k:
+        return found
+    limit = _limits(found.dist[:, k - 1], queries, ref, slack)
+    rows, cols, values = _candidates(block, limit)
+    later = values > taken[rows]
+    return take(found, rows[later], cols[later], values[later], k)
+
+
+def _exact_pairs(found: Found) -> np.ndarray:
+    return np.array([[found.exact_pairs]], dtype=np.int64)
+
+
+def chain_layer(
+    query: da.Array, refs: list, k: int, names: dict, projection=None, *, n_pairs: int = 0
+) -> dict:
+    """The graph layer: per block of ``query``, a chain of steps through the prepared ``refs``.
+
+    ``names`` come from :func:`chain_names`; ``refs`` are the keys of
+    :class:`Reference` tasks, in the order the chains take them; ``projection``
+    the key of their :class:`Projection` (None: full values). The chain's last
+    step is also ``(names["found"], qi, 0)``, and its exact pairs
+    ``(names["pairs"], qi, 0)``. ``n_pairs``, the whole search's pairs (of
+    which these chains may be part), says whether it is large enough to
+    compile (:func:`~mnistdist.neighbors._compiled.worth_compiling`).
+    """
+    compiled = worth_compiling(n_pairs, k)
+    layer = {}
+    for qi in range(query.numblocks[0]):
+        found = None
+        for j, ref_key in enumerate(refs):
+            key = (names["step"], qi, j)
+            layer[key] = (search_step, (query.name, qi, 0), ref_key, k, found, projection, compiled)
+            found = key
+        layer[(names["found"], qi, 0)] = found
+        layer[(names["pairs"], qi, 0)] = (_exact_pairs, found)
+    return layer
+
+
+def chain_arrays(layer: dict, query: da.Array, k: int, names: dict, dependencies: list):
+    """``(dist, ids, exact_pairs)`` of :func:`chain_layer`'s chains as Dask arrays."""
+    graph = HighLevelGraph.from_collections(names["found"], layer, dependencies=dependencies)
+    found = da.Array(
+        graph, names["found"], chunks=(query.chunks[0], (k,)), meta=np.empty((0, 0), object)
+    )
+    dist = found.map_blocks(_part, 0, dtype=np.float64, meta=np.empty((0, 0)), name=names["dist"])
+    ids = found.map_blocks(
+        _part, 1, dtype=np.int64, meta=np.empty((0, 0), np.int64), name=names["ids"]
+    )
+    pairs_graph = HighLevelGraph.from_collections(names["pairs"], layer, dependencies=dependencies)
+    pairs = da.Array(
+        pairs_graph, names["pairs"], chunks=((1,) * query.numblocks[0], (1,)), dtype=np.int64
+    )
+    return dist, ids, pairs
+
+
+def chain_names(base: str, token: str) -> dict:
+    """The names of a chain's tasks and arrays: ``<base>`` its steps, and so on."""
+    parts = {"step": "", "found": "-found", "pairs": "-pairs", "dist": "-distances", "ids": "-ids"}
+    return {part: f"{base}{suffix}-{token}" for part, suffix in parts.items()}
+
+
+def chained_kneighbors(
+    query: da.Array,
+    ref: da.Array,
+    k: int,
+    *,
+    n_components: int = 0,
+    name: str = "neighbors",
+    ref_keep: np.ndarray | None = None,
+    query_rows: int | None = None,
+) -> tuple[da.Array, da.Array, da.Array]:
+    """Lazy exact k nearest rows of ``ref`` for every row of ``query``, by chains.
+
+    ``n_components`` > 0 screens by that many principal components (fitted on
+    ``ref``'s first chunk), 0 by the full values. ``ref_keep`` (a boolean mask
+    over ``ref``'s rows) leaves rows out. Chains of ``query_rows`` queries
+    (default :data:`BLOCK_QUERIES`). Returns ``(dist, ids, exact_pairs)``:
+    ``dist`` and ``ids`` with ``query``'s row chunks and ``k`` columns, ``ids``
+    indexing ``ref``'s rows; ``exact_pairs`` a chain, the pairs whose exact
+    distances it computed.
+    """
+    check_search(query, ref, k, ref_keep)
+    blocks = query.rechunk({0: query_rows or BLOCK_QUERIES, 1: -1})
+    ref = ref.rechunk({1: -1})
+    token = tokenize(blocks, ref, k, n_components, ref_keep)
+    base = f"{name}-bound" if n_components > 0 else name
+    names = chain_names(base, token)
+    layer, projection = {}, None
+    if n_components > 0:
+        projection = (f"{name}-bound-fit-{token}",)
+        layer[projection] = (fit_projection, (ref.name, 0, 0), n_components)
+    refs = []
+    for rj, lo, keep in kept_chunks(ref, ref_keep):
+        key = (f"{base}-reference-{token}", rj)
+        layer[key] = (prepare_reference, (ref.name, rj, 0), lo, keep, projection)
+        refs.append(key)
+    n_ref = ref.shape[0] if ref_keep is None else int(np.count_nonzero(ref_keep))
+    layer.update(chain_layer(blocks, refs, k, names, projection, n_pairs=blocks.shape[0] * n_ref))
+    dist, ids, pairs = chain_arrays(layer, blocks, k, names, [blocks, ref])
+    if blocks.chunks[0] != query.chunks[0]:
+        dist, ids = dist.rechunk({0: query.chunks[0]}), ids.rechunk({0: query.chunks[0]})
+    return dist, ids, pairs
+
+
+def kneighbors_dask(
+    query: da.Array,
+    ref: da.Array,
+    k: int,
+    *,
+    name: str = "neighbors",
+    ref_keep: np.ndarray | None = None,
+) -> tuple[da.Array, da.Array]:
+    """Lazy exact k nearest neighbors of every row of ``query`` among the rows of ``ref``.
+
+    Every pair's full float32 value is computed (:func:`chained_kneighbors`):
+    tasks show in the dashboard as ``<name>-reference`` (a chunk of ``ref``
+    prepared) and ``<name>`` (a block of queries through one chunk).
+    ``ref_keep`` (a boolean mask over ``ref``'s rows) leaves rows out of the
+    reference, as a CV fold leaves out its validation rows. Returns ``(dist,
+    ids)`` as Dask arrays with ``query``'s row chunks and ``k`` columns; ``ids``
+    index ``ref``'s rows.
+    """
+    dist, ids, _ = chained_kneighbors(
+        query, ref, k, name=name, ref_keep=ref_keep, query_rows=FULL_BLOCK_QUERIES
+    )
+    return dist, ids
+
+
+def bounded_kneighbors_dask(
+    query: da.Array,
+    ref: da.Array,
+    k: int,
+    n_components: int,
+    *,
+    name: str = "neighbors",
+    ref_keep: np.ndarray | None = None,
+) -> tuple[da.Array, da.Array, da.Array]:
+    """Lazy exact k nearest neighbours, screened by ``n_components`` principal components.
+
+    The same neighbours and distances as :func:`kneighbors_dask` with the same
+    arguments. Tasks show as ``<name>-bound-fit`` (the projection, fitted on
+    ``ref``'s first chunk), ``<name>-bound-reference`` (a chunk projected) and
+    ``<name>-bound`` (a block of queries through one chunk).
+
+    Returns
+    -------
+    dist, ids : dask.array.Array of shape (n_query, k)
+    exact_pairs : dask.array.Array of shape (n_chains, 1)
+        Per chain, the pairs whose exact distances were computed.
+    """
+    return chained_kneighbors(
+        query, ref, k, n_components=n_components, name=name, ref_keep=ref_keep
+    )

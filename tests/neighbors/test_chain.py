@@ -1,0 +1,105 @@
+import itertools
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+from dask.utils import key_split
+from numpy.testing import assert_array_equal
+
+from mnistdist.neighbors import bounded_kneighbors_dask, kneighbors, kneighbors_dask
+from mnistdist.neighbors._chain import Found, prepare_reference, search_step
+from mnistdist.neighbors._compiled import compiled_take
+from mnistdist.neighbors._lower_bound import fit_projection
+
+
+def _chain(query, ref, k, *, blocks, n_components=0, compiled=False):
+    """One chain through ``ref`` cut into ``blocks`` reference blocks, in NumPy."""
+    projection = fit_projection(ref, n_components) if n_components else None
+    found = None
+    for lo, hi in itertools.pairwise(blocks):
+        block = prepare_reference(ref[lo:hi], lo, None, projection)
+        found = search_step(query, block, k, found, projection, compiled)
+    return found
+
+
+def _ties(seed=0):
+    """Rows of small integers, each three times in the reference: many equal distances."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 4, size=(300, 40)).astype(np.uint8)
+    return base[:80], np.concatenate([base, base[::-1], base])
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("n_components", [0, 8])
+@pytest.mark.parametrize("k", [1, 7, 40])
+def test_a_chain_finds_the_exact_neighbours_with_ties_to_the_lower_id(k, n_components, compiled):
+    query, ref = _ties()
+    found = _chain(
+        query, ref, k, blocks=[0, 5, 300, 650, 900], n_components=n_components, compiled=compiled
+    )
+    want_dist, want_ids = kneighbors(query, ref, k)
+    assert_array_equal(found.ids, want_ids)
+    assert_array_equal(found.dist, want_dist)
+    assert (found.dist[:, :3] == 0).all() if k >= 3 else (found.dist[:, 0] == 0).all()
+
+
+@pytest.mark.parametrize("n_components", [0, 8])
+def test_compiled_and_numpy_steps_give_the_same_numbers_computing_fewer_distances(n_components):
+    rng = np.random.default_rng(1)
+    rows = (rng.normal(size=(1200, 6)) @ rng.normal(size=(6, 60)) * 20 + 100).clip(0, 255)
+    rows = rows.astype(np.uint8)
+    query, ref = rows[:100], rows[100:]
+    args = dict(blocks=[0, 300, 700, 1100], n_components=n_components)
+    numpy_way, compiled = (_chain(query, ref, 5, compiled=c, **args) for c in (False, True))
+    assert_array_equal(compiled.ids, numpy_way.ids)
+    assert_array_equal(compiled.dist, numpy_way.dist)
+    assert 0 < compiled.exact_pairs <= numpy_way.exact_pairs < 100 * 1100
+
+
+def test_the_compiled_kernel_only_takes_bytes():
+    u8, f32 = np.zeros((2, 3), np.uint8), np.zeros((2, 3), np.float32)
+    assert compiled_take(u8, u8) is not None
+    assert compiled_take(u8, f32) is None and compiled_take(f32, f32) is None
+    assert compiled_take(np.zeros((2, 40000), np.uint8), np.zeros((2, 40000), np.uint8)) is None
+
+
+def test_a_block_smaller_than_k_and_an_empty_block():
+    query, ref = _ties(2)
+    found = _chain(query, ref, 10, blocks=[0, 3, 3, 900])
+    want_dist, want_ids = kneighbors(query, ref, 10)
+    assert_array_equal(found.ids, want_ids)
+    assert_array_equal(found.dist, want_dist)
+    first = search_step(query, prepare_reference(ref[:3], 0), 10, None)
+    assert isinstance(first, Found) and first.dist.shape == (80, 3)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_float_rows_far_from_the_origin(seed):
+    rng = np.random.default_rng(seed)
+    scale, offset = 10 ** rng.uniform(-3, 4), rng.uniform(-1e4, 1e4)
+    rows = rng.normal(size=(900, 5)) @ rng.normal(size=(5, 30)) + 0.1 * rng.normal(size=(900, 30))
+    rows = rows * scale + offset
+    for n_components in (0, 6):
+        found = _chain(rows[:70], rows[70:], 4, blocks=[0, 200, 830], n_components=n_components)
+        want_dist, want_ids = kneighbors(rows[:70], rows[70:], 4)
+        assert_array_equal(found.ids, want_ids)
+        assert_array_equal(found.dist, want_dist)
+
+
+def test_dask_searches_rechunk_their_queries_and_give_back_their_chunks(digits_arrays):
+    X, _, Q, _ = digits_arrays
+    query = da.from_array(Q, chunks=90)
+    ref = da.from_array(X, chunks=400)
+    dist, ids = kneighbors_dask(query, ref, 5, name="nb")
+    b_dist, b_ids, pairs = bounded_kneighbors_dask(query, ref, 5, 16, name="nb")
+    assert dist.chunks == b_dist.chunks == (query.chunks[0], (5,))
+    names = {key_split(key) for key in dict(dist.__dask_graph__())}
+    assert {"nb", "nb-reference"} <= names
+    with dask.config.set(scheduler="sync"):
+        (dist, ids), (b_dist, b_ids, pairs) = dask.compute((dist, ids), (b_dist, b_ids, pairs))
+    want_dist, want_ids = kneighbors(Q, X, 5)
+    assert_array_equal(ids, want_ids)
+    assert_array_equal(b_ids, want_ids)
+    assert_array_equal(b_dist, want_dist)
+    assert pairs.shape == (1, 1) and 0 < pairs.sum() < len(Q) * len(X)
