@@ -194,5 +194,8 @@ def reference_blocks(fitted: Preprocessing, X: da.Array, *, name: str = "preproc
     """
     X = _before(fitted, X)
     if fitted.augment is not None:
-        X = da.concatenate([X, *augmented_copies(X, fitted.augment.kind)], axis=0)
+        seed = getattr(fitted.augment, "random_state", 0)  # 0.1 models have none
+        X = da.concatenate(
+            [X, *augmented_copies(X, fitted.augment.kind, random_state=seed)], axis=0
+        )
     return X if fitted.after is None else _map(fitted.after, X, name)

@@ -17,10 +17,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..data import image_side
 from ._classification import KNNClassifier
 from ._exact import kneighbors
-from ._idm import DEFAULT_BLOCK_PAIRS, check_idm_params, idm_distances
-
-#: Image pairs whose pixels :func:`rerank` gathers at once (4096 MNIST pairs: 25 MB).
-PAIRS_AT_ONCE = 4096
+from ._idm import DEFAULT_BLOCK_PAIRS, check_idm_params
+from ._idm_kernel import idm_candidate_distances
 
 
 def idm_rerank(
@@ -29,7 +27,6 @@ def idm_rerank(
     candidate_ids: np.ndarray,
     warp: int = 2,
     context: int = 1,
-    block_pairs: int = DEFAULT_BLOCK_PAIRS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each query's candidates sorted by IDM distance, nearest first.
 
@@ -41,8 +38,8 @@ def idm_rerank(
         Training images that ``candidate_ids`` index.
     candidate_ids : ndarray of shape (n_queries, n_candidates)
         Each query's candidates (from a Euclidean search, say).
-    warp, context, block_pairs : int
-        As in :func:`mnistdist.deformation.idm_distances`.
+    warp, context : int
+        As in :func:`mnistdist.neighbors.idm_distances`.
 
     Returns
     -------
@@ -53,15 +50,10 @@ def idm_rerank(
     """
     candidate_ids = np.asarray(candidate_ids)
     queries, train = np.asarray(queries), np.asarray(train)
-    n, m = candidate_ids.shape
-    dist = np.empty((n, m))
-    # Some queries at a time: the pairs' pixels are then 25 MB at most, not n * m images.
-    step = max(1, PAIRS_AT_ONCE // max(m, 1))
-    for start in range(0, n, step):
-        ids = candidate_ids[start : start + step]
-        pairs_q = np.repeat(queries[start : start + step], m, axis=0)
-        found = idm_distances(pairs_q, train[ids.ravel()], warp, context, block_pairs)
-        dist[start : start + step] = found.reshape(len(ids), m)
+    check_idm_params(warp, context)
+    side = image_side(train.shape[1], "compare")
+    # The compiled kernel reads the candidates' rows where they are: nothing is gathered.
+    dist = idm_candidate_distances(queries, train, candidate_ids, side, warp, context)
     order = np.argsort(dist, axis=1, kind="stable")
     return np.take_along_axis(dist, order, axis=1), np.take_along_axis(candidate_ids, order, 1)
 
@@ -156,7 +148,7 @@ class DeformationKNNClassifier(KNNClassifier):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=None)
         _, ids = kneighbors(X, self._fit_X, self.n_candidates, ref_rows=self.ref_rows)
-        dist, ids = idm_rerank(X, self._fit_X, ids, self.warp, self.context, self.block_pairs)
+        dist, ids = idm_rerank(X, self._fit_X, ids, self.warp, self.context)
         k = self.n_candidates if n_neighbors is None else n_neighbors
         return (dist[:, :k], ids[:, :k]) if return_distance else ids[:, :k]
 

@@ -1,8 +1,9 @@
-"""Image preprocessing: augmented copies (shifts, rotations) and the ``Augment`` pipeline step,
-deskewing and Gaussian blur as scikit-learn transformers."""
+"""Image preprocessing: augmented copies (shifts, rotations, elastic and affine distortions) and
+the ``Augment`` pipeline step, deskewing and Gaussian blur as scikit-learn transformers."""
 
 from ._augment import (
     AUGMENTATIONS,
+    DISTORTIONS,
     FOUR_SHIFTS,
     ROTATIONS,
     Augment,
@@ -12,18 +13,22 @@ from ._augment import (
     rotate_images,
     shift_images,
 )
+from ._elastic import Distortion, distort_images
 from ._transformers import Deskew, GaussianBlur, image_moments
 
 __all__ = [
     "AUGMENTATIONS",
+    "DISTORTIONS",
     "FOUR_SHIFTS",
     "ROTATIONS",
     "Augment",
     "Deskew",
+    "Distortion",
     "GaussianBlur",
     "augment_shifts",
     "augmented_copies",
     "check_augmentation",
+    "distort_images",
     "image_moments",
     "rotate_images",
     "shift_images",
