@@ -3,6 +3,7 @@ the ``Augment`` pipeline step, deskewing and Gaussian blur as scikit-learn trans
 
 from ._augment import (
     AUGMENTATIONS,
+    DISTORTION_RECIPES,
     DISTORTIONS,
     FOUR_SHIFTS,
     ROTATIONS,
@@ -19,6 +20,7 @@ from ._transformers import Deskew, GaussianBlur, image_moments
 __all__ = [
     "AUGMENTATIONS",
     "DISTORTIONS",
+    "DISTORTION_RECIPES",
     "FOUR_SHIFTS",
     "ROTATIONS",
     "Augment",

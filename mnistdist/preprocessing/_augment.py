@@ -58,6 +58,8 @@ AUGMENTATIONS["shift8+rotate"] = AUGMENTATIONS["shift8"] + AUGMENTATIONS["rotate
 #: (rotation within +-10 degrees, scale within a factor e^+-0.1, shear within +-0.2).
 ELASTIC = Distortion(alpha=34.0, sigma=4.0)
 AFFINE = Distortion(alpha=0.0, sigma=0.0, rotate=10.0, scale=0.1, shear=0.2)
+#: The recipes by name (their seed 0: a user of one sets its own).
+DISTORTION_RECIPES: dict[str, Distortion] = {"elastic": ELASTIC, "affine": AFFINE}
 
 
 def _distorted(prefix: str, recipe: Distortion, n: int) -> tuple[tuple[str, tuple], ...]:

@@ -59,40 +59,46 @@ def _uniform(key, counter):
 
 
 @numba.njit(cache=True, nogil=True)
-def _smooth_field(key, channel, side, weights, out):
+def _smooth_field(key, channel, side, weights, raw, rows, out):
     """A uniform(-1, 1) field on the image plus a margin, smoothed by ``weights`` (a
-    normalised Gaussian) along rows then columns, without padding: ``out`` (side, side)."""
-    r = (len(weights) - 1) // 2
-    big = side + 2 * r
-    raw = np.empty((big, big))
+    normalised Gaussian) along rows then columns, without padding, into ``out`` (flat,
+    side x side). ``raw`` and ``rows`` are buffers of ``big * big`` and ``big * side``.
+
+    Flat arrays read through views, so the inner loops are contiguous and vectorised.
+    """
+    width = len(weights)
+    big = side + width - 1
+    for i in range(big * big):
+        raw[i] = _uniform(key, channel * big * big + i)
+    rows[: big * side] = 0.0
     for y in range(big):
-        for x in range(big):
-            raw[y, x] = _uniform(key, (channel * big + y) * big + x)
-    rows = np.zeros((big, side))
-    for y in range(big):
-        for k in range(2 * r + 1):
-            wk, src = weights[k], raw[y, k:]
+        target = rows[y * side : (y + 1) * side]
+        for k in range(width):
+            wk, src = weights[k], raw[y * big + k :]
             for x in range(side):
-                rows[y, x] += wk * src[x]
-    out[:, :] = 0.0
+                target[x] += wk * src[x]
+    out[: side * side] = 0.0
     for y in range(side):
-        for k in range(2 * r + 1):
-            wk, src = weights[k], rows[y + k]
+        target = out[y * side : (y + 1) * side]
+        for k in range(width):
+            wk, src = weights[k], rows[(y + k) * side :]
             for x in range(side):
-                out[y, x] += wk * src[x]
+                target[x] += wk * src[x]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _pixel(image, side, y, x):
-    return image[y * side + x] if 0 <= y < side and 0 <= x < side else 0.0
+    if y < 0 or y >= side or x < 0 or x >= side:
+        return 0.0
+    return image[y * side + x]
 
 
 @numba.njit(cache=True, nogil=True)
 def _bilinear(image, side, y, x):
     """``image`` (flat) read at ``(y, x)``, 0 outside."""
-    y0, x0 = math.floor(y), math.floor(x)
-    fy, fx = y - y0, x - x0
-    y0, x0 = int(y0), int(x0)
+    below, left = math.floor(y), math.floor(x)
+    y0, x0 = int(below), int(left)
+    fy, fx = y - below, x - left
     top = (1.0 - fx) * _pixel(image, side, y0, x0) + fx * _pixel(image, side, y0, x0 + 1)
     bottom = (1.0 - fx) * _pixel(image, side, y0 + 1, x0) + fx * _pixel(image, side, y0 + 1, x0 + 1)
     return (1.0 - fy) * top + fy * bottom
@@ -102,23 +108,26 @@ def _bilinear(image, side, y, x):
 def _distort_block(images, ids, copy, seed, alpha, weights, affine, out):
     n, npix = images.shape
     side = round(math.sqrt(npix))
-    u, v = np.empty((side, side)), np.empty((side, side))
+    big = side + len(weights) - 1
+    raw, rows = np.empty(big * big), np.empty(big * side)
+    u, v = np.empty(side * side), np.empty(side * side)
     centre = (side - 1) / 2.0
     for i in range(n):
         key = _key(seed, ids[i], copy)
-        _smooth_field(key, 0, side, weights, u)
-        _smooth_field(key, 1, side, weights, v)
+        _smooth_field(key, 0, side, weights, raw, rows, u)
+        _smooth_field(key, 1, side, weights, raw, rows, v)
         # The affine part: rotation, log-scale and shear, each uniform in +-affine[j].
         angle = math.radians(affine[0] * _uniform(key, _AFFINE))
         scale = math.exp(affine[1] * _uniform(key, _AFFINE + 1))
         shear = affine[2] * _uniform(key, _AFFINE + 2)
         c, s = math.cos(angle) / scale, math.sin(angle) / scale
+        image, copied = images[i], out[i]
         for y in range(side):
             for x in range(side):
                 cy, cx = y - centre, x - centre
-                sy = centre + s * (cx + shear * cy) + c * cy + alpha * v[y, x]
-                sx = centre + c * (cx + shear * cy) - s * cy + alpha * u[y, x]
-                out[i, y * side + x] = _bilinear(images[i], side, sy, sx)
+                sy = centre + s * (cx + shear * cy) + c * cy + alpha * v[y * side + x]
+                sx = centre + c * (cx + shear * cy) - s * cy + alpha * u[y * side + x]
+                copied[y * side + x] = _bilinear(image, side, sy, sx)
 
 
 def gaussian_weights(sigma: float) -> np.ndarray:
