@@ -230,6 +230,32 @@ class Augment(TransformerMixin, BaseEstimator):
         return tags
 
 
+def augment_set(
+    X: da.Array,
+    y: np.ndarray,
+    kind: str = "shift4",
+    *,
+    random_state: int = 0,
+    name: str = "augment",
+) -> tuple[da.Array, np.ndarray]:
+    """The training set followed by the copies augmentation ``kind`` makes, lazily.
+
+    Returns ``(X_aug, y_aug)`` with ``(1 + copies) * n`` rows: the originals, then each
+    copy of every image in ``X``'s order (:func:`check_augmentation`'s order), made by
+    tasks on the workers named ``<name>-<copy>``; row ``j`` is a version of image ``j % n``.
+    """
+    copies = augmented_copies(X, kind, name=name, random_state=random_state)
+    y_aug = np.tile(np.asarray(y), 1 + len(copies))
+    log.info(
+        "augmented %d images with %d copies (%s): %d rows",
+        X.shape[0],
+        len(copies),
+        kind,
+        len(y_aug),
+    )
+    return da.concatenate([X, *copies], axis=0), y_aug
+
+
 def augment_shifts(X: da.Array, y: np.ndarray) -> tuple[da.Array, np.ndarray]:
     """The training set followed by its four one-pixel shifted copies (the book's), lazily.
 
@@ -238,7 +264,4 @@ def augment_shifts(X: da.Array, y: np.ndarray) -> tuple[da.Array, np.ndarray]:
     order). The copies are :func:`augmented_copies`' ``"shift4"``, made by
     tasks on the workers named ``shift-augment-<direction>``.
     """
-    copies = augmented_copies(X, "shift4", name="shift-augment")
-    y_aug = np.tile(np.asarray(y), 1 + len(copies))
-    log.info("augmented %d images with %d shifts: %d rows", X.shape[0], len(copies), len(y_aug))
-    return da.concatenate([X, *copies], axis=0), y_aug
+    return augment_set(X, y, "shift4", name="shift-augment")
