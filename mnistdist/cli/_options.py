@@ -74,7 +74,8 @@ def add_grid_arguments(parser: argparse.ArgumentParser, *, presets: bool = True)
             choices=list(PRESETS),
             default="book",
             help="book: the chapter's KNN grid; best: deskewing x augmentation x PCA x KNN; "
-            "deform: deskewing, Euclidean candidates re-ranked by IDM x KNN "
+            "deform: deskewing, Euclidean candidates re-ranked by IDM x KNN; "
+            "elastic: deform's, the best candidates' elastic copies compared too "
             "(default: book)",
         )
         group.add_argument(

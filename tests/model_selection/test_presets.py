@@ -42,6 +42,8 @@ def test_best_preset_fits_small_images():
 
 
 def test_unknown_preset():
-    with pytest.raises(OptionError, match="unknown preset 'fast': choose from book, best, deform"):
+    with pytest.raises(
+        OptionError, match="unknown preset 'fast': choose from book, best, deform, elastic"
+    ):
         get_preset("fast")
-    assert list(PRESETS) == ["book", "best", "deform"]
+    assert list(PRESETS) == ["book", "best", "deform", "elastic"]

@@ -81,11 +81,25 @@ def test_stateful_steps_before_reranking_are_refused(client, digits):
         neighbors_search(digits.X_train, digits.y_train, estimator=pipe, param_grid=GRID)
 
 
-def test_deform_preset_searches_its_own_pipeline():
-    preset = get_preset("deform")
+@pytest.mark.parametrize("name", ["deform", "elastic"])
+def test_deformation_presets_search_their_own_pipelines(name):
+    preset = get_preset(name)
     assert isinstance(preset.estimator.steps[-1][1], DeformationKNNClassifier)
     assert preset.estimator.get_params()["knn__n_candidates"] >= max(
         preset.param_grid["knn__n_neighbors"]
+    )
+    assert preset.holds_gil
+
+
+def test_elastic_preset_lets_cross_validation_decide_on_the_copies():
+    preset = get_preset("elastic")
+    assert preset.param_grid["knn__reference_copies"] == [0, 10]
+    knn = preset.estimator.steps[-1][1]
+    assert (knn.warp, knn.copy_candidates, knn.copy_penalty, knn.distortion) == (
+        2,
+        10,
+        0.2,
+        "elastic",
     )
 
 
