@@ -35,7 +35,7 @@ done
 # Wait until the scheduler answers and every worker has joined.
 if ! "$python" - "$address" "$n" <<'PY'
 import sys
-from mnistdist.cluster import connect  # TLS from MNISTDIST_TLS_*, as every job connects
+from mnistdist.runtime import connect  # TLS from MNISTDIST_TLS_*, as every job connects
 with connect(sys.argv[1], timeout=30) as client:
     client.wait_for_workers(int(sys.argv[2]), timeout=60)
     print(f"scheduler: {sys.argv[1]}\ndashboard: {client.dashboard_link}")

@@ -207,3 +207,49 @@ def test_a_broken_page_is_reported(tmp_path):
     ]
     assert "no such file" in problems[0] and "#no-such-section" in problems[1]
     assert "malformed URL" in problems[4] and "unsupported scheme 'ftp'" in problems[5]
+
+
+def python_blocks(text: str) -> list[tuple[int, str]]:
+    """The ```python blocks of a markdown text, each with the line it starts on."""
+    blocks, current, start = [], None, 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if current is None and line.strip() == "```python":
+            current, start = [], number + 1
+        elif current is not None and line.strip() == "```":
+            blocks.append((start, "\n".join(current) + "\n"))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def test_python_blocks_are_found_with_their_lines():
+    text = "# T\n```python\nx = 1\n```\n```bash\nls\n```\n\n```python\ny = x\n```\n"
+    assert python_blocks(text) == [(3, "x = 1\n"), (10, "y = x\n")]
+
+
+def test_the_library_examples_run(tmp_path, monkeypatch):
+    """docs/library.md's examples, as written, in order, in one namespace (on the digits)."""
+    monkeypatch.chdir(tmp_path)  # the saved-model example writes model.joblib here
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)  # the embedded cluster
+    path = ROOT / "docs" / "library.md"
+    blocks = python_blocks(path.read_text(encoding="utf-8"))
+    assert len(blocks) >= 5
+    namespace: dict = {"__name__": "library_md"}
+    for line, source in blocks:
+        # Blank lines in front: a traceback names the line of library.md.
+        exec(compile("\n" * (line - 1) + source, str(path), "exec"), namespace)
+    assert (tmp_path / "model.joblib").is_file()
+    assert namespace["final"].accuracy(namespace["ds"].y_test) > 0.9
+
+
+def test_the_architecture_lists_the_floors_in_the_codes_order():
+    """docs/architecture.md's table of floors is mnistdist/__init__.py's list, in its order
+    (the order tests/test_layout.py enforces on the imports)."""
+    import mnistdist
+
+    floors = re.findall(r"^- ``(\w+)``", mnistdist.__doc__, flags=re.M)
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\d+) \| `(\w+)` \|", text, flags=re.M)
+    assert [name for _, name in rows] == floors
+    assert [int(number) for number, _ in rows] == list(range(1, len(floors) + 1))

@@ -30,7 +30,7 @@ def bound_search(X: da.Array, rate: float) -> dict | None:
 
     The last sixth of the images (as MNIST's test set is a seventh of it) against
     the others and their four one-pixel shifts: never the test set. None where
-    the bound is not used (:func:`~mnistdist.lower_bound.bound_components`).
+    the bound is not used (:func:`~mnistdist.neighbors.bound_components`).
     """
     n_components = bound_components(X.shape[1])
     n_query = X.shape[0] // 6

@@ -38,7 +38,7 @@ def cv_multiply_adds(folds: Iterable[tuple[np.ndarray, np.ndarray]], n_features:
     """Multiply-adds of an exact CV neighbour search: validation x training x features, per fold.
 
     Counts the full product of each fold, whatever a search skips (each fold pair's
-    block once, :mod:`mnistdist.fold_pairs`): the limit is that of the exact search.
+    block once, :mod:`mnistdist.neighbors._fold_pairs`): the limit is that of the exact search.
 
     Parameters
     ----------

@@ -2,17 +2,17 @@
 
 (a) the book's way: scikit-learn's ``GridSearchCV(KNeighborsClassifier(),
 grid, cv=folds, n_jobs=-1)`` on one machine, on float64 pixels as
-``fetch_openml`` returns them; (b) :func:`mnistdist.search.neighbors_search` on
+``fetch_openml`` returns them; (b) :func:`mnistdist.model_selection.neighbors_search` on
 the current Dask cluster; (c) the same with a single candidate, to show what
 the other candidates cost once neighbours are shared. With ``strategy``
 ``"halving"`` (or ``"both"``), scikit-learn's ``HalvingGridSearchCV`` against
-:func:`mnistdist.halving.halving_search` on the same folds.
+:func:`mnistdist.model_selection.halving_search` on the same folds.
 
 Each of mnistdist's neighbour phases is also given as a multiple of its GEMM
-limit (:mod:`mnistdist.gemm`), measured in the same run on the same workers.
+limit (:mod:`mnistdist.benchmark._gemm`), measured in the same run on the same workers.
 Last, the final models' kind of search (held-out images against the others and
 their four shifts), in full and screened by the lower bound
-(:mod:`mnistdist.lower_bound`): both times, and the share of distances skipped.
+(:mod:`mnistdist.neighbors._lower_bound`): both times, and the share of distances skipped.
 """
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ def run_benchmark(
     random_state : int, default=0
         Seeds both halving searches' subsets.
     gemm_seconds : float, default=1.0
-        How long each worker thread times the GEMM (:func:`~mnistdist.gemm.measure_gemm_rate`).
+        How long each worker thread times the GEMM (:func:`~mnistdist.benchmark.measure_gemm_rate`).
 
     Returns
     -------

@@ -13,20 +13,20 @@ import dask.config
 from distributed import performance_report
 
 from ..data import Dataset, load_on_cluster
-from ..model_selection import Preset, SearchResult, get_preset, halving_search, neighbors_search
+from ..model_selection import Preset, SearchResult, SearchSpec, search
 from ..outputs import JOURNAL_FILE, Journal, atomic_path
 from ..runtime import connect, describe, embedded_processes, peak_memory, prepare, scheduler_address
 from ._forecast_files import recording
 from ._job_run import JobRun
 from ._logging import LOG
-from ._options import preset_from_args
+from ._options import preset_from_args, spec_from_args
 
 #: Modules the library imports only where they are first used, which the job will need:
 #: imported while the cluster starts, which leaves the process otherwise idle.
 LATER_MODULES = (
     "matplotlib.figure",  # every job draws its forecast's figure at the end
     "matplotlib.backends.backend_agg",
-    "dask_ml.model_selection",  # the searches' scoring
+    "sklearn.neighbors",  # the searches' scoring
 )
 
 
@@ -75,7 +75,7 @@ def connect_as_asked(run: JobRun, *, holds_gil: bool = False) -> Iterator:
 
 
 def _preset_holds_gil(args) -> bool:
-    return hasattr(args, "preset") and get_preset(args.preset).holds_gil
+    return hasattr(args, "preset") and preset_from_args(args, None).holds_gil
 
 
 def load_data(run: JobRun, client=None) -> Dataset:
@@ -103,23 +103,43 @@ def chosen_preset(run: JobRun, dataset: Dataset) -> Preset:
 
 def run_search(run: JobRun, dataset: Dataset, journal: Journal, preset: Preset) -> SearchResult:
     """The cross-validated search of ``preset`` on the current client; prints its result."""
-    halving = preset.strategy == "halving"
-    how = ", successive halving" if halving else ""
-    print(f"search ({preset.name}): {preset.description}, {run.args.cv} folds{how}")
-    result = (halving_search if halving else neighbors_search)(
-        dataset.X_train,
-        dataset.y_train,
-        estimator=preset.estimator,
-        param_grid=preset.param_grid,
-        cv=run.args.cv,
-        journal=journal,
-    )
-    if halving:
+    spec = spec_from_args(run.args, preset)
+    print(f"search ({preset.name}): {preset.description}, {run.args.cv} folds{_how(spec)}")
+    result = search(dataset.X_train, dataset.y_train, spec, journal=journal)
+    if spec.strategy == "halving":
         sizes = zip(result.n_candidates, result.n_resources, strict=True)
         for i, (n, n_resources) in enumerate(sizes):
             print(f"search: round {i}: {n} candidates on {n_resources} images")
-    print(f"search: best {result.best_params} with mean CV accuracy {result.best_score:.4f}")
+    for line in _extension_lines(result):
+        print(f"search: {line}")
+    metric = result.metrics.scorers[result.metrics.keys.index(result.metrics.refit)]
+    print(f"search: best {result.best_params} with mean CV {metric} {result.best_score:.4f}")
     return result
+
+
+def _how(spec: SearchSpec) -> str:
+    if spec.strategy == "halving":
+        return ", successive halving"
+    if spec.strategy == "random":
+        return f", {spec.n_iter} candidates drawn at random (seed {spec.random_state})"
+    return ""
+
+
+def _extension_lines(result: SearchResult) -> list[str]:
+    """What a search extended from a journal reused, and where it needed more neighbours."""
+    lines = []
+    for kept, needed in sorted(set(result.more_neighbors)):
+        lines.append(
+            f"the new candidates need {needed} neighbours per image where the journal kept "
+            f"{kept}: their neighbour searches ran again"
+        )
+    n = len(result.cv_results["params"])
+    if result.n_reused:
+        lines.append(
+            f"reused the scores of {result.n_reused} of {n} candidates from the journal, "
+            f"scored {n - result.n_reused}"
+        )
+    return lines
 
 
 def cluster_summary(client) -> dict:

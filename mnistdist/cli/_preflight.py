@@ -9,10 +9,10 @@ from sklearn.model_selection import ParameterGrid
 
 from ..data import load_dataset
 from ..errors import OptionError
-from ..model_selection import cv_folds, plan_rounds
+from ..model_selection import check_metrics, cv_folds, plan_rounds, search_candidates
 from ..outputs import check_out
 from ..runtime import check_scheduler_address, scheduler_address
-from ._options import preset_from_args
+from ._options import preset_from_args, spec_from_args
 
 #: More workers than this per core would only compete for the cores.
 MAX_WORKERS_PER_CORE = 8
@@ -41,29 +41,43 @@ def preflight(args: argparse.Namespace) -> None:
     dataset = load_dataset(args.dataset, data_dir=args.data, train_size=args.train_size)
     if getattr(args, "cv", None) is None:
         return
-    preset = preset_from_args(args, dataset.X_train.shape[1])
-    grid, y = preset.param_grid, dataset.y_train
-    # The smallest folds are those of halving's first round (the benchmark's "both" has one too).
-    if preset.strategy in ("halving", "both"):
-        _, rows = plan_rounds(y, len(ParameterGrid(grid)), args.cv)
+    _check_search(args, dataset.X_train.shape[1], dataset.y_train)
+
+
+def _check_search(args: argparse.Namespace, n_features: int, y) -> None:
+    """The grid file or preset, its candidates, the metrics, and the folds the search makes.
+
+    A grid file's mistakes are one line naming the file, the key and what was
+    expected. The smallest folds are those of halving's first round (the
+    benchmark's "both" has one too).
+    """
+    preset = preset_from_args(args, n_features)
+    if getattr(args, "grid", None) is None and not hasattr(args, "scoring"):  # the benchmark
+        candidates, strategy = list(ParameterGrid(preset.param_grid)), preset.strategy
+    else:
+        spec = spec_from_args(args, preset)
+        candidates, strategy = search_candidates(spec), spec.strategy
+        check_metrics(spec.scoring, spec.refit, y)
+    if strategy in ("halving", "both"):
+        _, rows = plan_rounds(y, len(candidates), args.cv)
         y = y[rows[0]]
     folds = cv_folds(args.cv, y)
     smallest_train = min(len(train) for train, _ in folds)
-    _check_components(preset, smallest_train)
-    if not isinstance(grid, dict):  # a preset's own grid: its sizes depend on its augmentations
+    _check_components(preset, candidates, smallest_train)
+    if not preset.plain_knn:  # a pipeline's references grow with its augmentations
         return
-    k_max = max(grid.get("n_neighbors", [1]))
+    k_max = max(c.get("n_neighbors", preset.estimator.n_neighbors) for c in candidates)
     if k_max > smallest_train:
         raise OptionError(
             f"n_neighbors={k_max} is larger than the smallest training fold ({smallest_train} rows)"
         )
 
 
-def _check_components(preset, smallest_train: int) -> None:
+def _check_components(preset, candidates: list[dict], smallest_train: int) -> None:
     """Every step's ``n_components`` (PCA's) must fit in the smallest training fold, where it
     is fitted: with few images, in halving's first round above all."""
     defaults = preset.estimator.get_params()
-    for candidate in ParameterGrid(preset.param_grid):
+    for candidate in candidates:
         params = {**defaults, **candidate}
         for name, value in params.items():
             if params.get(name.rpartition("__")[0]) == "passthrough":  # the step is left out

@@ -156,7 +156,7 @@ def _write_metrics(out, work: _Work, evaluation: dict, seconds: dict, figures: d
         "cluster": work.cluster_info,
         "figures": figures,
     }
-    if preset.name != "book":
+    if not preset.plain_knn:
         extra["book_params"] = BOOK_BEST
     if "rerank" in result.seconds:
         extra["rerank"] = search_rerank_throughput(
@@ -179,8 +179,15 @@ def _write_figures(out, work: _Work, evaluation: dict) -> tuple[dict, float]:
     """The report's figures, written into ``out``: their references by key, and the seconds."""
     t = time.perf_counter()
     model = work.models[work.final].model
-    # Each candidate once: after successive halving, from the last round it reached.
+    # Each candidate once: after successive halving, from the last round it reached; the
+    # KNN's parameters that the grid leaves at the estimator's values filled in, for the figure.
     params, mean, std = work.result.candidate_scores()
+    knn = {
+        name: value
+        for name, value in work.preset.estimator.get_params().items()
+        if name.rpartition("__")[2] in ("n_neighbors", "weights")
+    }
+    params = [{**knn, **p} for p in params]
     refs = write_report_figures(
         out,
         X_train_sample=work.X_sample,

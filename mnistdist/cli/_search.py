@@ -1,4 +1,4 @@
-"""``mnistdist search``: the cross-validated KNN grid search alone."""
+"""``mnistdist search``: the cross-validated search alone (grid, random or successive halving)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from ._on_cluster import (
     run_search,
 )
 
-#: The columns of the printed table of candidates.
-SCORE_COLUMNS = ("params", "mean_test_score", "std_test_score")
+#: Searches of more candidates than this print only the best this many.
+PRINTED = 50
 
 #: The job's line in ``mnistdist --help``.
 HELP = (
-    "cross-validated grid search on the cluster (the book's KNN grid, or --preset best), "
-    "exhaustive or by successive halving (--strategy halving)"
+    "cross-validated search on the cluster (the book's KNN grid, a preset or --grid FILE), "
+    "exhaustive, random (--strategy random) or by successive halving (--strategy halving)"
 )
 
 
@@ -35,11 +35,33 @@ def job(run: JobRun) -> int:
     phases = rounded_phases(run)
     summary["seconds"] = {**phases, **summary["seconds"]}
     write_json(out / "search.json", summary)
-    scores = zip(*(result.cv_results[key] for key in SCORE_COLUMNS), strict=True)
-    rounds = result.cv_results.get("iter")  # successive halving: a row per candidate and round
-    for i, (params, mean, std) in enumerate(scores):
-        mark = "*" if i == result.best_index else " "
-        where = "" if rounds is None else f"round {rounds[i]}, "
-        print(f"{mark} {where}{params}: {mean:.4f} ± {std:.4f}")
+    for line in candidate_lines(result):
+        print(line)
     print(f"search: {run.result_path('cv_results.csv')}")
     return 0
+
+
+def candidate_lines(result) -> list[str]:
+    """A line per candidate (per candidate and round, after halving), the chosen one starred:
+    its mean and std by each metric. Of more than :data:`PRINTED`, the best by rank."""
+    cv, keys = result.cv_results, result.metrics.keys
+    rows = range(len(cv["params"]))
+    if len(rows) > PRINTED:
+        rank = cv[f"rank_test_{result.metrics.refit}"]
+        rows = sorted(sorted(rows, key=lambda i: (rank[i], i))[:PRINTED])
+    rounds = cv.get("iter")  # successive halving: a row per candidate and round
+    lines = []
+    for i in rows:
+        mark = "*" if i == result.best_index else " "
+        where = "" if rounds is None else f"round {rounds[i]}, "
+        scores = ", ".join(
+            ("" if key == "score" else f"{key} ")
+            + f"{cv[f'mean_test_{key}'][i]:.4f} ± {cv[f'std_test_{key}'][i]:.4f}"
+            for key in keys
+        )
+        lines.append(f"{mark} {where}{cv['params'][i]}: {scores}")
+    if len(lines) < len(cv["params"]):
+        lines.append(
+            f"  ... the best {PRINTED} of {len(cv['params'])} candidates; all are in cv_results.csv"
+        )
+    return lines

@@ -18,9 +18,9 @@ from ..outputs import write_json
 from ..report import FigureRef, save, write_report
 from ..runtime import describe, measure_cpu, package_versions
 from ..tour import CAPTIONS, TourConfig, run_tour
+from ._command import positive_int
 from ._job_run import JobRun
 from ._on_cluster import connect_as_asked, load_data, rounded_phases
-from ._command import positive_int
 
 SCALE_OPTIONS = (
     ("--svc-size", 2000, "training images for the SVC steps (default: 2000, as the book)"),

@@ -16,11 +16,11 @@ grid search on a known set of images:
   training and validation rows in every round.
 - **The CV splitter restricted to each round's subset.** Each round splits
   its own images with the search's ``cv`` (``StratifiedKFold`` for an int),
-  so round r's scores are exactly those of :func:`~mnistdist.search.neighbors_search`
+  so round r's scores are exactly those of :func:`~mnistdist.model_selection.neighbors_search`
   on round r's images, with round r's candidates.
 
 Within a round, the grid search's machinery does the work
-(:func:`~mnistdist.search.score_candidates`): one neighbour search per fold
+(:func:`~mnistdist.model_selection._search.score_candidates`): one neighbour search per fold
 and preprocessing group, every KNN candidate scored from it, in tasks named
 ``halving-iter-<r>-neighbors-fold-<f>``. Images transformed by stateless
 steps (deskewing) are made once for all rounds.
@@ -31,29 +31,30 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Mapping, Sequence
 
 import dask.array as da
 import numpy as np
-from sklearn.base import BaseEstimator
 
 from ..errors import OptionError
-from ..neighbors import KNNClassifier
 from ..outputs import Journal
+from ..runtime import estimating
+from ._candidates import group_candidates
+from ._plan import plan_later_rounds
+from ._scoring import Metrics, check_metrics
 from ._search import (
-    DEFAULT_GRID,
     CandidateScores,
     SearchResult,
-    _assemble_cv_results,
-    _grid_candidates,
+    assemble_cv_results,
+    checked_inputs,
     cv_folds,
+    json_params,
     score_candidates,
 )
+from ._spec import FACTOR, SearchSpec
 
 log = logging.getLogger(__name__)
 
-#: scikit-learn's default: each round keeps a third of the candidates on three times the images.
-FACTOR = 3
+__all__ = ["FACTOR"]  # re-exported: halving's default factor is scikit-learn's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,10 +202,12 @@ class HalvingRound:
     folds: list[tuple[np.ndarray, np.ndarray]]
     candidates: list[dict]
     scores: CandidateScores
+    #: The ``cv_results`` key of the metric that keeps candidates.
+    refit: str = "score"
 
     @property
     def mean_scores(self) -> np.ndarray:
-        return self.scores.split_scores.mean(axis=1)
+        return self.scores.split_scores[self.refit].mean(axis=1)
 
 
 @dataclasses.dataclass
@@ -233,21 +236,27 @@ class HalvingResult(SearchResult):
         return sum(len(r.rows) * r.scores.n_groups for r in self.rounds)
 
     def candidate_scores(self) -> tuple[list[dict], np.ndarray, np.ndarray]:
-        """Each candidate once, with its mean and std from the last round it reached."""
+        """Each candidate once, with its mean and std (``refit``'s) from the last round it
+        reached."""
         last = {repr(p): i for i, p in enumerate(self.cv_results["params"])}
         rows = sorted(last.values())
+        key = self.metrics.refit
         return (
             [self.cv_results["params"][i] for i in rows],
-            np.asarray(self.cv_results["mean_test_score"])[rows],
-            np.asarray(self.cv_results["std_test_score"])[rows],
+            np.asarray(self.cv_results[f"mean_test_{key}"])[rows],
+            np.asarray(self.cv_results[f"std_test_{key}"])[rows],
         )
 
     def summary(self) -> dict:
         """The grid search's summary, rows of every round, and the schedule."""
         schedule = self.schedule
+        summary = super().summary()
+        key = self.metrics.refit
         return {
-            **super().summary(),
-            "strategy": "halving",
+            **summary,
+            "mean_test_score": [float(s) for s in self.cv_results[f"mean_test_{key}"]],
+            "std_test_score": [float(s) for s in self.cv_results[f"std_test_{key}"]],
+            "params": [json_params(p) for p in self.cv_results["params"]],
             "n_candidates": self.n_candidates[0],
             "iter": [int(i) for i in self.cv_results["iter"]],
             "n_resources": [int(n) for n in self.cv_results["n_resources"]],
@@ -325,11 +334,11 @@ def plan_rounds(
 
 
 def _run_round(
-    estimator, X, y, candidates, rows, *, cv, iteration, journal, shared
+    estimator, X, y, candidates, rows, *, spec: SearchSpec, metrics, iteration, journal, shared
 ) -> HalvingRound:
     """Round ``iteration``: every candidate on ``rows`` (sorted), by the grid search's engine."""
     n = X.shape[0]
-    folds = cv_folds(cv, y[rows])
+    folds = cv_folds(spec.cv, y[rows])
     log.info(
         "halving round %d: %d candidates on %d of %d images",
         iteration,
@@ -343,24 +352,29 @@ def _run_round(
         y[rows],
         candidates,
         folds,
+        metrics=metrics,
         journal=journal,
         rows=None if len(rows) == n else rows,  # the whole set: no copy of it
         task_prefix=f"halving-iter-{iteration}-",
         shared=shared,
     )
-    return HalvingRound(iteration, rows, folds, candidates, scores)
+    return HalvingRound(iteration, rows, folds, candidates, scores, metrics.refit)
 
 
-def _result(rounds: list[HalvingRound], schedule: HalvingSchedule, remaining: int) -> HalvingResult:
+def _result(
+    rounds: list[HalvingRound], schedule: HalvingSchedule, remaining: int, metrics: Metrics
+) -> HalvingResult:
     """Every round's rows in one ``cv_results``, scikit-learn's layout; the last round's best."""
     params = [c for r in rounds for c in r.candidates]
-    split_scores = np.concatenate([r.scores.split_scores for r in rounds])
+    split_scores = {
+        key: np.concatenate([r.scores.split_scores[key] for r in rounds]) for key in metrics.keys
+    }
     # Ranks run over the rows of every round, as scikit-learn's do.
-    cv_results, _ = _assemble_cv_results(params, split_scores)
+    cv_results, _ = assemble_cv_results(params, split_scores, metrics)
     cv_results["iter"] = np.concatenate([[r.iteration] * len(r.candidates) for r in rounds])
     cv_results["n_resources"] = np.concatenate([[len(r.rows)] * len(r.candidates) for r in rounds])
     last = np.flatnonzero(cv_results["iter"] == rounds[-1].iteration)
-    means = cv_results["mean_test_score"][last]
+    means = cv_results[f"mean_test_{metrics.refit}"][last]
     best = int(last[0 if np.isnan(means).all() else np.nanargmax(means)])
     seconds: dict[str, float] = {}
     for r in rounds:
@@ -374,25 +388,17 @@ def _result(rounds: list[HalvingRound], schedule: HalvingSchedule, remaining: in
         seconds,
         sum(r.scores.n_loaded for r in rounds),
         sum(r.scores.n_groups for r in rounds),  # the graphs scored, over all rounds
+        metrics,
+        "halving",
+        sum(r.scores.n_reused for r in rounds),
+        [more for r in rounds for more in r.scores.more_neighbors],
         schedule=schedule,
         rounds=rounds,
         n_remaining_candidates=remaining,
     )
 
 
-def halving_search(
-    X: da.Array,
-    y: np.ndarray,
-    *,
-    estimator: BaseEstimator | None = None,
-    param_grid: Mapping | Sequence[Mapping] | None = None,
-    cv=5,
-    factor: float = FACTOR,
-    min_resources="exhaust",
-    aggressive_elimination: bool = False,
-    random_state: int | None = 0,
-    journal: Journal | None = None,
-) -> HalvingResult:
+def halving_search(X: da.Array, y, *, journal: Journal | None = None, **params) -> HalvingResult:
     """Successive halving over a KNN grid on the cluster (scikit-learn's ``HalvingGridSearchCV``).
 
     Parameters
@@ -401,18 +407,15 @@ def halving_search(
         Image rows.
     y : array-like of shape (n_samples,)
         Labels, in NumPy.
-    estimator : KNNClassifier or Pipeline ending in one, optional
-        What to search (default: ``KNNClassifier()``).
-    param_grid : dict or list of dicts, optional
-        As in ``GridSearchCV`` (default: the book's grid).
-    cv : int or cross-validation splitter, default=5
-        Splits each round's images; an int means ``StratifiedKFold`` without shuffling.
-    factor, min_resources, aggressive_elimination
-        As in ``HalvingGridSearchCV`` (see :func:`halving_schedule`).
-    random_state : int or None, default=0
-        Seeds which images each round holds (:func:`stratified_order`).
     journal : Journal, optional
-        Saves each round's fold neighbours as they finish and reads back those already there.
+        Saves each round's fold neighbours and scores as they finish and reads back
+        those already there.
+    **params
+        :class:`SearchSpec`'s: ``estimator``, ``param_grid``, ``cv`` (an int or a
+        splitter: each round's images are split anew), ``scoring``, ``refit`` (the
+        metric that keeps candidates), ``factor``, ``min_resources``,
+        ``aggressive_elimination`` (see :func:`halving_schedule`) and
+        ``random_state`` (which images each round holds, :func:`stratified_order`).
 
     Returns
     -------
@@ -423,36 +426,55 @@ def halving_search(
     Raises
     ------
     OptionError
-        As :func:`~mnistdist.search.neighbors_search`, or if the schedule
-        cannot be made (see :func:`halving_schedule`).
+        As :func:`~mnistdist.model_selection.neighbors_search`, or if the
+        schedule cannot be made (see :func:`halving_schedule`).
     """
-    estimator = KNNClassifier() if estimator is None else estimator
-    y = np.asarray(y)
-    if X.ndim != 2 or X.shape[0] != len(y):
-        raise OptionError(f"X has shape {X.shape} but there are {len(y)} labels")
-    candidates = _grid_candidates(estimator, DEFAULT_GRID if param_grid is None else param_grid)
+    spec = SearchSpec(**{"strategy": "halving", **params})
+    if spec.strategy != "halving":
+        raise OptionError(f"halving_search runs successive halving, not {spec.strategy!r}")
+    estimator, y, candidates = checked_inputs(X, y, spec)
+    metrics = check_metrics(spec.scoring, spec.refit, y)
     schedule, subsets = plan_rounds(
         y,
         len(candidates),
-        cv,
-        factor=factor,
-        min_resources=min_resources,
-        aggressive_elimination=aggressive_elimination,
-        random_state=random_state,
+        spec.cv,
+        factor=spec.factor,
+        min_resources=spec.min_resources,
+        aggressive_elimination=spec.aggressive_elimination,
+        random_state=spec.random_state,
     )
     rounds, shared = [], {}
-    for iteration, rows in enumerate(subsets):
-        found = _run_round(
-            estimator,
-            X,
-            y,
-            candidates,
-            rows,
-            cv=cv,
-            iteration=iteration,
-            journal=journal,
-            shared=shared,
-        )
-        rounds.append(found)
-        candidates = [candidates[i] for i in best_of_round(found.mean_scores, factor)]
-    return _result(rounds, schedule, len(candidates))
+    with estimating() as eta:
+        _plan_later_rounds(eta, estimator, candidates, schedule, subsets, _n_splits(spec.cv, y), X)
+        for iteration, rows in enumerate(subsets):
+            found = _run_round(
+                estimator,
+                X,
+                y,
+                candidates,
+                rows,
+                spec=spec,
+                metrics=metrics,
+                iteration=iteration,
+                journal=journal,
+                shared=shared,
+            )
+            rounds.append(found)
+            candidates = [candidates[i] for i in best_of_round(found.mean_scores, spec.factor)]
+    return _result(rounds, schedule, len(candidates), metrics)
+
+
+def _plan_later_rounds(eta, estimator, candidates, schedule, subsets, n_folds, X) -> None:
+    """Before the first round, the later ones estimated from its groups, for the time left."""
+    n_candidates, sizes = len(candidates), []
+    for rows in subsets[1:]:
+        n_candidates = math.ceil(n_candidates / schedule.factor)
+        sizes.append((n_candidates, len(rows)))
+    plan_later_rounds(
+        eta,
+        estimator,
+        group_candidates(candidates, estimator),
+        sizes,
+        n_folds=n_folds,
+        n_features=X.shape[1],
+    )

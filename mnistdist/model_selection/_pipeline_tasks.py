@@ -6,7 +6,7 @@ is a k-nearest-neighbours classifier. Everything before that step is
 or the whole training set) and then applied to every chunk of the images on
 the workers, so the neighbour search runs on the transformed features.
 
-An :class:`~mnistdist.augment.Augment` step splits the preprocessing in two:
+An :class:`~mnistdist.preprocessing.Augment` step splits the preprocessing in two:
 the steps *before* it make the images that are augmented, the steps *after*
 it are applied to originals and copies alike. Only the reference (training)
 rows get copies; rows being predicted go through the same steps without.
@@ -161,23 +161,23 @@ def _transform(block: np.ndarray, prep: Pipeline) -> np.ndarray:
     return np.asarray(prep.transform(block))
 
 
-def _map(prep: Pipeline, X: da.Array, name: str) -> da.Array:
+def _map(prep: Pipeline, X: da.Array, name: str, token: str | None = None) -> da.Array:
     probe = _transform(np.zeros((1, X.shape[1]), dtype=X.dtype), prep)
     return X.map_blocks(
         _transform,
         prep,
         chunks=(X.chunks[0], (probe.shape[1],)),
         dtype=probe.dtype,
-        name=f"{name}-{tokenize(prep, X)}",
+        name=f"{name}-{tokenize(prep, X) if token is None else tokenize(token, name, X)}",
     )
 
 
-def _before(fitted: Preprocessing, X: da.Array) -> da.Array:
+def _before(fitted: Preprocessing, X: da.Array, token: str | None = None) -> da.Array:
     # Named by the steps alone (e.g. "deskew"), not by the fold: stateless
     # steps fitted on different folds are the same tasks, computed once.
     if fitted.before is None:
         return X
-    return _map(fitted.before, X, "-".join(n for n, _ in fitted.before.steps))
+    return _map(fitted.before, X, "-".join(n for n, _ in fitted.before.steps), token)
 
 
 def transform_blocks(fitted: Preprocessing, X: da.Array, *, name: str = "preprocess") -> da.Array:
@@ -186,16 +186,21 @@ def transform_blocks(fitted: Preprocessing, X: da.Array, *, name: str = "preproc
     return X if fitted.after is None else _map(fitted.after, X, name)
 
 
-def reference_blocks(fitted: Preprocessing, X: da.Array, *, name: str = "preprocess") -> da.Array:
+def reference_blocks(
+    fitted: Preprocessing, X: da.Array, *, name: str = "preprocess", token: str | None = None
+) -> da.Array:
     """The reference rows for a neighbor search: ``X`` preprocessed, then its augmented copies.
 
     ``X``'s ``n`` rows come first, then ``n`` rows per copy, each copy in
     ``X``'s row order: row ``j`` of the result is a version of image ``j % n``.
+    ``token`` (the fit task's key, say) names the result in place of the fitted
+    steps' own values: a fit repeated in another run may differ in its last
+    bits (BLAS on other memory), and the journal keys its results by name.
     """
-    X = _before(fitted, X)
+    X = _before(fitted, X, token)
     if fitted.augment is not None:
         seed = getattr(fitted.augment, "random_state", 0)  # 0.1 models have none
         X = da.concatenate(
             [X, *augmented_copies(X, fitted.augment.kind, random_state=seed)], axis=0
         )
-    return X if fitted.after is None else _map(fitted.after, X, name)
+    return X if fitted.after is None else _map(fitted.after, X, name, token)

@@ -4,7 +4,7 @@ The test set's neighbours are found by tasks over (test block x training
 chunk) pairs and merged per test block, so no worker ever holds more than one
 block of distances, whatever the training set's size (60,000 or 300,000
 rows). The saved model is a plain scikit-learn estimator (a
-:class:`~mnistdist.knn.KNNClassifier`, or a pipeline ending in one) that
+:class:`~mnistdist.neighbors.KNNClassifier`, or a pipeline ending in one) that
 predicts the same labels on one machine.
 """
 
@@ -115,7 +115,7 @@ def final_model(
 ) -> FinalModel:
     """Refit ``estimator``'s parameters on ``X_train`` and predict ``X_test`` on the cluster.
 
-    An :class:`~mnistdist.augment.Augment` step adds its copies to the
+    An :class:`~mnistdist.preprocessing.Augment` step adds its copies to the
     training rows (never to the test rows).
 
     Parameters
@@ -176,23 +176,25 @@ BOOK_MODELS = ("plain", "augmented")
 def report_models(preset: Preset) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The report's models: those fitted beside the search, and those that need its result.
 
-    With the book preset, its two models (:data:`BOOK_MODELS`) use the searched KNN. With
-    another, they use the book's own choice (:data:`BOOK_BEST`), known before the search,
-    and the ``chosen`` pipeline follows it.
+    Where the search's estimator is a plain KNN (the book preset's), its two models
+    (:data:`BOOK_MODELS`) use the searched KNN. Otherwise they use the book's own choice
+    (:data:`BOOK_BEST`), known before the search, and the ``chosen`` pipeline follows it.
     """
-    return ((), BOOK_MODELS) if preset.name == "book" else (BOOK_MODELS, ("chosen",))
+    return ((), BOOK_MODELS) if preset.plain_knn else (BOOK_MODELS, ("chosen",))
 
 
 def _model_fit(name: str, dataset, preset: Preset, params: dict):
     """``(estimator, X, y, keep_model)`` of the report's model ``name`` with ``params``."""
     if name == "chosen":
         estimator = clone(preset.estimator).set_params(**params)
+        if not isinstance(estimator, Pipeline):  # a classifier alone: the report shows steps
+            estimator = Pipeline([("knn", estimator)])
         return estimator, dataset.X_train, dataset.y_train, True
     knn = KNNClassifier(**params)
     if name == "plain":
         return knn, dataset.X_train, dataset.y_train, False
     X_aug, y_aug = augment_shifts(dataset.X_train, dataset.y_train)
-    return knn, X_aug, y_aug, preset.name == "book"  # the book's final model is saved
+    return knn, X_aug, y_aug, preset.plain_knn  # the book's final model is saved
 
 
 def fit_report_models(

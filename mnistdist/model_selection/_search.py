@@ -1,4 +1,4 @@
-"""Cross-validated grid search of a KNN pipeline on the cluster, one neighbour search per fold.
+"""Cross-validated search of a KNN pipeline on the cluster, one neighbour search per fold.
 
 The expensive part of KNN is finding neighbours, and it does not depend on
 ``weights`` or on ``n_neighbors`` up to the largest in the grid. So the search
@@ -7,74 +7,65 @@ runs in two stages:
 1. **Neighbours** - for every fold (and every distinct preprocessing setting,
    if the pipeline has some in the grid), the validation rows' ``k_max``
    nearest training-fold rows are found once, by tasks named
-   ``neighbors-fold-<f>`` on the workers. Together they form a sparse
-   precomputed neighbour graph: row i holds i's neighbours from the training
-   part of the fold that validates i.
-2. **Scoring** - dask-ml's ``GridSearchCV`` distributes every
-   ``weights x n_neighbors`` candidate on every fold over the cluster, with
-   scikit-learn's own ``KNeighborsClassifier(metric="precomputed")`` reading
-   that graph: the votes are scikit-learn's, bit for bit.
+   ``neighbors-fold-<f>`` on the workers (:mod:`._group_neighbors`).
+2. **Scoring** - one task a fold, ``score-fold-<f>``, votes every distinct
+   ``weights x n_neighbors`` of the group with scikit-learn's own
+   ``KNeighborsClassifier(metric="precomputed")`` over those neighbours and
+   scores the votes with every metric asked for (:mod:`._scoring`).
 
-Scores therefore equal scikit-learn's ``GridSearchCV`` on the same folds,
-while a grid of six candidates costs barely more than one.
+Scores therefore equal scikit-learn's ``GridSearchCV`` (or, with
+``strategy="random"``, ``RandomizedSearchCV``) on the same folds, while a grid
+of six candidates, or of five thousand, costs barely more than one.
 
-A pipeline with an :class:`~mnistdist.augment.Augment` step searches each
+A pipeline with an :class:`~mnistdist.preprocessing.Augment` step searches each
 fold's validation rows among the training rows *and their copies*; the
 copies of validation rows are masked out with the rows themselves, so no
 version of an image is ever on both sides of a split. A copy found as a
 neighbour stands for its image in the graph.
+
+With a journal, each group's scores are kept as they are found: a search
+extended with new candidates (a larger grid, a larger ``n_iter``) computes
+only theirs, and gives exactly what a fresh search of them all gives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import logging
 import time
-import warnings
-from collections.abc import Mapping, Sequence
 
 import dask.array as da
 import numpy as np
-import scipy.sparse as sp
-from dask.base import get_scheduler, tokenize
-from distributed import Client
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, clone
-from sklearn.exceptions import EfficiencyWarning
-from sklearn.model_selection import ParameterGrid, check_cv
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.model_selection import check_cv
 
-from .. import config
 from ..errors import OptionError
-from ..neighbors import (
-    KNNClassifier,
-    Neighbors,
-    candidates_needed,
-    check_knn_params,
-    compute_journaled,
-    compute_journaled_after,
-    fold_pair_kneighbors,
-    fold_pairs_on,
-    folds_partition,
-    is_reranking,
-    kneighbors_dask,
-    rerank_graph,
-)
+from ..neighbors import KNNClassifier, candidates_needed
 from ..outputs import Journal
-from ._pipeline_tasks import (
-    KNN_PARAMS,
-    Preprocessing,
-    apply_stateless_before,
-    fit_task,
-    reference_blocks,
-    split_pipeline,
-)
+from ..runtime import current_eta, estimating
+from ._candidates import Group, group_candidates, group_identity, search_candidates
+from ._group_neighbors import group_neighbors
+from ._pipeline_tasks import split_pipeline
+from ._plan import plan_groups
+from ._scoring import Metrics, ScoreStore, check_metrics, param_key, score_folds
+from ._spec import DEFAULT_GRID, SearchSpec
 
 log = logging.getLogger(__name__)
 
-#: The book's grid.
-DEFAULT_GRID = {"n_neighbors": [3, 4, 5], "weights": ["uniform", "distance"]}
+__all__ = ["DEFAULT_GRID"]  # re-exported: the book's grid is a search's default
+
+#: One metric, accuracy: ``cv_results``' ``*_test_score``, as today's GridSearchCV default.
+ACCURACY = Metrics(("accuracy",), ("score",), "score")
+
+
+def json_params(params: dict) -> dict:
+    """A candidate's parameters as JSON holds them: numbers, strings and lists as they are,
+    anything else (an estimator set in the grid) as its repr."""
+    plain = (str, int, float, bool, type(None), list)
+    return {name: v if isinstance(v, plain) else repr(v) for name, v in params.items()}
 
 
 @dataclasses.dataclass
@@ -91,6 +82,14 @@ class SearchResult:
     #: Groups of candidates, each scored from one neighbor graph (re-ranked, if the
     #: classifier re-ranks); groups that differ only in the re-ranking share a search.
     n_groups: int = 1
+    #: What was scored, and which metric chose ``best_index``.
+    metrics: Metrics = ACCURACY
+    #: ``grid``, ``random`` or ``halving``.
+    strategy: str = "grid"
+    #: Candidates whose scores a journal gave back (an extended search's earlier ones).
+    n_reused: int = 0
+    #: ``(kept, needed)`` for each group whose journal kept fewer neighbours than it needed.
+    more_neighbors: list = dataclasses.field(default_factory=list)
 
     @property
     def best_params(self) -> dict:
@@ -98,7 +97,8 @@ class SearchResult:
 
     @property
     def best_score(self) -> float:
-        return float(self.cv_results["mean_test_score"][self.best_index])
+        """The best candidate's mean score by the metric that chose it."""
+        return float(self.cv_results[f"mean_test_{self.metrics.refit}"][self.best_index])
 
     @property
     def queries_searched(self) -> int:
@@ -106,27 +106,42 @@ class SearchResult:
         return sum(len(test) for _, test in self.folds) * self.n_groups
 
     def candidate_scores(self) -> tuple[list[dict], np.ndarray, np.ndarray]:
-        """Each candidate's parameters, mean and std of its validation scores."""
-        cv = self.cv_results
-        return cv["params"], np.asarray(cv["mean_test_score"]), np.asarray(cv["std_test_score"])
+        """Each candidate's parameters, mean and std of its validation scores (``refit``'s)."""
+        cv, key = self.cv_results, self.metrics.refit
+        return cv["params"], np.asarray(cv[f"mean_test_{key}"]), np.asarray(cv[f"std_test_{key}"])
 
     def summary(self) -> dict:
-        """The numbers a report needs, JSON-ready."""
-        return {
-            "strategy": "grid",
+        """The numbers a report needs, JSON-ready (a parameter that is an estimator, a step
+        set in the grid, as its repr); ``mean_test_score`` and ``std_test_score`` are the
+        choosing metric's, and with several metrics ``scores`` holds each one's."""
+        params, mean, std = self.candidate_scores()
+        summary = {
+            "strategy": self.strategy,
+            "scoring": list(self.metrics.scorers),
+            "refit": self.metrics.refit,
             "best_index": self.best_index,
-            "best_params": self.best_params,
+            "best_params": json_params(self.best_params),
             "best_score": self.best_score,
             "n_candidates": len(self.cv_results["params"]),
+            "n_candidates_reused": self.n_reused,
             "n_splits": len(self.folds),
             "n_neighbor_searches": self.n_neighbor_searches,
             "n_neighbor_searches_loaded": self.n_loaded,
             "n_neighbor_searches_computed": self.n_neighbor_searches - self.n_loaded,
-            "mean_test_score": [float(s) for s in self.cv_results["mean_test_score"]],
-            "std_test_score": [float(s) for s in self.cv_results["std_test_score"]],
-            "params": self.cv_results["params"],
+            "mean_test_score": [float(s) for s in mean],
+            "std_test_score": [float(s) for s in std],
+            "params": [json_params(p) for p in params],
             "seconds": self.seconds,
         }
+        if self.metrics.multimetric:
+            summary["scores"] = {
+                key: {
+                    stat: [float(s) for s in self.cv_results[f"{stat}_test_{key}"]]
+                    for stat in ("mean", "std")
+                }
+                for key in self.metrics.keys
+            }
+        return summary
 
     def write_csv(self, path) -> None:
         """``cv_results.csv``: one row per candidate, params and scores."""
@@ -138,31 +153,6 @@ class SearchResult:
             writer.writerow(["params", *keys])
             for i, params in enumerate(self.cv_results["params"]):
                 writer.writerow([repr(params), *(self.cv_results[k][i] for k in keys)])
-
-
-def _grid_candidates(
-    estimator: BaseEstimator, param_grid: Mapping | Sequence[Mapping]
-) -> list[dict]:
-    """The grid's candidates in ParameterGrid order, each checked against the estimator."""
-    grids = [param_grid] if isinstance(param_grid, Mapping) else list(param_grid)
-    if not grids or any(not g for g in grids):
-        raise OptionError("the parameter grid is empty")
-    for g in grids:
-        for name, values in g.items():
-            if (
-                isinstance(values, (str, bytes))
-                or not hasattr(values, "__len__")
-                or len(values) == 0
-            ):
-                raise OptionError(
-                    f"grid parameter {name!r} needs a non-empty list of values, got {values!r}"
-                )
-    valid = estimator.get_params(deep=True)
-    candidates = list(ParameterGrid(grids))
-    for name in {n for c in candidates for n in c}:
-        if name not in valid:
-            raise OptionError(f"{type(estimator).__name__} has no parameter {name!r}")
-    return candidates
 
 
 def cv_folds(cv, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -200,287 +190,70 @@ def cv_folds(cv, y: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 @dataclasses.dataclass
-class _Group:
-    """Candidates that differ only in the classifier's parameters: they share neighbors."""
+class _Scoring:
+    """What every group of one call to :func:`score_candidates` is scored with."""
 
-    rest: dict  # the candidates' other parameters (preprocessing), all equal
-    members: list[int]  # indices into the candidates
-    knn_params: list[dict]  # each member's n_neighbors and weights
-
-    @property
-    def k(self) -> int:
-        return max(p["n_neighbors"] for p in self.knn_params)
-
-
-def _group_candidates(candidates: list[dict], prefix: str, base_knn: dict) -> list[_Group]:
-    """Candidates grouped by everything but ``weights`` and ``n_neighbors``, in grid order."""
-    groups: dict[str, _Group] = {}
-    for i, cand in enumerate(candidates):
-        knn_params = {p: cand.get(prefix + p, base_knn[p]) for p in KNN_PARAMS}
-        try:
-            check_knn_params(**knn_params)
-        except ValueError as exc:
-            raise OptionError(str(exc)) from None
-        rest = {n: v for n, v in cand.items() if n not in {prefix + p for p in KNN_PARAMS}}
-        key = tokenize(sorted(rest.items(), key=lambda kv: kv[0]))
-        group = groups.setdefault(key, _Group(rest, [], []))
-        group.members.append(i)
-        group.knn_params.append(knn_params)
-    return list(groups.values())
+    X: da.Array
+    y: np.ndarray
+    folds: list
+    metrics: Metrics
+    store: ScoreStore
+    journal: Journal | None
+    rows: np.ndarray | None
+    task_prefix: str
+    shared: dict
 
 
-def _neighbor_graph(n: int, k: int, folds, results) -> sp.csr_matrix:
-    """The (n, n) graph whose row i holds i's k neighbors from the training part of its fold.
+def _group_scores(estimator, group: Group, label: str, run: _Scoring) -> tuple[np.ndarray, dict]:
+    """A group's members' scores, shape (n_metrics, n_members, n_folds), and what it took.
 
-    A neighbor that is an augmented copy (reference row ``j >= n``) stands
-    for its image ``j % n``: a row may then name one image twice, and
-    scikit-learn counts each as a neighbor, as it would the copies.
+    Scores the journal keeps for the group (found from as many neighbours as
+    it needs now) are read back; the neighbours are searched, and the other
+    ``(n_neighbors, weights)`` scored, only if some are missing.
     """
-    data = np.empty((n, k))
-    indices = np.empty((n, k), dtype=np.int64)
-    for (_, test), (dist, ids) in zip(folds, results, strict=False):
-        rows = np.sort(test)  # the order _fold_neighbors queried them in
-        data[rows], indices[rows] = dist, ids % n
-    # Rows are sorted by distance, as KNeighborsClassifier(metric="precomputed") wants.
-    return sp.csr_matrix((data.ravel(), indices.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
-
-
-def _fold_neighbors(
-    X: da.Array,
-    y: np.ndarray,
-    prep: Preprocessing | None,
-    folds,
-    k: int,
-    label: str,
-    journal: Journal | None,
-    task_prefix: str = "",
-) -> list[Neighbors]:
-    """The neighbors of every fold's validation rows among its training rows (and their copies).
-
-    The reference of fold f is every image and every augmented copy of it,
-    with the validation images *and their copies* masked out: no version of
-    a validation image is ever a neighbor of one, and validation rows are
-    never augmented. Where no step is fitted per fold and the folds partition
-    the rows, each fold pair's distances are computed once, for both folds
-    (:mod:`mnistdist.fold_pairs`). Where steps are fitted per fold, each
-    fold's search starts as soon as its own fit is done. ``task_prefix``
-    starts every task name, so that a caller running several searches
-    (halving's rounds) tells them apart on the dashboard.
-    """
-    query_rows = int(config.get("query-rows"))
-    n = X.shape[0]
-    progress = f"neighbors of {len(folds)} folds{label}"
-
-    def search(f: int, fit: Preprocessing | None) -> tuple[da.Array, da.Array]:
-        train, test = folds[f]
-        reference = (
-            X if fit is None else reference_blocks(fit, X, name=f"{task_prefix}preprocess-fold-{f}")
-        )
-        keep = np.zeros(n, dtype=bool)
-        keep[train] = True
-        keep = np.tile(keep, reference.shape[0] // n)
-        query = reference[:n][np.sort(test)].rechunk({0: query_rows})
-        name = f"{task_prefix}neighbors-fold-{f}{label}"
-        return kneighbors_dask(query, reference, k, name=name, ref_keep=keep)
-
-    if prep is None:
-        if fold_pairs_on() and folds_partition(folds, n):
-            lazy = fold_pair_kneighbors(
-                X, folds, k, query_rows=query_rows, label=label, task_prefix=task_prefix
-            )
-        else:
-            lazy = [search(f, None) for f in range(len(folds))]
-        return compute_journaled(lazy, journal, label=progress)
-    fits = [
-        fit_task(prep, X[rows], y[rows], name=f"{task_prefix}fit-preprocessing-fold-{f}")
-        for f, rows in enumerate(np.sort(train) for train, _ in folds)
-    ]
-    return compute_journaled_after(fits, search, journal, label=progress)
-
-
-def _search_group_neighbors(
-    estimator: BaseEstimator,
-    X: da.Array,
-    y: np.ndarray,
-    group: _Group,
-    folds,
-    *,
-    label: str,
-    journal: Journal | None,
-    shared: dict,
-    rows: np.ndarray | None = None,
-    task_prefix: str = "",
-) -> tuple[sp.csr_matrix, dict]:
-    """One group's neighbor graph over all folds, and what it took: ``searches`` (fold
-    neighbor searches computed or read back, 0 where another group's were shared),
-    ``loaded`` (of those, read back from the journal) and ``rerank`` (seconds re-ranking
-    the candidates, 0 for a plain KNN).
-
-    ``label`` ends the task names and ``task_prefix`` starts them; ``shared``
-    holds what groups share: images transformed once by stateless steps
-    (deskewed, say), by Dask name, and the neighbors of images that no
-    data-fitted step changes, by images, k and task prefix. ``rows`` (sorted)
-    searches only those rows of ``X``, ``y`` and ``folds`` being theirs: the
-    stateless steps still run on all of ``X``, so searches of nested subsets
-    share them.
-    """
-    prep, _, knn = split_pipeline(clone(estimator).set_params(**group.rest))
-    prep, X_group = apply_stateless_before(prep, X)
-    if X_group is not X:
-        if X_group.name not in shared:
-            shared[X_group.name] = X_group.persist()
-        X_group = shared[X_group.name]
-    if rows is not None:
-        X_group = X_group[rows]
-    k = candidates_needed(knn, group.k)
-    # Groups that differ only in the re-ranking (warp, say) search the same images for the
-    # same k: the Euclidean candidates are found once and shared. The prefix keeps another
-    # search's (halving's other rounds, with other folds) apart.
-    key = ("neighbors", X_group.name, k, task_prefix) if prep is None else None
-    found, searches = shared.get(key), 0
-    if found is None:
-        searches = len(folds)
-        found = _fold_neighbors(X_group, y, prep, folds, k, label, journal, task_prefix)
-        if key is not None:
-            shared[key] = found
-    graph = _neighbor_graph(len(y), k, folds, [(r.dist, r.ids) for r in found])
-    reranking = 0.0
-    if is_reranking(knn):
-        if prep is not None:
-            raise OptionError("re-ranking needs image rows: only stateless steps before it")
-        t0 = time.perf_counter()
-        graph = rerank_graph(knn, X_group, graph, folds, label, task_prefix)
-        reranking = time.perf_counter() - t0
-    loaded = sum(r.loaded for r in found) if searches else 0
-    return graph, {"searches": searches, "loaded": loaded, "rerank": reranking}
-
-
-def _scheduler_that_raises():
-    """Dask's current scheduler for dask-ml, a client's ``get`` wrapped so that the first
-    error is raised: given a client itself, dask-ml resubmits a failed task forever."""
-    get = get_scheduler()
-    client = getattr(get, "__self__", None)
-    if not isinstance(client, Client):
-        return get  # the local schedulers raise the first error
-    return lambda dsk, keys, **_: client.get(dsk, keys)
-
-
-def with_own_rows(graph: sp.csr_matrix) -> sp.csr_matrix:
-    """``graph`` with each row's own column first, at distance 0 (an explicit zero).
-
-    A fold's fit sees the graph's training rows and columns only, where a row's
-    neighbours may all be missing (they are in the other folds): with 2 folds
-    nothing is left, and scikit-learn fails on an empty precomputed graph. The
-    diagonal keeps it non-empty. A fold's validation rows lose their own columns
-    with the training columns' slice, so their neighbours, and the scores, are
-    unchanged.
-    """
-    n = graph.shape[0]
-    indptr = graph.indptr + np.arange(n + 1)
-    own = np.zeros(graph.nnz + n, dtype=bool)
-    own[indptr[:-1]] = True
-    data = np.zeros(graph.nnz + n, dtype=graph.data.dtype)
-    indices = np.empty(graph.nnz + n, dtype=graph.indices.dtype)
-    data[~own], indices[~own], indices[own] = graph.data, graph.indices, np.arange(n)
-    return sp.csr_matrix((data, indices, indptr), shape=graph.shape)
-
-
-def _score_group(graph: sp.csr_matrix, y: np.ndarray, folds, group: _Group) -> np.ndarray:
-    """Each member's validation score on each fold, by dask-ml over the precomputed graph."""
-    # Imported here: dask-ml (with dask.dataframe) is only needed once a search scores, and
-    # a job imports it while its cluster starts (jobs.common), not before its preflight.
-    from dask_ml.model_selection import GridSearchCV
-
-    grid = [{p: [params[p]] for p in KNN_PARAMS} for params in group.knn_params]
-    scorer = GridSearchCV(
-        KNeighborsClassifier(metric="precomputed"),
-        grid,
-        cv=folds,
-        refit=False,
-        iid=False,
-        error_score="raise",
-        return_train_score=False,
-        scheduler=_scheduler_that_raises(),
+    scorers = run.metrics.scorers
+    identity = group_identity(
+        estimator, group, X_name=run.X.name, y=run.y, folds=run.folds, rows=run.rows
     )
-    with warnings.catch_warnings():
-        # Column-slicing the graph per fold may unsort rows; they are re-sorted anyway.
-        warnings.simplefilter("ignore", EfficiencyWarning)
-        scorer.fit(with_own_rows(graph), y)
-    return np.array([scorer.cv_results_[f"split{f}_test_score"] for f in range(len(folds))]).T
-
-
-def _assemble_cv_results(candidates: list[dict], split_scores: np.ndarray) -> tuple[dict, int]:
-    """scikit-learn's ``cv_results_`` layout from each candidate's fold scores; and the best."""
-    mean = split_scores.mean(axis=1)
-    cv_results: dict = {"params": candidates}
-    for name in sorted({n for c in candidates for n in c}):
-        cv_results[f"param_{name}"] = [c.get(name) for c in candidates]
-    for f in range(split_scores.shape[1]):
-        cv_results[f"split{f}_test_score"] = split_scores[:, f]
-    cv_results["mean_test_score"] = mean
-    cv_results["std_test_score"] = split_scores.std(axis=1)
-    # Ranked as scikit-learn ranks: ties share the best rank.
-    cv_results["rank_test_score"] = rankdata(-mean, method="min").astype(int)
-    best = int(np.flatnonzero(cv_results["rank_test_score"] == 1)[0])
-    return cv_results, best
-
-
-def _search_groups(
-    estimator,
-    X,
-    y,
-    groups: list[_Group],
-    folds,
-    *,
-    n_candidates,
-    journal,
-    rows=None,
-    task_prefix="",
-    shared=None,
-):
-    """Every group's neighbors searched, then its candidates scored.
-
-    Returns every candidate's fold scores, the seconds spent on each stage,
-    how many fold neighbor searches there were and how many of them the
-    journal gave back.
-    """
-    split_scores = np.empty((n_candidates, len(folds)))
-    seconds = {"neighbors": 0.0, "scoring": 0.0}
-    n_searches, n_loaded = 0, 0
-    shared = {} if shared is None else shared
-    for g, group in enumerate(groups):
-        label = f"-group-{g}" if len(groups) > 1 else ""
+    _, _, knn = split_pipeline(clone(estimator).set_params(**group.rest))
+    k = candidates_needed(knn, group.k)
+    stored, kept = {}, None
+    for scorer in scorers:
+        scores, found_k = run.store.load(identity, scorer)
+        kept = found_k if found_k is not None else kept
+        stored[scorer] = scores if found_k == k else {}
+    had = {key for key in stored[scorers[0]] if all(key in stored[s] for s in scorers)}
+    todo = [p for p in group.distinct() if param_key(*p) not in had]
+    took = {"searches": 0, "loaded": 0, "rerank": 0.0, "neighbors": 0.0, "scoring": 0.0}
+    took["more"] = (kept, k) if kept is not None and kept < k else None
+    if took["more"]:
+        log.info("%sgroup%s: the journal kept %d neighbours a row, %d are needed", run.task_prefix,
+                 label, kept, k)  # fmt: skip
+    eta = current_eta()
+    if todo:
         t0 = time.perf_counter()
-        graph, took = _search_group_neighbors(
-            estimator,
-            X,
-            y,
-            group,
-            folds,
-            label=label,
-            journal=journal,
-            shared=shared,
-            rows=rows,
-            task_prefix=task_prefix,
-        )
+        graph, found = group_neighbors(
+            estimator, run.X, run.y, group, run.folds, label=label, journal=run.journal,
+            shared=run.shared, rows=run.rows, task_prefix=run.task_prefix, eta=eta,
+        )  # fmt: skip
         t1 = time.perf_counter()
-        split_scores[group.members] = _score_group(graph, y, folds, group)
-        seconds["neighbors"] += t1 - t0 - took["rerank"]
-        if took["rerank"]:
-            seconds["rerank"] = seconds.get("rerank", 0.0) + took["rerank"]
-        seconds["scoring"] += time.perf_counter() - t1
-        n_searches += took["searches"]
-        n_loaded += took["loaded"]
-        log.info(
-            "%sgroup %d: %d candidates scored from one neighbor search per fold",
-            task_prefix,
-            g,
-            len(group.members),
-        )
-    return split_scores, seconds, n_searches, n_loaded
+        with eta.step(f"{run.task_prefix}scores{label}") if eta else contextlib.nullcontext():
+            new = score_folds(
+                graph, run.y, run.folds, todo, scorers, label=label, task_prefix=run.task_prefix
+            )
+        took.update(found, neighbors=t1 - t0 - found["rerank"], scoring=time.perf_counter() - t1)
+        for j, scorer in enumerate(scorers):
+            stored[scorer].update({param_key(*p): new[i, j] for i, p in enumerate(todo)})
+            run.store.save(identity, scorer, k, stored[scorer])
+    elif eta is not None:  # every score read back: nothing of the group runs
+        for kind in ("neighbors", "rerank", "scores"):
+            eta.skip(f"{run.task_prefix}{kind}{label}")
+    keys = group.member_keys()
+    took["reused"] = sum(key in had for key in keys)
+    return np.array([[stored[s][key] for key in keys] for s in scorers]), took
 
 
-def _check_k_max(groups: list[_Group], folds) -> None:
+def _check_k_max(groups: list[Group], folds) -> None:
     smallest_train = min(len(tr) for tr, _ in folds)
     k_max = max(group.k for group in groups)
     if k_max > smallest_train:
@@ -491,15 +264,20 @@ def _check_k_max(groups: list[_Group], folds) -> None:
 
 @dataclasses.dataclass
 class CandidateScores:
-    """Every candidate's validation score on every fold, from :func:`score_candidates`."""
+    """Every candidate's validation scores on every fold, from :func:`score_candidates`."""
 
-    split_scores: np.ndarray  # (n_candidates, n_folds)
+    #: By ``cv_results`` key (:attr:`Metrics.keys`): an (n_candidates, n_folds) array.
+    split_scores: dict[str, np.ndarray]
     seconds: dict[str, float]
     #: Fold neighbor searches done (computed or read back); groups may share them.
     n_neighbor_searches: int
     n_loaded: int
     #: Groups of candidates, each scored from one neighbor graph.
     n_groups: int
+    #: Candidates whose scores the journal kept.
+    n_reused: int = 0
+    #: ``(kept, needed)`` neighbours of each group the journal kept too few of.
+    more_neighbors: list = dataclasses.field(default_factory=list)
 
 
 def score_candidates(
@@ -509,6 +287,7 @@ def score_candidates(
     candidates: list[dict],
     folds,
     *,
+    metrics: Metrics = ACCURACY,
     journal: Journal | None = None,
     rows: np.ndarray | None = None,
     task_prefix: str = "",
@@ -531,8 +310,10 @@ def score_candidates(
         Parameter settings, each checked against ``estimator`` already.
     folds : list of (ndarray, ndarray)
         Training and validation positions within the rows searched.
+    metrics : Metrics, default=accuracy
+        What to score (:func:`check_metrics`).
     journal : Journal, optional
-        Saves and reads back each fold's neighbors.
+        Saves and reads back each fold's neighbors, and each group's scores.
     rows : ndarray, optional
         Sorted row indices of ``X`` to search (default: every row).
     task_prefix : str, default=""
@@ -551,39 +332,83 @@ def score_candidates(
     OptionError
         If a KNN parameter is invalid or ``n_neighbors`` exceeds a training fold.
     """
-    _, prefix, knn = split_pipeline(estimator)
-    groups = _group_candidates(candidates, prefix, knn.get_params(deep=False))
+    groups = group_candidates(candidates, estimator)
     _check_k_max(groups, folds)
-    split_scores, seconds, n_searches, n_loaded = _search_groups(
-        estimator,
-        X,
-        y,
-        groups,
-        folds,
-        n_candidates=len(candidates),
-        journal=journal,
-        rows=rows,
-        task_prefix=task_prefix,
-        shared=shared,
+    eta = current_eta()
+    if eta is not None:
+        plan_groups(
+            eta, estimator, groups, prefix=task_prefix, n_rows=len(y), n_folds=len(folds),
+            n_features=X.shape[1],
+        )  # fmt: skip
+    run = _Scoring(
+        X, y, folds, metrics, ScoreStore(journal), journal, rows, task_prefix,
+        {} if shared is None else shared,
+    )  # fmt: skip
+    split = np.empty((len(metrics.keys), len(candidates), len(folds)))
+    total = {"neighbors": 0.0, "scoring": 0.0}
+    counts = {"searches": 0, "loaded": 0, "reused": 0}
+    more = []
+    for g, group in enumerate(groups):
+        split[:, group.members], took = _group_scores(estimator, group, group.label, run)
+        for phase in ("neighbors", "scoring", "rerank"):
+            if took[phase] or phase != "rerank":
+                total[phase] = total.get(phase, 0.0) + took[phase]
+        counts = {name: n + took[name] for name, n in counts.items()}
+        if took["more"] is not None:
+            more.append(took["more"])
+        log.info(
+            "%sgroup %d: %d candidates (%d from the journal) scored from one neighbor "
+            "search per fold", task_prefix, g, len(group.members), took["reused"],
+        )  # fmt: skip
+    scores = dict(zip(metrics.keys, split, strict=True))
+    return CandidateScores(
+        scores, total, counts["searches"], counts["loaded"], len(groups), counts["reused"], more
     )
-    return CandidateScores(split_scores, seconds, n_searches, n_loaded, len(groups))
 
 
-def neighbors_search(
-    X: da.Array,
-    y: np.ndarray,
-    *,
-    estimator: BaseEstimator | None = None,
-    param_grid: Mapping | Sequence[Mapping] | None = None,
-    cv=5,
-    journal: Journal | None = None,
-) -> SearchResult:
-    """Grid-search a KNN classifier (or a pipeline ending in one) by cross-validation.
+def assemble_cv_results(
+    candidates: list[dict], split_scores: dict[str, np.ndarray], metrics: Metrics = ACCURACY
+) -> tuple[dict, int]:
+    """scikit-learn's ``cv_results_`` layout from each candidate's fold scores; and the best.
+
+    Keys as scikit-learn's: ``params``, ``param_<name>``, then for each metric
+    ``split<f>_test_<key>``, ``mean_test_<key>``, ``std_test_<key>`` and
+    ``rank_test_<key>`` (ties share the best rank). The best candidate is the
+    first ranked first by ``metrics.refit``.
+    """
+    cv_results: dict = {"params": candidates}
+    for name in sorted({n for c in candidates for n in c}):
+        cv_results[f"param_{name}"] = [c.get(name) for c in candidates]
+    for key in metrics.keys:
+        scores = split_scores[key]
+        for f in range(scores.shape[1]):
+            cv_results[f"split{f}_test_{key}"] = scores[:, f]
+        mean = scores.mean(axis=1)
+        cv_results[f"mean_test_{key}"] = mean
+        cv_results[f"std_test_{key}"] = scores.std(axis=1)
+        cv_results[f"rank_test_{key}"] = rankdata(-mean, method="min").astype(int)
+    best = int(np.argmin(cv_results[f"rank_test_{metrics.refit}"]))
+    return cv_results, best
+
+
+def checked_inputs(X: da.Array, y, spec: SearchSpec) -> tuple[BaseEstimator, np.ndarray, list]:
+    """The estimator, labels and candidates of a search, refused now if they cannot work."""
+    estimator = KNNClassifier() if spec.estimator is None else spec.estimator
+    y = np.asarray(y)
+    if X.ndim != 2 or X.shape[0] != len(y):
+        raise OptionError(f"X has shape {X.shape} but there are {len(y)} labels")
+    return estimator, y, search_candidates(spec)
+
+
+def neighbors_search(X: da.Array, y, *, journal: Journal | None = None, **params) -> SearchResult:
+    """Grid-search (or random-search) a KNN classifier, or a pipeline ending in one, by
+    cross-validation.
 
     Candidates that differ only in the classifier's ``weights`` or
     ``n_neighbors`` share one neighbor search per fold (tasks named
     ``neighbors-fold-<f>``) on the current Dask client; their scores equal
-    scikit-learn's ``GridSearchCV`` on the same folds.
+    scikit-learn's ``GridSearchCV`` (``RandomizedSearchCV`` with
+    ``strategy="random"``) on the same folds, for every metric.
 
     Parameters
     ----------
@@ -591,15 +416,14 @@ def neighbors_search(
         Image rows.
     y : array-like of shape (n_samples,)
         Labels, in NumPy (folds and votes need them on the client).
-    estimator : KNNClassifier or Pipeline ending in one, optional
-        What to search (default: ``KNNClassifier()``).
-    param_grid : dict or list of dicts, optional
-        As in ``GridSearchCV`` (default: :data:`DEFAULT_GRID`, the book's).
-    cv : int, cross-validation generator or iterable of splits, default=5
-        As in scikit-learn: an int means ``StratifiedKFold`` without shuffling.
     journal : Journal, optional
-        Saves each fold's neighbors as they finish and reads back those
-        already there, so an interrupted search can resume.
+        Saves each fold's neighbors and each group's scores as they finish and
+        reads back those already there, so an interrupted search can resume
+        and a finished one be extended.
+    **params
+        :class:`SearchSpec`'s: ``estimator``, ``param_grid``, ``cv``,
+        ``scoring``, ``refit``, ``strategy`` (``"grid"`` or ``"random"``),
+        ``n_iter``, ``random_state``.
 
     Returns
     -------
@@ -611,18 +435,21 @@ def neighbors_search(
     ------
     OptionError
         If the shapes disagree, the grid is empty or names unknown
-        parameters, a KNN parameter is invalid, ``cv`` cannot split ``y``, or
-        ``n_neighbors`` exceeds a training fold.
+        parameters, a value is one the estimator refuses, a metric is
+        unknown, ``cv`` cannot split ``y``, or ``n_neighbors`` exceeds a
+        training fold.
     """
-    estimator = KNNClassifier() if estimator is None else estimator
-    y = np.asarray(y)
-    if X.ndim != 2 or X.shape[0] != len(y):
-        raise OptionError(f"X has shape {X.shape} but there are {len(y)} labels")
-    split_pipeline(estimator)  # a pipeline that does not end in a KNN fails here, first
-    candidates = _grid_candidates(estimator, DEFAULT_GRID if param_grid is None else param_grid)
-    folds = cv_folds(cv, y)
-    scores = score_candidates(estimator, X, y, candidates, folds, journal=journal)
-    cv_results, best = _assemble_cv_results(candidates, scores.split_scores)
+    spec = SearchSpec(**params)
+    if spec.strategy == "halving":
+        raise OptionError("successive halving is halving_search's")
+    estimator, y, candidates = checked_inputs(X, y, spec)
+    metrics = check_metrics(spec.scoring, spec.refit, y)
+    folds = cv_folds(spec.cv, y)
+    with estimating():
+        scores = score_candidates(
+            estimator, X, y, candidates, folds, metrics=metrics, journal=journal
+        )
+    cv_results, best = assemble_cv_results(candidates, scores.split_scores, metrics)
     return SearchResult(
         cv_results,
         best,
@@ -631,4 +458,8 @@ def neighbors_search(
         scores.seconds,
         scores.n_loaded,
         scores.n_groups,
+        metrics,
+        spec.strategy,
+        scores.n_reused,
+        scores.more_neighbors,
     )

@@ -19,9 +19,11 @@ scikit-learn's.
 from __future__ import annotations
 
 import numbers
+from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -107,6 +109,13 @@ class KNNClassifier(ClassifierMixin, BaseEstimator):
     n_features_in_ : int
         Pixels per training row.
     """
+
+    #: scikit-learn's declaration of the valid values, which a grid file's are checked against.
+    _parameter_constraints: ClassVar[dict] = {
+        "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
+        "weights": [StrOptions(set(WEIGHTS))],
+        "ref_rows": [Interval(numbers.Integral, 1, None, closed="left")],
+    }
 
     def __init__(self, n_neighbors: int = 5, weights: str = "uniform", ref_rows: int = 16384):
         self.n_neighbors = n_neighbors

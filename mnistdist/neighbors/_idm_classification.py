@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+from typing import ClassVar
 
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..data import image_side
@@ -170,6 +172,18 @@ class DeformationKNNClassifier(KNNClassifier):
 
     Its attributes are :class:`KNNClassifier`'s; its votes come from :meth:`kneighbors`.
     """
+
+    _parameter_constraints: ClassVar[dict] = {
+        **KNNClassifier._parameter_constraints,
+        "n_candidates": [Interval(numbers.Integral, 1, None, closed="left")],
+        "warp": [Interval(numbers.Integral, 0, None, closed="left")],
+        "context": [Interval(numbers.Integral, 0, None, closed="left")],
+        "reference_copies": [Interval(numbers.Integral, 0, None, closed="left")],
+        "copy_candidates": [Interval(numbers.Integral, 1, None, closed="left")],
+        "copy_penalty": [Interval(numbers.Real, 0, None, closed="left")],
+        "distortion": [StrOptions(set(DISTORTION_RECIPES))],
+        "random_state": [Interval(numbers.Integral, 0, 2**63 - 1, closed="both")],
+    }
 
     def __init__(
         self,

@@ -1,8 +1,8 @@
 """Re-ranking on the cluster: each fold's (or the test set's) Euclidean candidates by IDM.
 
-The cross-validated search (:mod:`mnistdist.search`) and the final fit
-(:mod:`mnistdist.final`) find Euclidean neighbours as for any KNN; when the
-classifier is a :class:`~mnistdist.rerank.DeformationKNNClassifier`, they
+The cross-validated search (:mod:`mnistdist.model_selection._search`) and the final fit
+(:mod:`mnistdist.model_selection._refit`) find Euclidean neighbours as for any KNN; when the
+classifier is a :class:`~mnistdist.neighbors.DeformationKNNClassifier`, they
 ask for ``n_candidates`` of them and hand them here. Queries are re-ranked in
 row blocks by tasks named ``rerank-idm-fold-<f>`` (``rerank-idm-<name>`` for
 the test set); every task reads the one copy of the image rows that Dask

@@ -16,12 +16,15 @@ only, never to the rows being predicted.
 from __future__ import annotations
 
 import logging
+import numbers
+from typing import ClassVar
 
 import dask.array as da
 import numpy as np
 import scipy.ndimage
 from dask.base import tokenize
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
 from ..data import image_side
@@ -189,6 +192,12 @@ class Augment(TransformerMixin, BaseEstimator):
         The seed of the distorted copies (the others have none): copy ``c`` of
         training row ``i`` is a function of ``(i, c, random_state)``.
     """
+
+    #: scikit-learn's declaration of the valid values, which a grid file's are checked against.
+    _parameter_constraints: ClassVar[dict] = {
+        "kind": [StrOptions(set(AUGMENTATIONS) | set(DISTORTIONS))],
+        "random_state": [Interval(numbers.Integral, 0, 2**63 - 1, closed="both")],
+    }
 
     def __init__(self, kind: str = "shift4", random_state: int = 0):
         self.kind = kind

@@ -9,9 +9,13 @@ training set of half a million rows stays half the size of float64.
 
 from __future__ import annotations
 
+import numbers
+from typing import ClassVar
+
 import numpy as np
 import scipy.ndimage
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import validate_data
 
 from ..data import image_side
@@ -140,6 +144,10 @@ class GaussianBlur(_ImageTransformer):
     """
 
     _verb = "blur"
+    #: scikit-learn's declaration of the valid values, which a grid file's are checked against.
+    _parameter_constraints: ClassVar[dict] = {
+        "sigma": [Interval(numbers.Real, 0, None, closed="left")]
+    }
 
     def __init__(self, sigma: float = 1.0):
         self.sigma = sigma

@@ -253,7 +253,7 @@ def wrong_digits_figure(
 def forecast_figure(scaling: dict) -> Figure:
     """A job's forecast wall time against workers (log-2 axis), its measured run marked.
 
-    ``scaling`` is the dict of :func:`mnistdist.scaling.summarize`. The span
+    ``scaling`` is the dict of :func:`mnistdist.runtime.summarize_forecast`. The span
     plus the overheads is the floor no number of workers goes below.
     """
     workers = [row["workers"] for row in scaling["forecast"]]

@@ -1,7 +1,10 @@
 """``report.html``: the run's results, figures and provenance, for a person to read.
 
-Plain HTML with the PNGs beside it, no scripts and no external assets, so the
-output folder can be copied or served anywhere.
+Plain HTML with the PNGs beside it and no external assets, so the output
+folder can be copied or served anywhere. Its one script, inline, sorts and
+filters the table of the search's candidates (:func:`cv_table`); a link can
+ask for a sort and a filter in its fragment, ``report.html#sort=<column>&filter=<text>``
+(``sort`` twice: descending).
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ import html
 import json
 import os
 import pathlib
+
+import numpy as np
+from scipy.stats import rankdata
 
 from ..outputs import write_text
 from ._figures import FigureRef
@@ -30,6 +36,58 @@ tr.best { background: #eaf6ea; font-weight: 600; }
 .big { font-size: 1.3em; } figure { margin: 1.2em 0; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { color: #555; font-size: 0.92em; } code { background: #f5f5f5; padding: 0 0.2em; }
+#cv-results th { cursor: pointer; user-select: none; white-space: nowrap; }
+#cv-results th[aria-sort=ascending]::after { content: " \\25B2"; }
+#cv-results th[aria-sort=descending]::after { content: " \\25BC"; }
+#cv-results td { font-variant-numeric: tabular-nums; white-space: nowrap; }
+.tablebox { max-height: 36em; overflow: auto; }
+#cv-filter { width: 24em; padding: 0.2em; } .count { color: #555; margin-left: 1em; }
+"""
+
+#: Sorts the candidates' table by a clicked header (again: descending) and filters its rows by
+#: every word typed (case-insensitive); a link's ``#sort=<column>&filter=<text>`` does the same.
+_TABLE_SCRIPT = """
+(function () {
+  var table = document.getElementById("cv-results"), body = table.tBodies[0];
+  var rows = Array.prototype.slice.call(body.rows);
+  var filter = document.getElementById("cv-filter"), count = document.getElementById("cv-count");
+  var heads = Array.prototype.slice.call(table.tHead.rows[0].cells);
+  function value(row, i) {
+    var cell = row.cells[i];
+    return cell.hasAttribute("data-v") ? cell.getAttribute("data-v") : cell.textContent;
+  }
+  function sortBy(th) {
+    var i = th.cellIndex, ascending = th.getAttribute("aria-sort") !== "ascending";
+    heads.forEach(function (h) { h.removeAttribute("aria-sort"); });
+    th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+    var numeric = rows.every(function (r) { var v = value(r, i); return v === "" || !isNaN(v); });
+    var sorted = rows.slice().sort(function (a, b) {
+      var x = value(a, i), y = value(b, i), d;
+      if (x === "" || y === "") { d = (x === "") - (y === ""); return d; }
+      d = numeric ? Number(x) - Number(y) : x.localeCompare(y);
+      return (ascending ? d : -d) || a.getAttribute("data-i") - b.getAttribute("data-i");
+    });
+    sorted.forEach(function (r) { body.appendChild(r); });
+  }
+  function applyFilter() {
+    var words = filter.value.toLowerCase().split(/\\s+/).filter(Boolean), shown = 0;
+    rows.forEach(function (r) {
+      var text = r.textContent.toLowerCase();
+      r.hidden = !words.every(function (w) { return text.indexOf(w) >= 0; });
+      shown += r.hidden ? 0 : 1;
+    });
+    count.textContent = shown + " of " + rows.length + " candidates shown";
+  }
+  heads.forEach(function (th) { th.addEventListener("click", function () { sortBy(th); }); });
+  filter.addEventListener("input", applyFilter);
+  var asked = new URLSearchParams(location.hash.slice(1));
+  asked.getAll("sort").forEach(function (key) {
+    heads.forEach(function (th) { if (th.getAttribute("data-key") === key) th.click(); });
+  });
+  if (asked.has("filter")) { filter.value = asked.get("filter"); }
+  filter.dispatchEvent(new Event("input"));
+  if (asked.has("sort") || asked.has("filter")) { filter.scrollIntoView(); }
+})();
 """
 
 
@@ -175,37 +233,102 @@ def _headline(metrics: dict) -> tuple[str, list[str]]:
     return headline, beyond
 
 
+def _metric_keys(search: dict) -> list[tuple[str, str]]:
+    """``(cv_results key, metric name)`` of each metric the search scored."""
+    scoring = search.get("scoring", ["accuracy"])
+    if "scores" in search:  # several metrics: each under its own name
+        return [(name, name) for name in scoring]
+    return [("score", scoring[0])]
+
+
+def _metric_columns(search: dict) -> dict[str, tuple[list, list]]:
+    """Each metric's means and stds by column name: the summary's, per candidate row."""
+    keys = _metric_keys(search)
+    if "scores" not in search:
+        return {keys[0][1]: (search["mean_test_score"], search["std_test_score"])}
+    return {
+        name: (search["scores"][key]["mean"], search["scores"][key]["std"]) for key, name in keys
+    }
+
+
+def cv_table(search: dict, best: int | None = None) -> str:
+    """The candidates of a search's summary as a table to sort and filter: each parameter, each
+    metric's mean, std and rank (as ``cv_results``' ranks: ties share the best), halving's
+    round and images; the chosen candidate (``best_index``, else ``best``) starred and its
+    row marked ``best``."""
+    params = search["params"]
+    names = sorted({name for p in params for name in p})
+    metrics = _metric_columns(search)
+    halving = search.get("strategy") == "halving"
+    header = [("#", "index"), *((n, f"param_{n}") for n in names)]
+    if halving:
+        header += [("round", "iter"), ("images", "n_resources")]
+    for name in metrics:
+        header += [(f"mean {name}", f"mean_test_{name}"), (f"std {name}", f"std_test_{name}"),
+                   (f"rank {name}", f"rank_test_{name}")]  # fmt: skip
+    ranks = {
+        name: rankdata(-np.asarray(m, dtype=float), method="min")
+        for name, (m, _) in metrics.items()
+    }
+    best = search.get("best_index", best)
+    body = []
+    for i, p in enumerate(params):
+        cells = [_cell(f"{'★ ' if i == best else ''}{i}", i)]
+        cells += [_cell("" if n not in p else _shown(p[n]), p.get(n), left=True) for n in names]
+        if halving:
+            cells += [_cell(search["iter"][i], search["iter"][i]),
+                      _cell(search["n_resources"][i], search["n_resources"][i])]  # fmt: skip
+        for name, (mean, std) in metrics.items():
+            cells += [_cell(f"{mean[i]:.4f}", mean[i]), _cell(f"{std[i]:.4f}", std[i]),
+                      _cell(int(ranks[name][i]), int(ranks[name][i]))]  # fmt: skip
+        mark = ' class="best"' if i == best else ""
+        body.append(f'<tr{mark} data-i="{i}">{"".join(cells)}</tr>')
+    heads = "".join(
+        f'<th data-key="{html.escape(key)}" title="sort">{html.escape(text)}</th>'
+        for text, key in header
+    )
+    return (
+        '<p><input id="cv-filter" type="search" placeholder="filter: words every row shown holds" '
+        'aria-label="filter the candidates"><span id="cv-count" class="count"></span></p>'
+        f'<div class="tablebox"><table id="cv-results"><thead><tr>{heads}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div><script>{_TABLE_SCRIPT}</script>"
+    )
+
+
+def _shown(value) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
+def _cell(text, value, *, left: bool = False) -> str:
+    """A cell showing ``text`` that sorts by ``value`` (numbers as numbers)."""
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    sort = f' data-v="{value!r}"' if numeric else ""
+    cls = ' class="l"' if left else ""
+    return f"<td{cls}{sort}>{html.escape(str(text))}</td>"
+
+
 def _grid_section(metrics: dict, mnist: bool) -> list[str]:
     search = metrics["search"]
     halving = search.get("strategy") == "halving"
-    rows = [
-        [", ".join(f"{k}={v}" for k, v in sorted(p.items())), f"{m:.4f}", f"{s:.4f}"]
-        for p, m, s in zip(
-            search["params"], search["mean_test_score"], search["std_test_score"], strict=False
-        )
-    ]
-    header = ["candidate", "mean CV accuracy", "std"]
-    if halving:  # a row per candidate and round: say which round, on how many images
-        rounds = zip(search["iter"], search["n_resources"], rows, strict=True)
-        rows = [[i, n, *row] for i, n, row in rounds]
-        header = ["round", "images", *header]
+    refit = dict(_metric_keys(search)).get(search.get("refit", "score"), "accuracy")
+    names = [name for _, name in _metric_keys(search)]
+    title = "Random search" if search.get("strategy") == "random" else "Grid search"
+    reused = search.get("n_candidates_reused", 0)
     return [
-        "<h2>Grid search</h2>",
+        f"<h2>{title}</h2>",
         f"<p>{search['n_splits']}-fold cross-validation on the {metrics['data']['n_train']} "
         f"training images, {search['n_candidates']} candidates from "
         f"{search['n_neighbor_searches']} neighbour searches (one per fold and preprocessing "
         "setting: candidates that differ only in the KNN's parameters share them)"
         + (_halving_sentence(search) if halving else "")
-        + f". Best mean CV accuracy {search['best_score']:.4f}"
-        + (f" (book: {BOOK_CV:.4f})." if mnist and not halving else ".")
-        + "</p>",
+        + (f", {reused} of them read back from an earlier search's journal" if reused else "")
+        + (f", scored by {', '.join(names)}" if len(names) > 1 else "")
+        + f". Best mean CV {html.escape(refit)} {search['best_score']:.4f}"
+        + (f" (book: {BOOK_CV:.4f})." if mnist and not halving and refit == "accuracy" else ".")
+        + " Click a column's header to sort by it; type words to show only the rows holding "
+        "them. Every fold's scores are in <code>cv_results.csv</code>.</p>",
         _figures(metrics.get("figures", {}), "search"),
-        _table(
-            header,
-            rows,
-            best_row=search.get("best_index", search["params"].index(metrics["best_params"])),
-            left=3 if halving else 1,
-        ),
+        cv_table(search, search["params"].index(metrics["best_params"])),
     ]
 
 

@@ -61,7 +61,7 @@ def report_metrics(
     search : dict
         ``SearchResult.summary()`` of the search.
     evaluation : dict
-        :func:`mnistdist.evaluate.evaluate` of the final model.
+        :func:`mnistdist.report.evaluate` of the final model.
     extra : dict
         Further keys as they are (seconds, data, versions, cluster, figures).
 

@@ -1,6 +1,6 @@
 """Running on a Dask cluster: connecting (or starting an embedded one), the packages its
 processes must agree on, computing graphs with progress, Ctrl-C, CPU time, and each job's
-recorded tasks with its wall-time forecast on N workers."""
+recorded tasks with its wall-time forecast on N workers, and a running search's time left."""
 
 from ._addresses import TLS_ENV, check_scheduler_address
 from ._cluster import (
@@ -21,6 +21,7 @@ from ._compute import (
     show_progress,
 )
 from ._cpu_time import CpuUse, measure_cpu
+from ._eta import Eta, current_eta, duration, estimating
 from ._forecast import client_segment, forecast_line, record_tasks, summarize_forecast
 from ._interrupts import (
     children_ignore_interrupts,
@@ -34,6 +35,7 @@ __all__ = [
     "TLS_ENV",
     "Background",
     "CpuUse",
+    "Eta",
     "Known",
     "check_scheduler_address",
     "children_ignore_interrupts",
@@ -43,8 +45,11 @@ __all__ = [
     "compute_each_after",
     "connect",
     "current_client",
+    "current_eta",
     "describe",
+    "duration",
     "embedded_processes",
+    "estimating",
     "forecast_line",
     "held_interrupts",
     "ignore_after_job",

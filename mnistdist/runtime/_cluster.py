@@ -152,7 +152,7 @@ def connect(
 
     Notes
     -----
-    The embedded cluster's processes ignore SIGINT (:mod:`mnistdist.interrupts`):
+    The embedded cluster's processes ignore SIGINT (:mod:`mnistdist.runtime._interrupts`):
     Ctrl-C reaches the client, which closes them (workers that are threads
     finish the task in hand first). Its workers import the
     modules of ``mnistdist.worker-preload`` as they start, so the first

@@ -12,11 +12,17 @@ dask.config; the jobs turn it on unless ``--quiet``), each computation is
 reported on the ``mnistdist.progress`` logger: one INFO record when it
 starts and one when it ends, with its elapsed time. An application shows
 them by giving that logger a handler, for example with
-:func:`show_progress`. When standard output is a terminal, distributed's
-progress bar is drawn there between the two records (in a Jupyter notebook
-too); when it is redirected
-to a file, it is not, so a log holds two lines per phase rather than the
-bar's ten carriage-return updates a second.
+:func:`show_progress`. When standard output is a terminal, a progress bar
+is drawn there between the two records (in a Jupyter notebook too), with
+the time left; when it is redirected to a file, it is not, so a log holds
+two lines per phase rather than the bar's ten carriage-return updates a
+second, and a record at each quarter of a phase's tasks where the phase has
+run for :data:`MILESTONE_AFTER` seconds.
+
+Inside :func:`~mnistdist.runtime.estimating` (a search plans its steps
+there), every record and the bar say the work's elapsed time and its
+estimated time left (:class:`~mnistdist.runtime.Eta`); elsewhere the bar
+says its own phase's time left, from the share of its tasks done.
 
 Work in the background
 ----------------------
@@ -40,11 +46,13 @@ from concurrent.futures import CancelledError, ThreadPoolExecutor
 from typing import TextIO
 
 import dask
-from distributed import Client, as_completed, get_client, progress
+from distributed import Client, as_completed, get_client
 from distributed.comm.core import CommClosedError
+from distributed.diagnostics.progressbar import TextProgressBar
 
 from .. import config
 from ..errors import ClusterError
+from ._eta import Eta, current_eta, duration
 
 log = logging.getLogger(__name__)
 #: Where computations report their start and end (see the module docstring).
@@ -90,28 +98,103 @@ def _on_terminal() -> bool:
     return bool(isatty and isatty()) or type(sys.stdout).__module__.startswith("ipykernel")
 
 
+#: A phase that has run this long (seconds) with output redirected gets a record at each
+#: quarter of its tasks, with its time left.
+MILESTONE_AFTER = 10.0
+
+
+def _eta_text(eta: Eta | None, fraction: float | None = None) -> str:
+    """`` (1:05 elapsed, about 2:40 left)``: the work's times where it is being estimated."""
+    if eta is None:
+        return ""
+    left = eta.remaining(fraction)
+    elapsed = duration(eta.elapsed())
+    if left is None:
+        return f" ({elapsed} elapsed)"
+    return f" ({elapsed} elapsed, about {duration(left)} left)"
+
+
+class _Progress(TextProgressBar):
+    """distributed's text progress bar with the time left; or, off a terminal, a record at
+    each quarter of the tasks (once the phase has run :data:`MILESTONE_AFTER` seconds)."""
+
+    def __init__(self, futures, *, label: str, eta: Eta | None, terminal: bool):
+        self.label, self.eta, self.terminal, self.quarter = label, eta, terminal, 0
+        super().__init__(futures, complete=True, width=30)
+
+    def _left(self, fraction: float) -> str:
+        if self.eta is not None:
+            left = self.eta.remaining(fraction)
+        else:
+            left = self.elapsed * (1 - fraction) / fraction if fraction > 0 else None
+        return "" if left is None else f" | about {duration(left)} left"
+
+    def _draw_bar(self, remaining, all, **kwargs):
+        fraction = (1 - remaining / all) if all else 1.0
+        if self.terminal:
+            bar = "#" * int(self.width * fraction)
+            line = f"\r[{bar:<{self.width}}] | {int(100 * fraction):3d}% | {duration(self.elapsed)}"
+            with contextlib.suppress(ValueError):
+                sys.stdout.write(line + self._left(fraction) + "\033[K")
+                sys.stdout.flush()
+            return
+        quarter = int(4 * fraction)
+        if 0 < quarter < 4 and quarter > self.quarter and self.elapsed >= MILESTONE_AFTER:
+            self.quarter = quarter
+            progress_log.info(
+                "%s: %d%% of its tasks done%s",
+                self.label,
+                25 * quarter,
+                _eta_text(self.eta, fraction) if self.eta else _phase_left(self.elapsed, fraction),
+            )
+
+    def _draw_stop(self, **kwargs):
+        if self.terminal:
+            super()._draw_stop(**kwargs)
+
+
+def _phase_left(elapsed: float, fraction: float) -> str:
+    left = elapsed * (1 - fraction) / fraction
+    return f" ({duration(elapsed)} elapsed, about {duration(left)} left)"
+
+
+def _watch(futures: list, label: str, eta: Eta | None, terminal: bool) -> None:
+    """Draw the bar (or log the quarters) until the futures are done; a lost scheduler only
+    ends it, the computation itself reports the error."""
+    with contextlib.suppress(Exception):
+        _Progress(futures, label=label, eta=eta, terminal=terminal)
+
+
 @contextlib.contextmanager
 def _reported(label: str, futures: list) -> Iterator[None]:
     """Report the block's computation on the progress logger, with a bar on a terminal."""
     if not config.get("progress"):
         yield
         return
-    progress_log.info("%s: started", label)
+    eta = current_eta()
+    progress_log.info("%s: started%s", label, _eta_text(eta))
     start = time.perf_counter()
-    bar = None
-    if futures and _on_terminal():
-        bar = threading.Thread(
-            target=progress, args=futures, kwargs={"notebook": False}, daemon=True
+    watcher = None
+    if futures:
+        watcher = threading.Thread(
+            target=_watch, args=(futures, label, eta, _on_terminal()), daemon=True
         )
-        bar.start()
+        watcher.start()
     outcome = "stopped after"
     try:
         yield
         outcome = "done in"
     finally:
-        if bar is not None:
-            bar.join(timeout=2)
-        progress_log.info("%s: %s %.1f s", label, outcome, time.perf_counter() - start)
+        if watcher is not None:
+            watcher.join(timeout=2)
+        elapsed = time.perf_counter() - start
+        progress_log.info(
+            "%s: %s %.1f s%s",
+            label,
+            outcome,
+            elapsed,
+            _eta_text(eta, 1.0 if outcome == "done in" else None),
+        )
 
 
 def _compute_locally(items: dict[str, tuple], on_done) -> dict[str, tuple]:

@@ -1,6 +1,6 @@
 """How a job would scale: its work, its span, and its wall time forecast on N workers.
 
-While a job runs, :func:`record` keeps, from the scheduler, each finished
+While a job runs, :func:`record_tasks` keeps, from the scheduler, each finished
 task's compute time and its dependencies (a :class:`TaskRecorder` plugin), and
 from the job's own process the CPU time of its main thread: the job's compute
 between graphs. From these records:
@@ -17,7 +17,7 @@ between graphs. From these records:
   plus the measured overheads, which do not shrink with more workers: the
   time around the graphs (imports, starting the cluster, writing outputs)
   and the recorded time that work and span leave unexplained (see
-  :func:`summarize`).
+  :func:`summarize_forecast`).
 
 A worker here is one thread that runs tasks, as the embedded cluster runs
 them. See ``docs/scaling.md`` for the model's assumptions and limits.
@@ -130,7 +130,7 @@ def take_records(dask_scheduler, name: str) -> list[tuple]:
 class Recording:
     """A job's records as it runs: the scheduler's tasks and the client's time.
 
-    Made by :func:`record`. ``records`` is None until the recording has
+    Made by :func:`record_tasks`. ``records`` is None until the recording has
     stopped, and stays None when the scheduler could not record (a warning
     is logged; the job goes on without a forecast).
     """
@@ -211,7 +211,7 @@ def client_segment(name: str) -> Iterator[None]:
     For work in the job's process that its main thread's CPU time misses
     (processes or threads it starts). The block must not wait on the
     cluster: the wait would count as the client's work. Outside a
-    :func:`record` block this does nothing.
+    :func:`record_tasks` block this does nothing.
     """
     t, cpu = time.perf_counter(), time.thread_time()
     try:

@@ -2,7 +2,7 @@
 
 :func:`._graph.build_tour` builds the whole tour as tasks
 (split by fold, class, pair, chunk of trees and block of images, see
-:mod:`.tour_fits`) and runs them all at once; each ``part_*`` function here
+:mod:`._fits`) and runs them all at once; each ``part_*`` function here
 turns the gathered results into what the book computes on MNIST and returns
 ``(numbers, figures)``: a JSON-ready dict and matplotlib figures by file
 name. The job's process only builds the graph, places each fold's

@@ -449,7 +449,7 @@ def test_report_job_with_halving_strategy(tmp_path, cluster):
 def test_help_documents_the_halving_strategy():
     for job in ("search", "report"):
         proc = mnistdist(job, "--help", timeout=60)
-        assert proc.returncode == 0 and "--strategy {grid,halving}" in proc.stdout
+        assert proc.returncode == 0 and "--strategy {grid,halving,random}" in proc.stdout
         assert "successive halving" in proc.stdout
 
 

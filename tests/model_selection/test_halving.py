@@ -67,12 +67,12 @@ def test_each_round_equals_a_grid_search_on_its_images(client, halving, jittered
         grid = _one_point_grid(r.candidates)
         exhaustive = neighbors_search(X_dask[r.rows], y[r.rows], param_grid=grid, cv=5)
         np.testing.assert_array_equal(
-            r.scores.split_scores, _split_scores(exhaustive.cv_results, 5)
+            r.scores.split_scores["score"], _split_scores(exhaustive.cv_results, 5)
         )
         # And scikit-learn's own grid search on the round's images, same StratifiedKFold.
         ref = GridSearchCV(KNeighborsClassifier(), grid, cv=5).fit(X[r.rows], y[r.rows])
         np.testing.assert_allclose(
-            r.scores.split_scores, _split_scores(ref.cv_results_, 5), rtol=0, atol=1e-12
+            r.scores.split_scores["score"], _split_scores(ref.cv_results_, 5), rtol=0, atol=1e-12
         )
 
 
@@ -211,7 +211,7 @@ def test_pipeline_rounds_share_the_grid_searchs_machinery(client, digits):
             X[r.rows], y[r.rows], estimator=pipe, param_grid=_one_point_grid(r.candidates), cv=3
         )
         np.testing.assert_array_equal(
-            r.scores.split_scores, _split_scores(exhaustive.cv_results, 3)
+            r.scores.split_scores["score"], _split_scores(exhaustive.cv_results, 3)
         )
 
 
@@ -254,7 +254,7 @@ def test_strategy_option_and_preset_defaults():
         best = parser.parse_args([job, "--preset", "best", "--strategy", "grid"])
         assert preset_from_args(best, 64).strategy == "grid"
     with pytest.raises(SystemExit):
-        parser.parse_args(["search", "--strategy", "random"])
+        parser.parse_args(["search", "--strategy", "anneal"])
 
 
 def test_reranking_rounds_are_named_and_counted(client, digits):
@@ -277,3 +277,24 @@ def test_reranking_rounds_are_named_and_counted(client, digits):
     assert result.queries_searched == 150 * groups[0] + 450 * groups[1]
     stats = search_rerank_throughput(pipe, result, {"workers": [{"threads": 1}]}, {"total": 100})
     assert stats["pairs"] == 4 * result.queries_searched
+
+
+def test_several_metrics_keep_candidates_by_the_refit_metric(client, digits):
+    """Each round keeps its best third by the refit metric, and every metric is scored."""
+    grid = {"n_neighbors": [1, 2, 3, 5, 8, 13], "weights": ["uniform", "distance"]}
+    scoring = ["accuracy", "f1_macro"]
+    result = halving_search(
+        digits.X_train, digits.y_train, param_grid=grid, scoring=scoring, refit="f1_macro"
+    )
+    first, second = result.rounds[0], result.rounds[1]
+    f1 = first.scores.split_scores["f1_macro"].mean(axis=1)
+    kept = [first.candidates[i] for i in best_of_round(f1)]
+    assert second.candidates == kept
+    for metric in scoring:
+        assert (
+            f"rank_test_{metric}" in result.cv_results
+            and "mean_test_score" not in result.cv_results
+        )
+    last = np.flatnonzero(result.cv_results["iter"] == result.rounds[-1].iteration)
+    best = last[np.argmax(result.cv_results["mean_test_f1_macro"][last])]
+    assert result.best_index == best and result.summary()["refit"] == "f1_macro"

@@ -43,7 +43,7 @@ def test_best_preset_fits_small_images():
 
 def test_unknown_preset():
     with pytest.raises(
-        OptionError, match="unknown preset 'fast': choose from book, best, deform, elastic"
+        OptionError, match="unknown preset 'fast': choose from best, book, deform, elastic"
     ):
         get_preset("fast")
-    assert list(PRESETS) == ["book", "best", "deform", "elastic"]
+    assert list(PRESETS) == ["best", "book", "deform", "elastic"]  # the package's presets/

@@ -2,21 +2,21 @@ import csv
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 from dask.utils import key_split
 from distributed import get_task_stream
 from sklearn.base import clone
 from sklearn.decomposition import PCA
-from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.model_selection import GridSearchCV, KFold, ParameterSampler, RandomizedSearchCV
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mnistdist.errors import OptionError
-from mnistdist.model_selection import DEFAULT_GRID, neighbors_search
+from mnistdist.model_selection import DEFAULT_GRID, grid_file, neighbors_search
+from mnistdist.model_selection._group_neighbors import _fold_neighbors
 from mnistdist.model_selection._pipeline_tasks import Preprocessing
-from mnistdist.model_selection._search import _fold_neighbors, with_own_rows
 from mnistdist.neighbors import KNNClassifier
+from mnistdist.outputs import Journal
 from mnistdist.preprocessing import AUGMENTATIONS, Augment, Deskew
 from mnistdist.preprocessing._augment import make_copy
 
@@ -45,30 +45,6 @@ def test_scores_equal_sklearn_grid_search(client, digits, digits_arrays, cv):
     )
     assert ours.n_neighbor_searches == cv
     assert set(ours.seconds) == {"neighbors", "scoring"}  # no re-ranking phase without one
-
-
-def test_own_rows_lead_each_row_and_leave_with_the_training_columns():
-    graph = sp.csr_matrix(
-        (np.array([1.0, 2.0, 0.0, 3.0]), np.array([2, 3, 3, 0]), np.array([0, 2, 2, 3, 4])),
-        shape=(4, 4),
-    )
-    own = with_own_rows(graph)
-    np.testing.assert_array_equal(own.indices, [0, 2, 3, 1, 2, 3, 3, 0])
-    np.testing.assert_array_equal(own.data, [0, 1, 2, 0, 0, 0, 0, 3])
-    test, train = [0, 1], [2, 3]  # validation rows keep exactly their neighbours
-    np.testing.assert_array_equal(own[test][:, train].toarray(), graph[test][:, train].toarray())
-    assert own[train][:, train].nnz > 0  # a fold's fit never sees an empty graph
-
-
-def test_a_scoring_error_is_raised_not_retried(client, digits, monkeypatch):
-    import mnistdist.model_selection._search as search_module
-
-    def negative(graph):  # scikit-learn refuses negative distances in every fit
-        return sp.csr_matrix((-np.ones(graph.nnz), graph.indices, graph.indptr), graph.shape)
-
-    monkeypatch.setattr(search_module, "with_own_rows", negative)
-    with pytest.raises(ValueError, match="Negative values"):
-        neighbors_search(digits.X_train[:200], digits.y_train[:200], cv=3)
 
 
 def _neighbor_tasks(client, **kwargs):
@@ -168,10 +144,17 @@ def test_cv_results_csv(tmp_path, client, digits):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"param_grid": {}}, "grid is empty"),
+        ({"param_grid": {}}, "expected a non-empty mapping of parameters"),
+        ({"param_grid": []}, "expected a mapping or a non-empty list"),
         ({"param_grid": {"n_neighbors": [], "weights": ["uniform"]}}, "non-empty list"),
-        ({"param_grid": {"n_neighbors": [-1]}}, "positive integer"),
-        ({"param_grid": {"weights": ["closest"]}}, "weights must be one of"),
+        ({"param_grid": {"n_neighbors": 3}}, "expected a list of values, got 3"),
+        ({"param_grid": {"n_neighbors": [-1]}}, r"n_neighbors.*must be an int in the range"),
+        ({"param_grid": {"weights": ["closest"]}}, r"'weights' parameter .* must be a str among"),
+        ({"param_grid": {"n_neighbors": [True]}}, "expected a value like 5, got True"),
+        ({"param_grid": {"n_neighbors": [3]}, "scoring": "closeness"}, "unknown metric"),
+        ({"scoring": ["accuracy", "f1"]}, "metric 'f1' cannot score these labels"),
+        ({"scoring": ["accuracy", "f1_macro"], "refit": "recall"}, "refit 'recall' is not"),
+        ({"strategy": "anneal"}, "unknown strategy"),
         ({"param_grid": {"leaf": [3]}}, "has no parameter 'leaf'"),
         ({"cv": 1}, "cv must be at least 2"),
         ({"cv": 200}, "more folds than the"),
@@ -268,3 +251,158 @@ def test_augmented_grid_shares_deskewing(client, digits):
         p.split("-concatenate")[0] for p in prefixes
     }
     assert result.n_neighbor_searches == 2 * 3 and len(result.cv_results["params"]) == 8
+
+
+#: A four-step pipeline, in a grid file's words.
+PIPELINE = """\
+estimator:
+  - deskew: Deskew
+  - normalize: Normalizer
+  - pca: {PCA: {n_components: 16, random_state: 0}}
+  - knn: KNNClassifier
+"""
+
+#: A grid over three of its steps (and the KNN's two parameters).
+THREE_STEPS = (
+    PIPELINE
+    + """\
+param_grid:
+  - deskew: [passthrough, Deskew]
+    pca__n_components: [8, 16]
+    knn__n_neighbors: [1, 4]
+    knn__weights: [uniform, distance]
+  - normalize: [passthrough]
+    knn__n_neighbors: [3]
+"""
+)
+
+#: The same pipeline, its parameters drawn: a list, and scipy.stats distributions.
+DRAWN = (
+    PIPELINE
+    + """\
+param_grid:
+  deskew: [passthrough, Deskew]
+  pca__n_components: {randint: [6, 20]}
+  knn__n_neighbors: {randint: [1, 8]}
+  knn__weights: [uniform, distance]
+"""
+)
+
+METRICS = ["accuracy", "balanced_accuracy", "f1_macro"]
+
+
+def _assert_same_search(ours, ref, n_splits):
+    """The same candidates, every metric's fold scores and ranks, and the same choice."""
+    assert ours.cv_results["params"] == ref.cv_results_["params"]
+    for metric in METRICS:
+        for stat in ("mean", "std", "rank"):
+            np.testing.assert_allclose(
+                ours.cv_results[f"{stat}_test_{metric}"],
+                ref.cv_results_[f"{stat}_test_{metric}"],
+                rtol=0,
+                atol=1e-12,
+            )
+        for f in range(n_splits):
+            np.testing.assert_array_equal(
+                ours.cv_results[f"split{f}_test_{metric}"],
+                ref.cv_results_[f"split{f}_test_{metric}"],
+            )
+    assert ours.best_params == ref.best_params_ and ours.best_index == ref.best_index_
+
+
+def test_a_grid_file_over_three_steps_scores_as_grid_search_cv(
+    client, digits, digits_arrays, tmp_path
+):
+    X, y, _, _ = digits_arrays
+    (tmp_path / "three.yaml").write_text(THREE_STEPS)
+    preset = grid_file(tmp_path / "three.yaml", X.shape[1])
+    ours = neighbors_search(
+        digits.X_train, y, estimator=preset.estimator, param_grid=preset.param_grid, cv=3,
+        scoring=METRICS, refit="balanced_accuracy",
+    )  # fmt: skip
+    ref = GridSearchCV(
+        clone(preset.estimator), preset.param_grid, cv=3, scoring=METRICS, refit="balanced_accuracy"
+    ).fit(X, y)
+    _assert_same_search(ours, ref, 3)
+    assert ours.n_groups == 5 and len(ours.cv_results["params"]) == 17
+
+
+def test_a_random_search_draws_and_scores_as_randomized_search_cv(
+    client, digits, digits_arrays, tmp_path
+):
+    X, y, _, _ = digits_arrays
+    (tmp_path / "drawn.yaml").write_text(DRAWN)
+    preset = grid_file(tmp_path / "drawn.yaml", X.shape[1])
+    assert preset.strategy == "random"
+    ours = neighbors_search(
+        digits.X_train, y, estimator=preset.estimator, param_grid=preset.param_grid, cv=3,
+        scoring=METRICS, refit="f1_macro", strategy="random", n_iter=12, random_state=7,
+    )  # fmt: skip
+    ref = RandomizedSearchCV(
+        clone(preset.estimator), preset.param_grid, n_iter=12, random_state=7, cv=3,
+        scoring=METRICS, refit="f1_macro",
+    ).fit(X, y)  # fmt: skip
+    assert ours.cv_results["params"] == list(
+        ParameterSampler(preset.param_grid, 12, random_state=7)
+    )
+    _assert_same_search(ours, ref, 3)
+    # Candidates that share a preprocessing setting share its neighbour search.
+    settings = {(repr(c["deskew"]), c["pca__n_components"]) for c in ours.cv_results["params"]}
+    assert ours.n_groups == len(settings) < 12
+
+
+def test_one_metric_keeps_the_score_columns(client, digits):
+    result = neighbors_search(digits.X_train, digits.y_train, cv=3, scoring="balanced_accuracy")
+    assert "mean_test_score" in result.cv_results and result.metrics.scorers == (
+        "balanced_accuracy",
+    )
+    several = neighbors_search(digits.X_train, digits.y_train, cv=3, scoring=METRICS)
+    assert "mean_test_score" not in several.cv_results and several.metrics.refit == "accuracy"
+    np.testing.assert_array_equal(
+        result.cv_results["mean_test_score"], several.cv_results["mean_test_balanced_accuracy"]
+    )
+
+
+def _journaled(tmp_path, name, digits, **params):
+    with Journal(tmp_path / f"{name}.sqlite") as journal:
+        return neighbors_search(
+            digits.X_train, digits.y_train, cv=3, scoring=METRICS, journal=journal, **params
+        )
+
+
+def test_an_extended_search_scores_only_its_new_candidates(client, digits, tmp_path):
+    """A larger grid over a finished search's journal: the earlier candidates' scores are read
+    back, and the whole equals a fresh search of the larger grid."""
+    pipe = grid_file(io_file(tmp_path, THREE_STEPS), 64).estimator
+    small = {"pca__n_components": [8], "knn__n_neighbors": [1, 4], "knn__weights": ["uniform"]}
+    large = {**small, "pca__n_components": [8, 16], "knn__weights": ["uniform", "distance"]}
+    _journaled(tmp_path, "extended", digits, estimator=pipe, param_grid=small)
+    with get_task_stream(client) as stream:
+        extended = _journaled(tmp_path, "extended", digits, estimator=pipe, param_grid=large)
+    fresh = _journaled(tmp_path, "fresh", digits, estimator=pipe, param_grid=large)
+    assert extended.n_reused == 2 and fresh.n_reused == 0
+    for key in fresh.cv_results:
+        assert repr(list(extended.cv_results[key])) == repr(list(fresh.cv_results[key])), key
+    # The reused group's neighbours came from the journal: one new group searched, 3 folds.
+    assert extended.n_neighbor_searches == 6 and extended.n_loaded == 3
+    keys = [str(t["key"]) for t in stream.data if "neighbors-fold-0-group-" in str(t["key"])]
+    assert len({key.split("-group-")[1][:8] for key in keys}) == 1  # the new group's alone
+    again = _journaled(tmp_path, "extended", digits, estimator=pipe, param_grid=large)
+    assert again.n_reused == 8 and again.n_neighbor_searches == 0
+
+
+def test_more_neighbours_than_the_journal_kept_are_searched_again(client, digits, tmp_path):
+    _journaled(tmp_path, "k", digits, param_grid={"n_neighbors": [1, 4]})
+    grown = _journaled(tmp_path, "k", digits, param_grid={"n_neighbors": [1, 4, 6]})
+    fresh = _journaled(tmp_path, "k-fresh", digits, param_grid={"n_neighbors": [1, 4, 6]})
+    assert grown.more_neighbors == [(4, 6)] and grown.n_reused == 0 and grown.n_loaded == 0
+    for f in range(3):
+        np.testing.assert_array_equal(
+            grown.cv_results[f"split{f}_test_f1_macro"], fresh.cv_results[f"split{f}_test_f1_macro"]
+        )
+
+
+def io_file(tmp_path, text: str):
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    return path

@@ -62,7 +62,7 @@ def _start_search(out, cluster):
     args = [
         sys.executable,
         "-m",
-        "jobs",
+        "mnistdist",
         "search",
         "--dataset",
         "digits",

@@ -161,7 +161,7 @@ class _NoPlugins:
 
 def test_a_scheduler_that_cannot_record_gives_no_forecast_and_a_warning(caplog):
     with (
-        caplog.at_level(logging.WARNING, logger="mnistdist.scaling"),
+        caplog.at_level(logging.WARNING, logger="mnistdist.runtime._forecast"),
         scaling.record_tasks(_NoPlugins()) as recording,
     ):
         pass

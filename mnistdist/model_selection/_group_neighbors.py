@@ -1,0 +1,182 @@
+"""A group's neighbour graph: one neighbour search per fold for candidates that differ only in
+the classifier's ``n_neighbors`` and ``weights``, re-ranked where the classifier re-ranks.
+
+The reference of each fold is its training rows (and, with an
+:class:`~mnistdist.preprocessing.Augment` step, their copies); a validation
+row's neighbours form a row of a sparse graph whose columns are images, so
+each fold is scored from its own rows of it (:mod:`._scoring`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import dask.array as da
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, clone
+
+from .. import config
+from ..errors import OptionError
+from ..neighbors import (
+    Neighbors,
+    candidates_needed,
+    compute_journaled,
+    compute_journaled_after,
+    fold_pair_kneighbors,
+    fold_pairs_on,
+    folds_partition,
+    is_reranking,
+    kneighbors_dask,
+    rerank_graph,
+)
+from ..outputs import Journal
+from ..runtime import Eta
+from ._candidates import Group
+from ._pipeline_tasks import (
+    Preprocessing,
+    apply_stateless_before,
+    fit_task,
+    reference_blocks,
+    split_pipeline,
+)
+
+
+def _neighbor_graph(n: int, k: int, folds, results) -> sp.csr_matrix:
+    """The (n, n) graph whose row i holds i's k neighbors from the training part of its fold.
+
+    A neighbor that is an augmented copy (reference row ``j >= n``) stands
+    for its image ``j % n``: a row may then name one image twice, and
+    scikit-learn counts each as a neighbor, as it would the copies.
+    """
+    data = np.empty((n, k))
+    indices = np.empty((n, k), dtype=np.int64)
+    for (_, test), (dist, ids) in zip(folds, results, strict=False):
+        rows = np.sort(test)  # the order _fold_neighbors queried them in
+        data[rows], indices[rows] = dist, ids % n
+    # Rows are sorted by distance, as KNeighborsClassifier(metric="precomputed") wants.
+    return sp.csr_matrix((data.ravel(), indices.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
+
+
+def _fold_neighbors(
+    X: da.Array,
+    y: np.ndarray,
+    prep: Preprocessing | None,
+    folds,
+    k: int,
+    label: str,
+    journal: Journal | None,
+    task_prefix: str = "",
+) -> list[Neighbors]:
+    """The neighbors of every fold's validation rows among its training rows (and their copies).
+
+    The reference of fold f is every image and every augmented copy of it,
+    with the validation images *and their copies* masked out: no version of
+    a validation image is ever a neighbor of one, and validation rows are
+    never augmented. Where no step is fitted per fold and the folds partition
+    the rows, each fold pair's distances are computed once, for both folds
+    (:mod:`mnistdist.neighbors._fold_pairs`). Where steps are fitted per fold, each
+    fold's search starts as soon as its own fit is done. ``task_prefix``
+    starts every task name, so that a caller running several searches
+    (halving's rounds) tells them apart on the dashboard.
+    """
+    query_rows = int(config.get("query-rows"))
+    n = X.shape[0]
+    progress = f"neighbors of {len(folds)} folds{label}"
+
+    fits: list = []
+
+    def search(f: int, fit: Preprocessing | None) -> tuple[da.Array, da.Array]:
+        train, test = folds[f]
+        reference = (
+            X
+            if fit is None
+            else reference_blocks(
+                fit, X, name=f"{task_prefix}preprocess-fold-{f}", token=fits[f].key
+            )
+        )
+        keep = np.zeros(n, dtype=bool)
+        keep[train] = True
+        keep = np.tile(keep, reference.shape[0] // n)
+        query = reference[:n][np.sort(test)].rechunk({0: query_rows})
+        name = f"{task_prefix}neighbors-fold-{f}{label}"
+        return kneighbors_dask(query, reference, k, name=name, ref_keep=keep)
+
+    if prep is None:
+        if fold_pairs_on() and folds_partition(folds, n):
+            lazy = fold_pair_kneighbors(
+                X, folds, k, query_rows=query_rows, label=label, task_prefix=task_prefix
+            )
+        else:
+            lazy = [search(f, None) for f in range(len(folds))]
+        return compute_journaled(lazy, journal, label=progress)
+    fits += [
+        fit_task(prep, X[rows], y[rows], name=f"{task_prefix}fit-preprocessing-fold-{f}")
+        for f, rows in enumerate(np.sort(train) for train, _ in folds)
+    ]
+    return compute_journaled_after(fits, search, journal, label=progress)
+
+
+def group_neighbors(
+    estimator: BaseEstimator,
+    X: da.Array,
+    y: np.ndarray,
+    group: Group,
+    folds,
+    *,
+    label: str,
+    journal: Journal | None,
+    shared: dict,
+    rows: np.ndarray | None = None,
+    task_prefix: str = "",
+    eta: Eta | None = None,
+) -> tuple[sp.csr_matrix, dict]:
+    """One group's neighbor graph over all folds, and what it took: ``searches`` (fold
+    neighbor searches computed or read back, 0 where another group's were shared),
+    ``loaded`` (of those, read back from the journal) and ``rerank`` (seconds re-ranking
+    the candidates, 0 for a plain KNN).
+
+    ``label`` ends the task names and ``task_prefix`` starts them; ``shared``
+    holds what groups share: images transformed once by stateless steps
+    (deskewed, say), by Dask name, and the neighbors of images that no
+    data-fitted step changes, by images, k and task prefix. ``rows`` (sorted)
+    searches only those rows of ``X``, ``y`` and ``folds`` being theirs: the
+    stateless steps still run on all of ``X``, so searches of nested subsets
+    share them. ``eta`` times the search and the re-ranking as its steps
+    ``<task_prefix>neighbors<label>`` and ``<task_prefix>rerank<label>``.
+    """
+    prep, _, knn = split_pipeline(clone(estimator).set_params(**group.rest))
+    prep, X_group = apply_stateless_before(prep, X)
+    if X_group is not X:
+        if X_group.name not in shared:
+            shared[X_group.name] = X_group.persist()
+        X_group = shared[X_group.name]
+    if rows is not None:
+        X_group = X_group[rows]
+    k = candidates_needed(knn, group.k)
+    # Groups that differ only in the re-ranking (warp, say) search the same images for the
+    # same k: the Euclidean candidates are found once and shared. The prefix keeps another
+    # search's (halving's other rounds, with other folds) apart.
+    key = ("neighbors", X_group.name, k, task_prefix) if prep is None else None
+    found, searches = shared.get(key), 0
+    step = f"{task_prefix}neighbors{label}"
+    if found is None:
+        searches = len(folds)
+        with eta.step(step) if eta else contextlib.nullcontext():
+            found = _fold_neighbors(X_group, y, prep, folds, k, label, journal, task_prefix)
+        if key is not None:
+            shared[key] = found
+    elif eta is not None:
+        eta.skip(step)
+    graph = _neighbor_graph(len(y), k, folds, [(r.dist, r.ids) for r in found])
+    reranking = 0.0
+    if is_reranking(knn):
+        if prep is not None:
+            raise OptionError("re-ranking needs image rows: only stateless steps before it")
+        t0 = time.perf_counter()
+        with eta.step(f"{task_prefix}rerank{label}") if eta else contextlib.nullcontext():
+            graph = rerank_graph(knn, X_group, graph, folds, label, task_prefix)
+        reranking = time.perf_counter() - t0
+    loaded = sum(r.loaded for r in found) if searches else 0
+    return graph, {"searches": searches, "loaded": loaded, "rerank": reranking}
