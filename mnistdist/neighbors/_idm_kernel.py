@@ -118,12 +118,22 @@ def _pair(q0, q1, r0, r1, side, warp, context, masks, diff, sums, cost, best):
                 a = q0[i] - moved0[i]
                 b = q1[i] - moved1[i]
                 diff[i] = a * a + b * b
-            _box_sums(diff, sums, cost, n_rows_out, n_out, row, 2 * context + 1)
             mask = masks[k]
-            for i in range(n_out):
-                v = cost[i] + mask[i]
-                old = best[i]
-                best[i] = v if v < old else old
+            if context == 1:  # the common case: the column sums fused with the minimum
+                d1, d2 = diff[1:], diff[2:]
+                for i in range(n_rows_out):
+                    sums[i] = diff[i] + d1[i] + d2[i]
+                s1, s2 = sums[row:], sums[2 * row :]
+                for i in range(n_out):
+                    v = sums[i] + s1[i] + s2[i] + mask[i]
+                    old = best[i]
+                    best[i] = v if v < old else old
+            else:
+                _box_sums(diff, sums, cost, n_rows_out, n_out, row, 2 * context + 1)
+                for i in range(n_out):
+                    v = cost[i] + mask[i]
+                    old = best[i]
+                    best[i] = v if v < old else old
             k += 1
     total = 0.0
     for y in range(side):
