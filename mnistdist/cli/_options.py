@@ -136,7 +136,8 @@ def _add_grid_choice(group) -> None:
         default=None,
         help="a grid file shipped with mnistdist: book, the chapter's KNN grid; best, "
         "deskewing x augmentation x PCA x KNN; deform, deskewing, Euclidean candidates "
-        "re-ranked by IDM x KNN (default: book; see docs/grids.md)",
+        "re-ranked by IDM x KNN; elastic, deform's with the best candidates' elastic copies "
+        "(default: book; see docs/grids.md)",
     )
     which.add_argument(
         "--grid",

@@ -199,5 +199,8 @@ def reference_blocks(
     """
     X = _before(fitted, X, token)
     if fitted.augment is not None:
-        X = da.concatenate([X, *augmented_copies(X, fitted.augment.kind)], axis=0)
+        seed = getattr(fitted.augment, "random_state", 0)  # 0.1 models have none
+        X = da.concatenate(
+            [X, *augmented_copies(X, fitted.augment.kind, random_state=seed)], axis=0
+        )
     return X if fitted.after is None else _map(fitted.after, X, name, token)

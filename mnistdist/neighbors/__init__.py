@@ -8,7 +8,12 @@ from ._cv import CHAIN_MAX_K, cv_kneighbors, cv_method, fold_chain_kneighbors
 from ._exact import block_kneighbors, kneighbors, merge_kneighbors
 from ._fold_pairs import fold_pair_kneighbors, fold_pairs_on, folds_partition
 from ._idm import idm_distances
-from ._idm_classification import DeformationKNNClassifier, idm_rerank
+from ._idm_classification import (
+    DeformationKNNClassifier,
+    ReferenceCopies,
+    idm_rerank,
+    reference_copies,
+)
 from ._idm_tasks import (
     candidates_needed,
     format_throughput,
@@ -26,6 +31,7 @@ __all__ = [
     "DeformationKNNClassifier",
     "KNNClassifier",
     "Neighbors",
+    "ReferenceCopies",
     "block_kneighbors",
     "bound_components",
     "bounded_kneighbors_dask",
@@ -47,6 +53,7 @@ __all__ = [
     "kneighbors_dask",
     "merge_kneighbors",
     "predict_from_neighbors",
+    "reference_copies",
     "rerank_graph",
     "rerank_queries",
     "search_rerank_throughput",

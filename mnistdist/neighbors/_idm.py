@@ -13,6 +13,10 @@ with reference positions clipped to the image. It is zero for an image and
 itself, never negative, and not symmetric. Gradients are computed per block
 of pairs, never for a whole training set, and the context vectors (18 float32
 values a pixel at context 1) never at all: see :class:`_Workspace`.
+
+Two kernels compute it: the compiled one (:mod:`._idm_kernel`, numba), which the
+library uses, and this module's NumPy one, kept as the reference it is tested and
+benchmarked against (``kernel="numpy"``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import threading
 import numpy as np
 
 from ..data import image_side
+from ._idm_kernel import idm_candidate_distances
 
 #: Pairs compared at once. A block's gradient maps (8 kB a 28x28 pair) stay in the CPU
 #: cache across the warp offsets; 64 pairs ran as fast as 256 and 12% faster than 16 (MNIST,
@@ -158,6 +163,9 @@ def idm_distances(
     warp: int = 2,
     context: int = 1,
     block_pairs: int = DEFAULT_BLOCK_PAIRS,
+    *,
+    displacement_cost: float = 0.0,
+    kernel: str = "compiled",
 ) -> np.ndarray:
     """IDM distance of each query image to the reference image paired with it.
 
@@ -170,7 +178,12 @@ def idm_distances(
     context : int, default=1
         Half-width of the gradient context patch.
     block_pairs : int, default=64
-        Pairs whose features are held at once; memory grows with it.
+        Pairs whose features the NumPy kernel holds at once; memory grows with it.
+    displacement_cost : float, default=0.0
+        Added to a pixel's match at offset ``(dx, dy)`` times ``dx^2 + dy^2``, before
+        the minimum (compiled kernel only).
+    kernel : {"compiled", "numpy"}, default="compiled"
+        The numba kernel (:mod:`._idm_kernel`), or the NumPy one it is checked against.
 
     Returns
     -------
@@ -182,13 +195,23 @@ def idm_distances(
     ValueError
         If the two arrays differ in shape or the parameters are invalid.
     """
-    check_idm_params(warp, context)
+    check_idm_params(warp, context, displacement_cost)
+    if kernel not in ("compiled", "numpy"):
+        raise ValueError(f"kernel must be 'compiled' or 'numpy', got {kernel!r}")
     queries, refs = np.asarray(queries), np.asarray(refs)
     if queries.shape != refs.shape:
         raise ValueError(f"queries {queries.shape} and refs {refs.shape} differ in shape")
     if queries.ndim == 3:
         queries, refs = queries.reshape(len(queries), -1), refs.reshape(len(refs), -1)
     side = image_side(queries.shape[1], "compare")
+    if kernel == "compiled":
+        pairs = np.arange(len(queries)).reshape(-1, 1)
+        found = idm_candidate_distances(
+            queries, refs, pairs, side, warp, context, displacement_cost
+        )
+        return found.reshape(-1)
+    if displacement_cost:
+        raise ValueError("the NumPy kernel has no displacement cost")
     out = np.empty(len(queries), dtype=np.float64)
     step = max(1, int(block_pairs))
     for start in range(0, len(queries), step):
@@ -197,8 +220,16 @@ def idm_distances(
     return out
 
 
-def check_idm_params(warp: object, context: object) -> None:
-    """Raise ``ValueError`` unless ``warp`` and ``context`` are non-negative ints."""
+def check_idm_params(warp: object, context: object, displacement_cost: object = 0.0) -> None:
+    """Raise ``ValueError`` unless ``warp`` and ``context`` are non-negative ints and
+    ``displacement_cost`` a finite number >= 0."""
     for name, value in (("warp", warp), ("context", context)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    if (
+        isinstance(displacement_cost, bool)
+        or not isinstance(displacement_cost, (int, float, np.integer, np.floating))
+        or not np.isfinite(displacement_cost)
+        or displacement_cost < 0
+    ):
+        raise ValueError(f"displacement_cost must be a number >= 0, got {displacement_cost!r}")

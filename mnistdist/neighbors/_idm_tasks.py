@@ -19,10 +19,11 @@ import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 from dask.base import tokenize
+from sklearn.base import clone
 
 from .. import config
 from ..errors import OptionError
-from ._idm_classification import DeformationKNNClassifier, idm_rerank
+from ._idm_classification import DeformationKNNClassifier, idm_rerank, reference_copies
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,9 @@ def candidates_needed(knn, n_neighbors: int) -> int:
     return max(n_neighbors, knn.n_candidates) if is_reranking(knn) else n_neighbors
 
 
-def _rerank_block(images, query_rows, candidate_ids, warp, context, queries=None):
+def _rerank_block(images, query_rows, candidate_ids, warp, context, queries=None, copies=None):
     src = images if queries is None else queries
-    return idm_rerank(src[query_rows], images, candidate_ids, warp, context)
+    return idm_rerank(src[query_rows], images, candidate_ids, warp, context, copies)
 
 
 def rerank_lazy(
@@ -56,9 +57,10 @@ def rerank_lazy(
     Parameters
     ----------
     knn : DeformationKNNClassifier
-        Gives ``warp`` and ``context``.
+        Gives ``warp``, ``context`` and the reference copies.
     images : dask.array.Array of shape (n_images, n_pixels)
-        The images that ``candidate_ids`` index (and the queries, without ``queries``).
+        The images that ``candidate_ids`` index (and the queries, without ``queries``);
+        a row's copies are drawn for its index.
     candidate_ids : ndarray of shape (n_queries, n_candidates)
         Each query's candidates.
     name : str
@@ -81,10 +83,11 @@ def rerank_lazy(
     if queries is not None:
         whole_q = dask.delayed(np.asarray)(queries, dask_key_name=f"queries-{tokenize(queries)}")
     step = int(config.get("rerank-queries"))
+    copies = reference_copies(knn)
     blocks = []
     for b, start in enumerate(range(0, n, step)):
         rows, cand = query_rows[start : start + step], candidate_ids[start : start + step]
-        token = tokenize(whole, rows, cand, knn.warp, knn.context, whole_q)
+        token = tokenize(whole, rows, cand, knn.warp, knn.context, whole_q, copies)
         blocks.append(
             dask.delayed(_rerank_block, pure=True)(
                 whole,
@@ -93,6 +96,7 @@ def rerank_lazy(
                 knn.warp,
                 knn.context,
                 whole_q,
+                copies,
                 dask_key_name=(f"{name}-{token}", b),
             )
         )
@@ -195,13 +199,31 @@ def rerank_queries(
     return np.concatenate([d for d, _ in blocks]), np.concatenate([i for _, i in blocks])
 
 
+def _pairs_per_query(knn, params: list[dict], prefix: str) -> float:
+    """Image pairs a query compares, averaged over the grid's re-ranking settings: its
+    candidates, and its best candidates' copies where a setting asks for them."""
+    settings = {}
+    for p in params:
+        own = {k[len(prefix) :]: v for k, v in p.items() if k.startswith(prefix)}
+        own = {k: v for k, v in own.items() if k not in ("n_neighbors", "weights")}
+        settings[repr(sorted(own.items()))] = own
+    counts = []
+    for own in settings.values() or [{}]:
+        setting = clone(knn).set_params(**own)
+        copies = reference_copies(setting)
+        extra = copies.pairs(setting.n_candidates) if copies else 0
+        counts.append(setting.n_candidates + extra)
+    return float(np.mean(counts))
+
+
 def search_rerank_throughput(estimator, result, cluster_info: dict, seconds: dict) -> dict:
     """The search's re-ranking: image pairs, seconds, pairs per second per core, share of the run.
 
     Parameters
     ----------
     estimator : Pipeline or DeformationKNNClassifier
-        The searched estimator (its ``n_candidates`` is the grid's: no grid varies it).
+        The searched estimator; the grid's settings (``cv_results["params"]``) say how
+        many pairs a query compares.
     result : SearchResult
         The search, with ``seconds["rerank"]``.
     cluster_info : dict
@@ -215,7 +237,8 @@ def search_rerank_throughput(estimator, result, cluster_info: dict, seconds: dic
         ``pairs``, ``seconds``, ``cores``, ``pairs_per_second_per_core``, ``share_of_run``.
     """
     knn = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
-    pairs = result.queries_searched * knn.n_candidates  # each query re-ranks its candidates
+    prefix = f"{estimator.steps[-1][0]}__" if hasattr(estimator, "steps") else ""
+    pairs = result.queries_searched * _pairs_per_query(knn, result.cv_results["params"], prefix)
     cores = sum(w.get("threads", 1) for w in cluster_info.get("workers", [])) or 1
     spent = result.seconds["rerank"]
     return {

@@ -1,4 +1,4 @@
-"""Augmentation: the training set plus copies of it, shifted or rotated.
+"""Augmentation: the training set plus copies of it, shifted, rotated or distorted.
 
 For integer shifts, moving pixels is slicing with zero fill: exactly what
 ``scipy.ndimage.shift(image, [dy, dx], cval=0, mode="constant")`` computes
@@ -6,13 +6,17 @@ For integer shifts, moving pixels is slicing with zero fill: exactly what
 
 :data:`AUGMENTATIONS` names the choices a grid can make (the book's four
 one-pixel shifts, eight-way shifts, two-pixel shifts, small rotations), and
-:class:`Augment` puts one in a pipeline: the search and the final fit add its
-copies to the training rows only, never to the rows being predicted.
+:data:`DISTORTIONS` the random ones (elastic and small affine distortions,
+:mod:`._elastic`), each copy a function of (image id, copy number, seed): the
+image id is the row in the set being augmented. :class:`Augment` puts one in a
+pipeline: the search and the final fit add its copies to the training rows
+only, never to the rows being predicted.
 """
 
 from __future__ import annotations
 
 import logging
+import numbers
 from typing import ClassVar
 
 import dask.array as da
@@ -20,11 +24,12 @@ import numpy as np
 import scipy.ndimage
 from dask.base import tokenize
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
 from ..data import image_side
 from ..errors import OptionError
+from ._elastic import Distortion, distort_images
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,26 @@ AUGMENTATIONS: dict[str, tuple[tuple[str, tuple], ...]] = {
     "rotate": tuple((f"rotate{deg:+g}", ("rotate", deg)) for deg in ROTATIONS),
 }
 AUGMENTATIONS["shift8+rotate"] = AUGMENTATIONS["shift8"] + AUGMENTATIONS["rotate"]
+
+#: Simard et al.'s elastic distortion (alpha 34, sigma 4 pixels) and a small affine one
+#: (rotation within +-10 degrees, scale within a factor e^+-0.1, shear within +-0.2).
+ELASTIC = Distortion(alpha=34.0, sigma=4.0)
+AFFINE = Distortion(alpha=0.0, sigma=0.0, rotate=10.0, scale=0.1, shear=0.2)
+#: The recipes by name (their seed 0: a user of one sets its own).
+DISTORTION_RECIPES: dict[str, Distortion] = {"elastic": ELASTIC, "affine": AFFINE}
+
+
+def _distorted(prefix: str, recipe: Distortion, n: int) -> tuple[tuple[str, tuple], ...]:
+    fields = (recipe.alpha, recipe.sigma, recipe.rotate, recipe.scale, recipe.shear)
+    return tuple((f"{prefix}{c}", ("distort", c, *fields)) for c in range(n))
+
+
+#: The random choices: name -> copies, each ``(copy name, ("distort", copy number, alpha,
+#: sigma, rotate, scale, shear))``; the seed is :class:`Augment`'s ``random_state``.
+DISTORTIONS: dict[str, tuple[tuple[str, tuple], ...]] = {
+    **{f"elastic{n}": _distorted("elastic", ELASTIC, n) for n in (2, 4, 8)},
+    "affine4": _distorted("affine", AFFINE, 4),
+}
 
 
 def shift_images(images: np.ndarray, dx: int, dy: int) -> np.ndarray:
@@ -95,33 +120,55 @@ def rotate_images(images: np.ndarray, degrees: float) -> np.ndarray:
 
 def check_augmentation(kind: str) -> tuple[tuple[str, tuple], ...]:
     """The copies of augmentation ``kind``; an unknown name is an :class:`OptionError`."""
+    if isinstance(kind, str) and kind in DISTORTIONS:
+        return DISTORTIONS[kind]
     if not isinstance(kind, str) or kind not in AUGMENTATIONS:
-        raise OptionError(f"unknown augmentation {kind!r}: choose from {', '.join(AUGMENTATIONS)}")
+        names = ", ".join([*AUGMENTATIONS, *DISTORTIONS])
+        raise OptionError(f"unknown augmentation {kind!r}: choose from {names}")
     return AUGMENTATIONS[kind]
 
 
-def make_copy(images: np.ndarray, how: tuple) -> np.ndarray:
+def make_copy(images: np.ndarray, how: tuple, first_id: int = 0, seed: int = 0) -> np.ndarray:
     """One augmented copy of a block of flat images.
 
-    ``how`` is ``("shift", dx, dy)`` or ``("rotate", degrees)``.
+    ``how`` is ``("shift", dx, dy)``, ``("rotate", degrees)`` or ``("distort", copy,
+    alpha, sigma, rotate, scale, shear)``; a distorted copy of the block's image ``j``
+    is drawn for image id ``first_id + j`` under ``seed``.
     """
     if how[0] == "shift":
         return shift_images(images, how[1], how[2])
-    return rotate_images(images, how[1])
+    if how[0] == "rotate":
+        return rotate_images(images, how[1])
+    recipe = Distortion(*how[2:], seed=seed)
+    return distort_images(images, first_id + np.arange(len(images)), how[1], recipe)
 
 
-def augmented_copies(X: da.Array, kind: str, *, name: str = "augment") -> list[da.Array]:
-    """The copies of ``X`` that augmentation ``kind`` adds, lazily, in :data:`AUGMENTATIONS` order.
+def _copy_block(block: np.ndarray, how: tuple, seed: int, block_info=None) -> np.ndarray:
+    first = block_info[0]["array-location"][0][0] if block_info else 0
+    return make_copy(block, how, first, seed)
+
+
+def augmented_copies(
+    X: da.Array, kind: str, *, name: str = "augment", random_state: int = 0
+) -> list[da.Array]:
+    """The copies of ``X`` that augmentation ``kind`` adds, lazily, in its list's order.
 
     Each copy is made chunk by chunk on the workers by tasks named
-    ``<name>-<copy>`` (``augment-left``, ``augment-rotate+8``, ...), never
-    on the client. Dask may fuse a copy into the task that consumes it (a
+    ``<name>-<copy>`` (``augment-left``, ``augment-rotate+8``, ``augment-elastic0``, ...),
+    never on the client; a distorted copy of row ``i`` is drawn for image id ``i`` under
+    seed ``random_state``. Dask may fuse a copy into the task that consumes it (a
     fold's PCA): a cheap copy made again beats holding every copy in memory.
     """
     copies = check_augmentation(kind)
     image_side(X.shape[1])
     return [
-        X.map_blocks(make_copy, how, dtype=X.dtype, name=f"{name}-{label}-{tokenize(X, how)}")
+        X.map_blocks(
+            _copy_block,
+            how,
+            random_state,
+            dtype=X.dtype,
+            name=f"{name}-{label}-{tokenize(X, how, random_state)}",
+        )
         for label, how in copies
     ]
 
@@ -140,14 +187,21 @@ class Augment(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     kind : str, default="shift4"
-        One of :data:`AUGMENTATIONS`.
+        One of :data:`AUGMENTATIONS` or :data:`DISTORTIONS`.
+    random_state : int, default=0
+        The seed of the distorted copies (the others have none): copy ``c`` of
+        training row ``i`` is a function of ``(i, c, random_state)``.
     """
 
     #: scikit-learn's declaration of the valid values, which a grid file's are checked against.
-    _parameter_constraints: ClassVar[dict] = {"kind": [StrOptions(set(AUGMENTATIONS))]}
+    _parameter_constraints: ClassVar[dict] = {
+        "kind": [StrOptions(set(AUGMENTATIONS) | set(DISTORTIONS))],
+        "random_state": [Interval(numbers.Integral, 0, 2**63 - 1, closed="both")],
+    }
 
-    def __init__(self, kind: str = "shift4"):
+    def __init__(self, kind: str = "shift4", random_state: int = 0):
         self.kind = kind
+        self.random_state = random_state
 
     def fit(self, X, y=None):
         """Check the augmentation's name and that rows are square images.
@@ -171,6 +225,7 @@ class Augment(TransformerMixin, BaseEstimator):
         """
         X = validate_data(self, X, reset=True)
         check_augmentation(self.kind)
+        Distortion(seed=self.random_state)  # checks the seed
         image_side(X.shape[1], "augment")
         return self
 
@@ -184,6 +239,32 @@ class Augment(TransformerMixin, BaseEstimator):
         return tags
 
 
+def augment_set(
+    X: da.Array,
+    y: np.ndarray,
+    kind: str = "shift4",
+    *,
+    random_state: int = 0,
+    name: str = "augment",
+) -> tuple[da.Array, np.ndarray]:
+    """The training set followed by the copies augmentation ``kind`` makes, lazily.
+
+    Returns ``(X_aug, y_aug)`` with ``(1 + copies) * n`` rows: the originals, then each
+    copy of every image in ``X``'s order (:func:`check_augmentation`'s order), made by
+    tasks on the workers named ``<name>-<copy>``; row ``j`` is a version of image ``j % n``.
+    """
+    copies = augmented_copies(X, kind, name=name, random_state=random_state)
+    y_aug = np.tile(np.asarray(y), 1 + len(copies))
+    log.info(
+        "augmented %d images with %d copies (%s): %d rows",
+        X.shape[0],
+        len(copies),
+        kind,
+        len(y_aug),
+    )
+    return da.concatenate([X, *copies], axis=0), y_aug
+
+
 def augment_shifts(X: da.Array, y: np.ndarray) -> tuple[da.Array, np.ndarray]:
     """The training set followed by its four one-pixel shifted copies (the book's), lazily.
 
@@ -192,7 +273,4 @@ def augment_shifts(X: da.Array, y: np.ndarray) -> tuple[da.Array, np.ndarray]:
     order). The copies are :func:`augmented_copies`' ``"shift4"``, made by
     tasks on the workers named ``shift-augment-<direction>``.
     """
-    copies = augmented_copies(X, "shift4", name="shift-augment")
-    y_aug = np.tile(np.asarray(y), 1 + len(copies))
-    log.info("augmented %d images with %d shifts: %d rows", X.shape[0], len(copies), len(y_aug))
-    return da.concatenate([X, *copies], axis=0), y_aug
+    return augment_set(X, y, "shift4", name="shift-augment")

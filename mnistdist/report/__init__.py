@@ -13,6 +13,7 @@ from ._figures import (
     save,
     search_heatmap,
     shifts_figure,
+    versions_figure,
     write_report_figures,
 )
 from ._html import render, write_report
@@ -36,6 +37,7 @@ __all__ = [
     "save",
     "search_heatmap",
     "shifts_figure",
+    "versions_figure",
     "write_report",
     "write_report_figures",
 ]

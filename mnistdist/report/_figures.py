@@ -93,12 +93,18 @@ def digits_grid(
 def shifts_figure(image: np.ndarray) -> Figure:
     """One digit and its four one-pixel shifts, as the augmentation makes them."""
     image = np.asarray(image).reshape(1, -1)
-    side = image_side(image.shape[1])
     panels = [("original", image[0])] + [
         (name, shift_images(image, dx, dy)[0]) for name, (dx, dy) in FOUR_SHIFTS.items()
     ]
-    fig, axes = new_figure(1, len(panels), figsize=(2.2 * len(panels), 2.4))
-    for ax, (name, img) in zip(axes, panels, strict=False):
+    return versions_figure([img for _, img in panels], [name for name, _ in panels])
+
+
+def versions_figure(images, names: list[str]) -> Figure:
+    """Versions of one digit side by side (the original and its augmented copies), titled."""
+    images = [np.asarray(img).reshape(-1) for img in images]
+    side = image_side(images[0].shape[0])
+    fig, axes = new_figure(1, len(images), figsize=(2.2 * len(images), 2.4))
+    for ax, name, img in zip(np.atleast_1d(axes), names, images, strict=True):
         ax.imshow(img.reshape(side, side), cmap="binary", interpolation="nearest")
         ax.set_title(name)
         ax.set_xticks([])

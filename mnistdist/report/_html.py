@@ -195,6 +195,14 @@ _BEYOND = {
         "the warp range and the KNN's parameters. The chosen pipeline, refit on all training "
         "images:</p>"
     ),
+    "elastic": (
+        "<p>As for the deformation-aware search, each image's nearest training images after "
+        "deskewing were re-ranked by the image distortion model; the ten nearest were also "
+        "compared with ten elastically distorted copies of themselves, drawn on the workers "
+        "from each image's number and a seed, never stored. Cross-validation chose whether to "
+        "use the copies and the KNN's parameters. The chosen pipeline, refit on all training "
+        "images:</p>"
+    ),
 }
 _CHOSEN = "<p>The chosen pipeline, refit on all training images:</p>"
 

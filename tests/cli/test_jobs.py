@@ -1,6 +1,7 @@
 """The jobs as a user runs them: real processes, real files, exit codes and one-line errors."""
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from mnistdist.data import MNIST_FILES, read_idx
+from mnistdist.preprocessing import DISTORTION_RECIPES, distort_images
 
 from helpers import assert_one_line_error, free_port, mnistdist
 
@@ -504,3 +506,26 @@ def test_benchmark_with_halving_is_refused_before_any_work(tmp_path):
     # Nothing in the folder, nor beside it (its staging folder, its lock).
     assert not tmp_path.exists() or not any(tmp_path.iterdir())
     assert not list(tmp_path.parent.glob(f".{tmp_path.name}.*"))
+
+
+def test_augment_job_writes_elastic_copies(tmp_path, cluster):
+    args = ["augment", "--dataset", "digits", "--train-size", "60", "--kind", "elastic2"]
+    proc = mnistdist(
+        *args, "--seed", "4", "--out", tmp_path, "--scheduler", cluster.scheduler_address
+    )
+    assert proc.returncode == 0, proc.stderr
+    images = read_idx(tmp_path / "train-images-augmented-idx3-ubyte").reshape(180, -1)
+    summary = json.loads((tmp_path / "augment.json").read_text())
+    assert summary["kind"] == "elastic2" and summary["order"] == [
+        "original",
+        "elastic0",
+        "elastic1",
+    ]
+    # The copies are those of (row, copy, seed): the same as the library draws.
+    recipe = dataclasses.replace(DISTORTION_RECIPES["elastic"], seed=4)
+    np.testing.assert_array_equal(
+        images[60:120], distort_images(images[:60], np.arange(60), 0, recipe)
+    )
+    assert (tmp_path / "copies.png").exists()
+    bad = mnistdist("augment", "--dataset", "digits", "--kind", "melt", "--out", tmp_path / "x")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr

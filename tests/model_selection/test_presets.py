@@ -42,6 +42,8 @@ def test_best_preset_fits_small_images():
 
 
 def test_unknown_preset():
-    with pytest.raises(OptionError, match="unknown preset 'fast': choose from best, book, deform"):
+    with pytest.raises(
+        OptionError, match="unknown preset 'fast': choose from best, book, deform, elastic"
+    ):
         get_preset("fast")
-    assert list(PRESETS) == ["best", "book", "deform"]  # the files in the package's presets/
+    assert list(PRESETS) == ["best", "book", "deform", "elastic"]  # the package's presets/

@@ -1,3 +1,5 @@
+import dataclasses
+
 import joblib
 import numpy as np
 import pytest
@@ -5,7 +7,7 @@ from sklearn.base import clone
 
 from mnistdist.data import load_dataset
 from mnistdist.neighbors import DeformationKNNClassifier, KNNClassifier, idm_distances, idm_rerank
-from mnistdist.preprocessing import Deskew
+from mnistdist.preprocessing import DISTORTION_RECIPES, Deskew, distort_images
 
 
 def test_rerank_sorts_the_candidates_by_idm(digits_arrays):
@@ -75,3 +77,56 @@ def test_real_mnist_idm_beats_euclidean_on_a_training_holdout(mnist_dir):
     idm = DeformationKNNClassifier(n_neighbors=4, weights="distance", n_candidates=20, warp=1)
     idm.fit(train, y[:10000])
     assert idm.score(held, y[10000:]) > euclid.score(held, y[10000:]) + 0.005
+
+
+def test_reference_copies_are_neighbours_at_their_penalised_distance(digits_arrays):
+    X, y, Q, _ = digits_arrays
+    params = {"reference_copies": 2, "copy_candidates": 3, "copy_penalty": 0.25}
+    params |= {"distortion": "affine", "random_state": 5}
+    model = DeformationKNNClassifier(n_neighbors=3, n_candidates=8, warp=1, **params).fit(X, y)
+    plain = DeformationKNNClassifier(n_neighbors=3, n_candidates=8, warp=1).fit(X, y)
+    dist, ids = model.kneighbors(Q[:6])
+    base_d, base_i = plain.kneighbors(Q[:6])
+    recipe = dataclasses.replace(DISTORTION_RECIPES["affine"], seed=5)
+    for i in range(6):
+        # By hand: the 8 candidates, and 2 copies of each of the 3 nearest, drawn by row.
+        found = list(zip(base_d[i], base_i[i], strict=True))
+        for c in range(2):
+            drawn = distort_images(X[base_i[i, :3]], base_i[i, :3], c, recipe)
+            d = idm_distances(np.repeat(Q[i : i + 1], 3, axis=0), drawn, warp=1)
+            found += list(zip(1.25 * d, base_i[i, :3], strict=True))
+        found.sort(key=lambda pair: pair[0])
+        np.testing.assert_allclose(dist[i], [d for d, _ in found[:8]], rtol=1e-12)
+        np.testing.assert_array_equal(ids[i], [j for _, j in found[:8]])
+    # Copies are among the neighbours, and then an image may come twice.
+    assert not np.isin(dist, base_d).all()
+    assert (ids[:, :, None] == ids[:, None, :]).sum() > ids.size
+
+
+def test_copies_are_drawn_again_by_a_loaded_model(tmp_path, digits_arrays):
+    X, y, Q, yq = digits_arrays
+    model = DeformationKNNClassifier(
+        n_neighbors=4, weights="distance", n_candidates=10, reference_copies=3
+    ).fit(X, y)
+    joblib.dump(model, tmp_path / "model.joblib")
+    again = joblib.load(tmp_path / "model.joblib")
+    np.testing.assert_array_equal(again.kneighbors(Q)[1], model.kneighbors(Q)[1])
+    assert again.score(Q, yq) > 0.9
+    # The model holds the training images and the recipe: no copy is stored.
+    assert not any(isinstance(v, np.ndarray) and v.size > X.size for v in vars(again).values())
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"reference_copies": -1}, "reference_copies"),
+        ({"reference_copies": 2, "copy_candidates": 0}, "copy_candidates"),
+        ({"copy_penalty": float("nan")}, "copy_penalty"),
+        ({"distortion": "melt"}, "distortion"),
+        ({"random_state": -3}, "seed"),
+    ],
+)
+def test_fit_rejects_bad_copy_parameters(digits_arrays, params, message):
+    X, y, _, _ = digits_arrays
+    with pytest.raises(ValueError, match=message):
+        DeformationKNNClassifier(**params).fit(X, y)

@@ -8,7 +8,14 @@ from sklearn.pipeline import Pipeline
 
 from mnistdist.errors import OptionError
 from mnistdist.model_selection import final_model, get_preset, neighbors_search
-from mnistdist.neighbors import DeformationKNNClassifier, search_rerank_throughput
+from mnistdist.neighbors import (
+    DeformationKNNClassifier,
+    idm_rerank,
+    kneighbors,
+    predict_from_neighbors,
+    reference_copies,
+    search_rerank_throughput,
+)
 from mnistdist.preprocessing import Deskew
 
 GRID = {"knn__warp": [0, 1], "knn__n_neighbors": [1, 3], "knn__weights": ["uniform", "distance"]}
@@ -73,9 +80,49 @@ def test_stateful_steps_before_reranking_are_refused(client, digits):
         neighbors_search(digits.X_train, digits.y_train, estimator=pipe, param_grid=GRID)
 
 
-def test_deform_preset_searches_its_own_pipeline():
-    preset = get_preset("deform")
+@pytest.mark.parametrize("name", ["deform", "elastic"])
+def test_deformation_presets_search_their_own_pipelines(name):
+    preset = get_preset(name)
     assert isinstance(preset.estimator.steps[-1][1], DeformationKNNClassifier)
     assert preset.estimator.get_params()["knn__n_candidates"] >= max(
         preset.param_grid["knn__n_neighbors"]
     )
+    assert preset.holds_gil
+
+
+def test_elastic_preset_lets_cross_validation_decide_on_the_copies():
+    preset = get_preset("elastic")
+    assert preset.param_grid["knn__reference_copies"] == [0, 10]
+    knn = preset.estimator.steps[-1][1]
+    assert (knn.warp, knn.copy_candidates, knn.copy_penalty, knn.distortion) == (
+        2,
+        10,
+        0.2,
+        "elastic",
+    )
+
+
+def test_search_with_reference_copies_equals_the_fold_loop_by_hand(client, digits, digits_arrays):
+    """Copies are drawn for the training set's rows, in every fold as in the final model."""
+    X, y, _, _ = digits_arrays
+    pipe = _pipeline().set_params(
+        knn__reference_copies=2, knn__copy_candidates=3, knn__distortion="affine"
+    )
+    grid = {"knn__n_neighbors": [1, 3], "knn__weights": ["distance"]}
+    ours = neighbors_search(digits.X_train, y, estimator=pipe, param_grid=grid, cv=3)
+    knn = pipe.steps[-1][1]
+    images = Deskew().fit_transform(X)
+    expected = np.zeros((2, 3))
+    for f, (train, test) in enumerate(ours.folds):
+        train, test = np.sort(train), np.sort(test)
+        _, cand = kneighbors(images[test], images[train], 6)
+        dist, ids = idm_rerank(images[test], images, train[cand], 1, 1, reference_copies(knn))
+        assert np.isin(ids, train).all()  # no validation image, nor a copy of one
+        for c, k in enumerate((1, 3)):
+            pred, _ = predict_from_neighbors(dist, ids, y, k, "distance")
+            expected[c, f] = (pred == y[test]).mean()
+    np.testing.assert_allclose(ours.cv_results["mean_test_score"], expected.mean(axis=1))
+    stats = search_rerank_throughput(
+        pipe, ours, {"workers": [{"threads": 1}] * 2}, {"total": ours.seconds["rerank"]}
+    )
+    assert stats["pairs"] == len(y) * (6 + 2 * 3)
