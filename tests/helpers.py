@@ -132,7 +132,7 @@ def mnistdist(*args, env: dict | None = None, timeout: float = 300):
 def assert_one_line_error(proc, code: int, text: str) -> None:
     """The process failed with ``code`` and one error line containing ``text``, no traceback."""
     assert proc.returncode == code, proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "error" in lines[0] and text in lines[0], proc.stderr
 

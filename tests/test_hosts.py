@@ -10,6 +10,7 @@ a test made is removed after it, whatever happened.
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -257,7 +258,9 @@ def test_a_scheduler_cut_off_ends_in_one_line_and_resumes(hosts, tmp_path, embed
     t = time.monotonic()
     proc = _finish(job, 300)
     took = time.monotonic() - t
-    assert_one_line_error(proc, 1, f"the Dask scheduler at {scheduler} has not answered for")
+    # The watch's question, or the client's own, finds the link gone first: either says so.
+    assert_one_line_error(proc, 1, f"Dask scheduler at {scheduler}")
+    assert re.search(r"has not answered for|lost the connection", proc.stderr), proc.stderr
     assert "--resume" in proc.stderr
     assert took < timeout + 30, f"{took:.0f} s after the cut, with a {timeout} s timeout"
     print(f"\nended {took:.0f} s after the scheduler was cut off ({timeout} s timeout)")

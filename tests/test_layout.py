@@ -150,7 +150,7 @@ def test_the_installed_distribution_holds_no_top_level_package_but_mnistdist():
     data = {
         p.relative_to(REPO).as_posix()
         for p in (REPO / "mnistdist").rglob("*")
-        if p.is_file() and p.suffix not in {".py", ".pyc"}
+        if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts
     }
     assert data <= shipped, sorted(data - shipped)
 

@@ -73,14 +73,17 @@ class _Watch:
         while not self.stop.wait(self.interval):
             if asking is None:  # one question at a time: a cut link may hold one for long
                 asking = self._ask()
-            with contextlib.suppress(FutureTimeout):
+            try:
                 workers = asking.result(timeout=self.interval)
+            except FutureTimeout:
+                pass
+            except Exception:  # the question failed (a cut link): ask again, still unanswered
+                asking = None
+            else:
                 asking = None
                 answered = time.monotonic()
                 if workers:
                     with_workers = answered
-            if asking is not None and asking.done():  # it failed: the job's own error says why
-                asking = None
             now = time.monotonic()
             if now - answered > self.seconds:
                 return self._give_up(f"has not answered for {now - answered:.0f} s")

@@ -116,10 +116,12 @@ def test_embedded_cluster_starts_while_the_caller_works_and_workers_preload():
     with connect(n_workers=2, dashboard_address=":0", while_starting=meanwhile) as client:
         assert "mnistdist-cluster-start" in seen["threads"]
         assert len(describe(client)["workers"]) == 2
+        # Imported as the workers started (Distributed's preloads), not by a first task.
         preloaded = client.run(
-            lambda: "dask_ml.model_selection.methods" in __import__("sys").modules
+            lambda dask_worker: [p.module.__name__ for p in dask_worker.preloads]
         )
-        assert all(preloaded.values())  # imported as the workers started, not by a first task
+        wanted = dask.config.get("mnistdist.worker-preload")
+        assert wanted and all(names == wanted for names in preloaded.values()), preloaded
     assert not any(t.name == "mnistdist-cluster-start" for t in threading.enumerate())
 
 

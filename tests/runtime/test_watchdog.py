@@ -84,3 +84,22 @@ def test_waiting_for_workers_that_do_not_come_says_how_many_came(one_worker):
     _, client = one_worker
     with pytest.raises(ClusterError, match="has 1 of the 3 workers wanted after 1 s"):
         wait_for_workers(client, 3, timeout=1)
+
+
+def test_questions_that_fail_count_as_unanswered(one_worker, monkeypatch):
+    import threading
+
+    _, client = one_worker
+    crashed = []
+    monkeypatch.setattr(threading, "excepthook", crashed.append)
+
+    def unreachable(*args, **kwargs):
+        raise OSError("Timed out trying to connect")  # what a cut link gives the question
+
+    monkeypatch.setattr(client, "nthreads", unreachable)
+    with (
+        pytest.raises(ClusterError, match=r"has not answered for [0-9]+ s"),
+        watch_workers(client, timeout=2, interval=0.2),
+    ):
+        _busy(60)
+    assert not crashed  # the watch kept asking; no thread died with a traceback
