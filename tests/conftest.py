@@ -13,9 +13,13 @@ from mnistdist.data import load_dataset
 
 from helpers import (
     CLUSTER_DIR,
+    SLOW_TASKS,
+    csv_rows,
+    embedded_run,
     free_port,
     make_idx_folder,
     process_env,
+    sitecustomize,
 )
 
 
@@ -158,3 +162,23 @@ def start_cluster(tmp_path):
         for proc in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=grace)
+
+
+@pytest.fixture(scope="session")
+def digits_search_10_folds(tmp_path_factory):
+    """The rows of ``cv_results.csv`` of a 10-fold digits search on the embedded cluster."""
+    out = embedded_run(tmp_path_factory, "search", "--dataset", "digits", "--cv", 10)
+    return csv_rows(out / "cv_results.csv")
+
+
+@pytest.fixture
+def slow_cluster(start_cluster, tmp_path):
+    """Two worker processes whose neighbour tasks take a second each: a 10-fold search's
+    last folds take seconds, time enough to come in, or stop it, between them."""
+    return start_cluster(
+        2,
+        worker_env={
+            **sitecustomize(tmp_path / "slow", SLOW_TASKS),
+            "MNISTDIST_TEST_TASK_DELAY": "1.0",
+        },
+    )

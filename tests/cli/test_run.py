@@ -22,10 +22,8 @@ from mnistdist.data import MNIST_FILES, write_idx
 from mnistdist.outputs import lock_path, staging_path
 
 from helpers import (
-    SLOW_TASKS,
     assert_one_line_error,
     csv_rows,
-    embedded_run,
     journal_rows,
     make_idx_folder,
     mnistdist,
@@ -44,25 +42,6 @@ def _main(argv) -> tuple[int, str, str, float]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli.main([str(a) for a in argv])
     return code, out.getvalue(), err.getvalue(), time.perf_counter() - t
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    return csv_rows(
-        embedded_run(tmp_path_factory, "search", "--dataset", "digits", "--cv", CV)
-        / "cv_results.csv"
-    )
-
-
-@pytest.fixture
-def slow_cluster(start_cluster, tmp_path):
-    return start_cluster(
-        2,
-        worker_env={
-            **sitecustomize(tmp_path / "slow", SLOW_TASKS),
-            "MNISTDIST_TEST_TASK_DELAY": "1.0",
-        },
-    )
 
 
 def _start(out, cluster, *extra):
@@ -92,7 +71,7 @@ SECOND = {
 
 @pytest.mark.parametrize("moment", MOMENTS)
 def test_a_second_run_on_a_busy_folder_is_refused_at_once(
-    tmp_path, slow_cluster, reference, moment
+    tmp_path, slow_cluster, digits_search_10_folds, moment
 ):
     work = tmp_path / "work"  # apart from the cluster's logs
     out = work / "results"
@@ -117,7 +96,7 @@ def test_a_second_run_on_a_busy_folder_is_refused_at_once(
     assert code == 1 and f"pid {first.pid}" in stderr
     stdout, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr
-    assert csv_rows(out / "cv_results.csv") == reference  # its results, unmixed
+    assert csv_rows(out / "cv_results.csv") == digits_search_10_folds  # its results, unmixed
     assert sorted(p.name for p in work.iterdir()) == ["link", "results"]  # no staging, no lock
     # Once it has finished, the tour joins its folder.
     code, _, stderr, _ = _main([*SECOND["tour joining"], "--out", out, "--workers", "1"])
@@ -125,7 +104,7 @@ def test_a_second_run_on_a_busy_folder_is_refused_at_once(
     assert {"cv_results.csv", "search.json", "tour.json"} <= set(os.listdir(out))
 
 
-def test_a_killed_run_leaves_the_folder_to_the_next(tmp_path, slow_cluster, reference):
+def test_a_killed_run_leaves_the_folder_to_the_next(tmp_path, slow_cluster, digits_search_10_folds):
     out = tmp_path / "results"
     first = _start(out, slow_cluster)
     wait_for(lambda: journal_rows(staging_path(out)) >= 2, timeout=120)
@@ -139,7 +118,7 @@ def test_a_killed_run_leaves_the_folder_to_the_next(tmp_path, slow_cluster, refe
         "search", "--dataset", "digits", "--cv", CV, "--out", out, "--resume", "--quiet"
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert csv_rows(out / "cv_results.csv") == reference
+    assert csv_rows(out / "cv_results.csv") == digits_search_10_folds
     assert not lock_path(out).exists() and not staging_path(out).exists()
 
 

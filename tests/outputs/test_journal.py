@@ -13,13 +13,10 @@ from mnistdist.errors import OutputError
 from mnistdist.outputs import Journal, staging_path
 
 from helpers import (
-    SLOW_TASKS,
     csv_rows,
-    embedded_run,
     journal_rows,
     mnistdist,
     process_env,
-    sitecustomize,
     wait_for,
 )
 
@@ -162,27 +159,6 @@ def _neighbour_rows(out) -> int:
         ]
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    return csv_rows(
-        embedded_run(tmp_path_factory, "search", "--dataset", "digits", "--cv", CV)
-        / "cv_results.csv"
-    )
-
-
-@pytest.fixture
-def slow_cluster(start_cluster, tmp_path):
-    # 1 s per neighbor task: the last eight folds take seconds, time enough to interrupt
-    # the job between them.
-    return start_cluster(
-        2,
-        worker_env={
-            **sitecustomize(tmp_path / "slow", SLOW_TASKS),
-            "MNISTDIST_TEST_TASK_DELAY": "1.0",
-        },
-    )
-
-
 def _start_search(out, cluster):
     args = [
         sys.executable,
@@ -212,7 +188,9 @@ def _start_search(out, cluster):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
-def test_interrupted_search_resumes_without_recomputing(slow_cluster, tmp_path, reference, sig):
+def test_interrupted_search_resumes_without_recomputing(
+    slow_cluster, tmp_path, digits_search_10_folds, sig
+):
     out = tmp_path / "out"
     job = _start_search(out, slow_cluster)
     wait_for(lambda: journal_rows(staging_path(out)) >= 2)
@@ -247,4 +225,4 @@ def test_interrupted_search_resumes_without_recomputing(slow_cluster, tmp_path, 
     assert summary["n_neighbor_searches_loaded"] == saved
     assert summary["n_neighbor_searches_computed"] == CV - saved
     assert _neighbour_rows(out) == CV
-    assert csv_rows(out / "cv_results.csv") == reference
+    assert csv_rows(out / "cv_results.csv") == digits_search_10_folds
