@@ -9,22 +9,27 @@ Two moments must not be cut: starting a cluster (a half-started one cannot
 be closed cleanly) and swapping a results folder into place. An interrupt
 that arrives then is held back and raised as soon as the moment is over.
 While the job shuts down after the first Ctrl-C, later ones are ignored: a
-second KeyboardInterrupt inside that cleanup would cut it short.
+second KeyboardInterrupt inside that cleanup would cut it short. A Ctrl-C that
+lands where Python cannot raise it (a weakref callback, a ``__del__``, which
+print it as a traceback and go on) is raised again at the next step.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
 import pathlib
 import shlex
 import signal
+import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from multiprocessing import spawn
 
-_held = {"depth": 0, "pending": False, "after": None}
+_held = {"depth": 0, "pending": False, "after": None, "hook": sys.unraisablehook}
 
 
 def _on_interrupt(signum, frame) -> None:
@@ -33,6 +38,26 @@ def _on_interrupt(signum, frame) -> None:
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt
+
+
+def _on_unraisable(unraisable) -> None:
+    """A Ctrl-C that landed where Python cannot raise (a weakref callback, a ``__del__``) is
+    raised again in the main thread, rather than printed as a traceback and lost."""
+    if unraisable.exc_type is KeyboardInterrupt and _in_main_thread():
+        signal.signal(signal.SIGINT, _on_interrupt)
+        # From another thread, a moment later: by then the main thread is out of this hook,
+        # which cannot raise either (threading.Thread.start would wait here for the thread).
+        _thread.start_new_thread(_interrupt_main_soon, ())
+        return
+    _held["hook"](unraisable)
+
+
+def _interrupt_main_soon() -> None:
+    time.sleep(0.01)
+    if hasattr(signal, "pthread_kill"):  # a real signal also ends the main thread's wait
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+    else:
+        _thread.interrupt_main()
 
 
 def _in_main_thread() -> bool:
@@ -50,10 +75,12 @@ def interrupt_once() -> Iterator[None]:
         yield
         return
     previous = signal.signal(signal.SIGINT, _on_interrupt)
+    _held["hook"], sys.unraisablehook = sys.unraisablehook, _on_unraisable
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, _held["after"] or previous)
+        sys.unraisablehook = _held["hook"]
         _held["pending"] = False
 
 

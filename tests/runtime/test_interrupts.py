@@ -1,0 +1,47 @@
+"""Ctrl-C inside the job's process: raised once, never lost where Python cannot raise it."""
+
+import subprocess
+import sys
+import textwrap
+
+from helpers import process_env
+
+# A Ctrl-C delivered while a weakref callback runs: Python calls the handler there, and an
+# exception raised there is printed as "Exception ignored" and dropped.
+IN_A_CALLBACK = textwrap.dedent(
+    """
+    import os, signal, time, weakref
+    from mnistdist.runtime import interrupt_once
+
+    class Thing:
+        pass
+
+    def callback(ref):
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(100_000))  # the handler runs here, inside the callback
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # a terminal's foreground job
+    start = time.monotonic()
+    try:
+        with interrupt_once():
+            thing = Thing()
+            ref = weakref.ref(thing, callback)
+            del thing
+            time.sleep(60)  # a job's wait: the interrupt ends it
+        print("not interrupted")
+    except KeyboardInterrupt:
+        print("interrupted", "during the wait" if time.monotonic() - start < 30 else "late")
+    """
+)
+
+
+def test_a_ctrl_c_in_a_weakref_callback_is_raised_again_not_lost():
+    proc = subprocess.run(
+        [sys.executable, "-c", IN_A_CALLBACK],
+        capture_output=True,
+        text=True,
+        env=process_env(),
+        timeout=120,
+    )
+    assert proc.stdout.strip() == "interrupted during the wait", proc.stderr
+    assert "Traceback" not in proc.stderr and "ignored" not in proc.stderr, proc.stderr
