@@ -97,7 +97,9 @@ class JobRun:
         """Resolve ``--out`` and lock it for this run, before any work; refused if another
         live run holds it. A lock left by a run that died is taken over, and that is printed."""
         self.out = outputs.check_out(self.args.out)
-        self.lock = outputs.lock_folder(self.out, command=f"{PROG} {self.job.name}")
+        if self.lock is None or self.lock.out != self.out:  # not taken as the command started
+            self.release()
+            self.lock = outputs.lock_folder(self.out, command=f"{PROG} {self.job.name}")
         if self.lock.previous is not None:
             print(
                 f"{PROG} {self.job.name}: {self.out} was held by "

@@ -50,22 +50,28 @@ def _exit_without_teardown(exit_code: list[int]) -> None:
     os._exit(exit_code[0])
 
 
-def _busy(argv: list[str]) -> int | None:
-    """Exit 1 at once, before the second of imports, where another live run holds the
-    results folder the command line names (the run's own lock, taken after the imports,
-    stays the rule; this only spares the wait). None where the run may go on."""
+def _claim(argv: list[str]):
+    """Lock the results folder the command line names before the second of imports, so a
+    second run is refused at once, whenever it starts. Returns ``(exit code, None)`` where
+    another live run holds it, ``(None, lock)`` where taken (the run adopts it), and
+    ``(None, None)`` where the command line names no plain ``--out`` or the folder cannot be
+    locked yet: the run's own lock, after the imports, then decides and says why."""
     named = named_out(argv)
     if named is None:
-        return None
-    from ..outputs import busy_message, holder_of  # light: the standard library alone
+        return None, None
+    from ..errors import MnistDistError
+    from ..outputs import busy_message, holder_of, lock_folder  # the standard library alone
 
     job, out = named
     folder = os.path.realpath(os.path.abspath(out))
     holder = holder_of(folder)
-    if holder is None:
-        return None
-    print(f"{PROG} {job}: error: {busy_message(folder, holder)}", file=sys.stderr)
-    return 1
+    if holder is not None:
+        print(f"{PROG} {job}: error: {busy_message(folder, holder)}", file=sys.stderr)
+        return 1, None
+    try:
+        return None, lock_folder(folder, command=f"{PROG} {job}")
+    except MnistDistError:
+        return None, None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,9 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.getsignal(signal.SIGINT)
     if previous is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, _interrupt_once)
-    code = 1
+    code, lock = 1, None
     try:
-        busy = _busy(list(sys.argv[1:] if argv is None else argv))
+        busy, lock = _claim(list(sys.argv[1:] if argv is None else argv))
         if busy is not None:
             code = busy
         else:
@@ -93,11 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ._run import run
 
             ignore_after_job()
-            code = run(build_parser().parse_args(argv), started=started)
+            code = run(build_parser().parse_args(argv), started=started, lock=lock)
     except KeyboardInterrupt:  # before a job's own handler took over: nothing was started
         print(f"{PROG}: interrupted; nothing was finished", file=sys.stderr)
         code = 130
     finally:
+        if lock is not None:  # the run released it; not where the options were refused
+            lock.release()
         # As the command, Ctrl-C is ignored while the interpreter exits; called from
         # Python, the caller's own handler is put back.
         signal.signal(signal.SIGINT, signal.SIG_IGN if argv is None else previous)

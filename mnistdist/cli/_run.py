@@ -28,15 +28,21 @@ from ._preflight import preflight
 log = logging.getLogger(__name__)
 
 
-def run(args: argparse.Namespace, *, started: float | None = None) -> int:
+def run(
+    args: argparse.Namespace,
+    *,
+    started: float | None = None,
+    lock: outputs.FolderLock | None = None,
+) -> int:
     """Run the job ``args.job`` inside the one exit path; return its exit code.
 
     ``started`` is the ``time.perf_counter()`` of the command's start, before
     its imports, where it ran as the command: the imports are then one of the
-    run's phases. ``--out`` is resolved and locked first: a folder another
-    live run holds is refused at once. Options that cannot work are refused
-    before any folder is touched or any cluster started. The job writes into
-    a staging folder, swapped into place as ``--out`` once it has finished
+    run's phases. ``--out`` is resolved and locked first (``lock``: the command
+    locked it before its imports; the run adopts it where it is the same
+    folder): a folder another live run holds is refused at once. Options that
+    cannot work are refused before any folder is touched or any cluster started.
+    The job writes into a staging folder, swapped into place as ``--out`` once it has finished
     (its result file written, whatever its exit code). Any error is one line
     on stderr and its exit code (typed errors their own, an unexpected one 1,
     with its traceback in the log); Ctrl-C exits 130. Where finished work
@@ -44,7 +50,9 @@ def run(args: argparse.Namespace, *, started: float | None = None) -> int:
     gets its scaling forecast. The lock is released last.
     """
     now = time.perf_counter()
-    run = JobRun(job=args.job, args=args, started=started if started is not None else now)
+    run = JobRun(
+        job=args.job, args=args, started=started if started is not None else now, lock=lock
+    )
     if started is not None:
         run.phases["imports"] = now - started
     with interrupt_once(), job_logging(args.verbose):

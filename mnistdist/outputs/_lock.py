@@ -194,9 +194,7 @@ def lock_folder(out: str | os.PathLike, *, command: str) -> FolderLock:
     }
     os.ftruncate(lock._fd, 0)
     os.pwrite(lock._fd, json.dumps(holder).encode(), 0)
-    if lock.previous is not None:
-        log.warning("%s: took over the lock of %s, gone", out, describe_holder(lock.previous))
-    return lock
+    return lock  # its caller says whose lock it took over (``previous``), where it reports
 
 
 def _acquire(path: pathlib.Path, out: pathlib.Path) -> tuple[int, dict | None]:

@@ -104,6 +104,40 @@ def test_a_second_run_on_a_busy_folder_is_refused_at_once(
     assert {"cv_results.csv", "search.json", "tour.json"} <= set(os.listdir(out))
 
 
+#: A sitecustomize that stalls the command's imports (its parser), as a slow disk or a busy
+#: machine does: the first seconds of a run, before it has imported what it needs.
+SLOW_IMPORTS = """
+import importlib.abc, sys, time
+
+class _Stall(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "mnistdist.cli._parser":
+            time.sleep(60)
+        return None
+
+sys.meta_path.insert(0, _Stall())
+"""
+
+
+def test_a_run_still_importing_already_holds_its_folder(tmp_path):
+    out = tmp_path / "results"
+    first = subprocess.Popen(
+        [sys.executable, "-m", "mnistdist", "search", "--dataset", "digits", "--out", out],
+        env=process_env(sitecustomize(tmp_path / "stall", SLOW_IMPORTS)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: lock_path(out).exists() and lock_path(out).read_text(), timeout=30)
+        proc = mnistdist("report", "--dataset", "digits", "--out", out, "--overwrite", timeout=60)
+        assert_one_line_error(proc, 1, f"in use by mnistdist search (pid {first.pid}, started ")
+        assert first.poll() is None  # still in its imports
+    finally:
+        first.kill()
+        first.communicate(timeout=30)
+
+
 def test_a_killed_run_leaves_the_folder_to_the_next(tmp_path, slow_cluster, digits_search_10_folds):
     out = tmp_path / "results"
     first = _start(out, slow_cluster)
