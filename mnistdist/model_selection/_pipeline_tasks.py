@@ -77,6 +77,19 @@ def stateless(pipeline: Pipeline | None) -> bool:
     )
 
 
+def split_stateless(
+    prep: Preprocessing | None, X: da.Array
+) -> tuple[Preprocessing | None, Preprocessing | None]:
+    """``(ready, rest)``: ``prep``'s steps before augmentation, ready to apply where none of
+    them learns from data (else None), and the steps still to fit (None where none is left).
+    """
+    if prep is None or not stateless(prep.before):
+        return None, prep
+    before = clone(prep.before).fit(np.zeros((1, X.shape[1]), dtype=X.dtype))
+    rest = Preprocessing(None, prep.augment, prep.after)
+    return Preprocessing(before=before), (rest if rest.steps else None)
+
+
 def apply_stateless_before(
     prep: Preprocessing | None, X: da.Array
 ) -> tuple[Preprocessing | None, da.Array]:
@@ -85,11 +98,8 @@ def apply_stateless_before(
     Returns the steps still to fit (or None) and the lazily transformed ``X``:
     then every fold shares the transformed images instead of redoing them.
     """
-    if prep is None or not stateless(prep.before):
-        return prep, X
-    before = clone(prep.before).fit(np.zeros((1, X.shape[1]), dtype=X.dtype))
-    rest = Preprocessing(None, prep.augment, prep.after)
-    return (rest if rest.steps else None), _before(Preprocessing(before=before), X)
+    ready, rest = split_stateless(prep, X)
+    return rest, (X if ready is None else _before(ready, X))
 
 
 def split_pipeline(estimator: BaseEstimator) -> tuple[Preprocessing | None, str, BaseEstimator]:

@@ -57,34 +57,55 @@ def save(fig: Figure, path: str | os.PathLike) -> None:
     write_bytes(path, buf.getvalue())
 
 
-def _tile(images: np.ndarray, n_cols: int, n_rows: int | None = None) -> np.ndarray:
-    """Flat square images laid out in a grid with 1-pixel gutters, blank-padded."""
+def _tile(images: np.ndarray, n_cols: int, n_rows: int | None = None, *, band: int = 0):
+    """Flat square images laid out in a grid with 1-pixel gutters, blank-padded; ``band``
+    blank rows above each image leave room for its label."""
     side = image_side(images.shape[1])
     n_rows = n_rows or max(1, -(-len(images) // n_cols))
-    cell = side + 1
-    canvas = np.zeros((n_rows * cell + 1, n_cols * cell + 1))
+    cell_w, cell_h = side + 1, side + 1 + band
+    canvas = np.zeros((n_rows * cell_h + 1, n_cols * cell_w + 1))
     for i, img in enumerate(images[: n_rows * n_cols]):
         r, c = divmod(i, n_cols)
-        canvas[1 + r * cell : 1 + r * cell + side, 1 + c * cell : 1 + c * cell + side] = (
-            img.reshape(side, side)
-        )
+        top, left = 1 + r * cell_h + band, 1 + c * cell_w
+        canvas[top : top + side, left : left + side] = img.reshape(side, side)
     return canvas
 
 
 def digits_grid(
-    images: np.ndarray, labels: np.ndarray | None = None, *, n_cols: int = 10, title: str = ""
+    images: np.ndarray,
+    labels=None,
+    *,
+    n_cols: int = 10,
+    title: str = "",
+    row_titles=None,
 ) -> Figure:
-    """A grid of digits, each titled with its label when labels are given."""
+    """A grid of digits, each under its label when labels are given, on one axes.
+
+    One image and a text per label rather than an axes per digit: drawing 40
+    axes took 0.6 s of a 3 s report, this takes 0.03 s. ``row_titles`` names
+    rows at their left (``deskew_figure``'s "original" and "deskewed").
+    """
     images = np.asarray(images)
     n_rows = max(1, -(-len(images) // n_cols))
-    fig, axes = new_figure(n_rows, n_cols, figsize=(n_cols * 0.9, n_rows * 1.0), squeeze=False)
     side = image_side(images.shape[1])
-    for i, ax in enumerate(axes.flat):
-        ax.set_axis_off()
-        if i < len(images):
-            ax.imshow(images[i].reshape(side, side), cmap="binary", interpolation="nearest")
-            if labels is not None:
-                ax.set_title(str(labels[i]), fontsize=9)
+    band = -(-side // 2) if labels is not None or row_titles is not None else 0
+    fig, ax = new_figure(figsize=(n_cols * 0.9, n_rows * (1.0 if band else 0.85)))
+    canvas = _tile(images, n_cols, n_rows, band=band)
+    ax.imshow(canvas, cmap="binary", interpolation="nearest", vmin=0, vmax=canvas.max() or 1)
+    ax.set_axis_off()
+    cell_w, cell_h = side + 1, side + 1 + band
+    for i, label in enumerate(labels if labels is not None else []):
+        r, c = divmod(i, n_cols)
+        ax.text(
+            c * cell_w + 0.5 + side / 2,
+            r * cell_h + 0.5 + band / 2,
+            str(label),
+            ha="center",
+            va="center",
+            fontsize=9,
+        )
+    for r, name in enumerate(row_titles or []):
+        ax.text(0.5, r * cell_h + 0.5 + band / 2, name, ha="left", va="center", fontsize=9)
     if title:
         fig.suptitle(title)
     return fig
@@ -233,10 +254,9 @@ def deskew_figure(images: np.ndarray) -> Figure:
     """Digits before (top row) and after (bottom row) deskewing."""
     images = np.asarray(images)
     straight = Deskew().fit_transform(images)
-    fig = digits_grid(np.concatenate([images, straight]), n_cols=len(images))
-    fig.axes[0].set_title("original", fontsize=9, loc="left")
-    fig.axes[len(images)].set_title("deskewed", fontsize=9, loc="left")
-    return fig
+    return digits_grid(
+        np.concatenate([images, straight]), n_cols=len(images), row_titles=["original", "deskewed"]
+    )
 
 
 def wrong_digits_figure(

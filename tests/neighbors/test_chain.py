@@ -57,6 +57,21 @@ def test_compiled_and_numpy_steps_give_the_same_numbers_computing_fewer_distance
     assert 0 < compiled.exact_pairs <= numpy_way.exact_pairs < 100 * 1100
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("n_components", [0, 8])
+def test_a_step_over_several_pieces_of_the_product_keeps_the_exact_neighbours(
+    n_components, compiled
+):
+    query, ref = _ties(seed=2)
+    big = np.concatenate([ref, ref[::-1]])  # 1800 rows: the second step spans four pieces
+    found = _chain(
+        query, big, 6, blocks=[0, 40, 1800], n_components=n_components, compiled=compiled
+    )
+    want_dist, want_ids = kneighbors(query, big, 6)
+    assert_array_equal(found.ids, want_ids)
+    assert_array_equal(found.dist, want_dist)
+
+
 def test_the_compiled_kernel_only_takes_bytes():
     u8, f32 = np.zeros((2, 3), np.uint8), np.zeros((2, 3), np.float32)
     assert compiled_take(u8, u8) is not None

@@ -108,6 +108,27 @@ def test_rotation_turns_about_the_centre():
     np.testing.assert_allclose(small[1], expected.ravel(), rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("side", [8, 28, 33])  # 33 x 33 = 1089 pixels: ndimage image by image
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_rotation_gives_ndimage_numbers_to_the_bit(side, dtype):
+    rng = np.random.default_rng(side)
+    block = (rng.random((50, side * side)) * 255).astype(dtype)
+    for degrees in (-8.0, 8.0, 33.0):
+        turned = scipy.ndimage.rotate(
+            block.reshape(-1, side, side).astype(np.float32),
+            degrees,
+            axes=(2, 1),
+            reshape=False,
+            order=1,
+            mode="constant",
+        )
+        if dtype == np.uint8:
+            turned = np.clip(np.rint(turned), 0, 255)
+        np.testing.assert_array_equal(
+            rotate_images(block, degrees), turned.astype(dtype).reshape(block.shape)
+        )
+
+
 @pytest.mark.parametrize(
     "kind, n_copies",
     [

@@ -72,10 +72,12 @@ def test_deskew_and_wrong_digit_figures(tmp_path, digits_arrays, predictions):
         "wrong"
     ].caption
     fig = figures.wrong_digits_figure(Q, y_test, y_pred)
-    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    labels = [t.get_text() for t in fig.axes[0].texts]
     wrong = np.flatnonzero(y_test != y_pred)
-    assert titles == [f"{y_test[i]}→{y_pred[i]}" for i in wrong]
-    assert len(figures.deskew_figure(X[:6]).axes) == 12  # six originals over six deskewed
+    assert labels == [f"{y_test[i]}→{y_pred[i]}" for i in wrong]
+    deskew = figures.deskew_figure(X[:6])
+    assert [t.get_text() for t in deskew.axes[0].texts] == ["original", "deskewed"]
+    assert deskew.axes[0].images[0].get_array().shape == (2 * (8 + 1 + 4) + 1, 6 * 9 + 1)
 
 
 def test_tile_leaves_gutters():
