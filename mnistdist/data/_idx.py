@@ -7,11 +7,13 @@ maximum (the ``mnistdist.max-idx-bytes`` setting), before anything past the
 header is read or anything allocated; data is then read in bounded blocks.
 Any fault raises :class:`~mnistdist.errors.DataError`, one line naming the file.
 
-A file is read whole once per process (per run): its SHA-256 is taken (the
-identity of its content, which the workers and the journal check), and a
-``.gz`` file is decompressed, once, to a raw copy named by that digest in
+A file is read whole once: its SHA-256 is taken (the identity of its
+content, which the workers and the journal check), and a ``.gz`` file is
+decompressed to a raw copy named by that digest in
 ``$MNISTDIST_CACHE/mnistdist-raw`` (default ``~/scikit_learn_data``), from
 which rows are then read at their offsets, by the client and by the workers.
+The check is recorded there too (:mod:`._checked`): later runs take it while
+the file and its raw copy are unchanged.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 from .. import config
 from ..errors import DataError
 from ..outputs import atomic_path, file_sha256
+from ._checked import recall, remember, stat_key
 
 #: IDX type byte -> NumPy dtype (big-endian where it matters).
 IDX_DTYPES = {
@@ -166,21 +169,46 @@ def read_idx_header(path: str | os.PathLike, *, max_bytes: int | None = None) ->
     reader ask for huge memory or time. The data is then read once, in
     blocks: its SHA-256 is taken and a ``.gz`` file is decompressed to a raw
     copy (:func:`raw_copy_dir`), checking that it holds exactly the data
-    declared. A file this process has checked, unchanged since (same inode,
-    size, modification and change times), is not read again.
+    declared. A file checked before, by this process or an earlier one
+    (:mod:`._checked`), unchanged since (same inode, size, modification and
+    change times), is not read again.
     """
     path = pathlib.Path(path)
     limit = int(config.get("max-idx-bytes") if max_bytes is None else max_bytes)
     with _open_file(path) as raw:
         st = os.fstat(raw.fileno())
-        key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, limit)
+        key = [str(path), *stat_key(st), limit]
         with _CHECKED_LOCK:
-            if (known := _CHECKED.get(key)) is not None:
+            if (known := _CHECKED.get(tuple(key))) is not None:
                 return known
-        header = _check_file(path, raw, st.st_size, limit)
+        header = _from_fields(path, recall(raw_copy_dir(), key))
+        if header is None:
+            header = _check_file(path, raw, st.st_size, limit)
+            remember(raw_copy_dir(), key, st, _fields(header))
     with _CHECKED_LOCK:
-        _CHECKED[key] = header
+        _CHECKED[tuple(key)] = header
     return header
+
+
+def _fields(header: IDXHeader) -> dict:
+    return {
+        "magic": header.magic,
+        "dtype": header.dtype.str,
+        "shape": list(header.shape),
+        "offset": header.offset,
+        "sha256": header.sha256,
+        "source": str(header.source),
+    }
+
+
+def _from_fields(path: pathlib.Path, fields: dict | None) -> IDXHeader | None:
+    if fields is None:
+        return None
+    shape, source = tuple(fields["shape"]), pathlib.Path(fields["source"])
+    dtype = np.dtype(fields["dtype"])
+    return IDXHeader(
+        path, fields["magic"], dtype, shape, fields["offset"], fields["sha256"], source
+    )
 
 
 def _read_head(f, path: pathlib.Path) -> tuple[bytes, tuple[int, ...]]:

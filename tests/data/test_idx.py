@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import os
 import struct
+import subprocess
 import sys
 
 import numpy as np
@@ -11,7 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mnistdist.data import MNIST_FILES, _idx, load_mnist_idx, read_idx, read_idx_header, write_idx
+from mnistdist import config
+from mnistdist.data import (
+    MNIST_FILES,
+    _checked,
+    _idx,
+    load_mnist_idx,
+    read_idx,
+    read_idx_header,
+    write_idx,
+)
 from mnistdist.errors import DataError
 
 from helpers import forged_gz, make_idx_folder, peak_rss_mb
@@ -131,6 +141,44 @@ def test_a_gz_is_decompressed_once_to_a_raw_copy_named_by_its_digest(tmp_path, r
     again = read_idx_header(path)
     assert again is not header and again.sha256 != header.sha256
     np.testing.assert_array_equal(read_idx(path), array[::-1])
+
+
+def test_a_later_process_takes_the_recorded_check_of_an_unchanged_file(
+    tmp_path, raw_copies, monkeypatch
+):
+    monkeypatch.setattr(_checked, "RACY_SECONDS", 0.0)
+    array = np.random.default_rng(1).integers(0, 256, (40, 28, 28), dtype=np.uint8)
+    path = tmp_path / "images.gz"
+    write_idx(path, array)
+    header = read_idx_header(path)
+    # Another process, whose every read of the file would fail: it takes the record.
+    code = (
+        "import sys; from mnistdist.data import _idx\n"
+        "_idx._check_file = lambda *a: sys.exit('read again')\n"
+        "h = _idx.read_idx_header(sys.argv[1]); print(h.sha256, h.source)"
+    )
+    run = [sys.executable, "-c", code, str(path)]
+    out = subprocess.run(run, capture_output=True, text=True, check=True).stdout.split()
+    assert out == [header.sha256, str(header.source)]
+    # The raw copy rewritten, or the file rewritten with its size and modification time
+    # put back: read again.
+    header.source.write_bytes(header.source.read_bytes())
+    assert "read again" in subprocess.run(run, capture_output=True, text=True).stderr
+    monkeypatch.setattr(_idx, "_CHECKED", {})  # checked anew here, and recorded again
+    read_idx_header(path)
+    assert subprocess.run(run, capture_output=True, text=True).returncode == 0
+    stat = path.stat()
+    write_idx(path, array[::-1].copy())
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert "read again" in subprocess.run(run, capture_output=True, text=True).stderr
+
+
+def test_a_file_changed_just_before_its_check_is_not_recorded(tmp_path, raw_copies):
+    path = tmp_path / "labels"
+    write_idx(path, np.zeros(10, np.uint8))
+    read_idx_header(path)  # the file is younger than RACY_SECONDS
+    key = [str(path), *_checked.stat_key(path.stat()), int(config.get("max-idx-bytes"))]
+    assert _checked.recall(_idx.raw_copy_dir(), key) is None
 
 
 def test_raw_files_are_hashed_and_read_in_place(tmp_path):
