@@ -321,6 +321,11 @@ class _InProcessCluster(LocalCluster):
         return format_dashboard_link(self._dashboard_host, port)
 
 
+#: Seconds a cluster's start is waited for, after an error or a Ctrl-C, to close it: a start
+#: that cannot finish (an interrupt's leftovers, see :mod:`._interrupts`) must not hang the job.
+START_AFTER_ERROR_TIMEOUT = 30.0
+
+
 def _local_cluster(kind: type[LocalCluster], options: dict, worker_log, while_starting):
     """A ``kind(**options)`` cluster whose processes ignore SIGINT, started while
     ``while_starting`` runs.
@@ -351,8 +356,10 @@ def _local_cluster(kind: type[LocalCluster], options: dict, worker_log, while_st
         return starting.result()
     except BaseException:
         with held_interrupts(raise_after=False):  # the first Ctrl-C said it all
-            wait([starting])
-            if starting.exception() is None:
+            done, _ = wait([starting], timeout=START_AFTER_ERROR_TIMEOUT)
+            if not done:  # its threads are daemons: the process's exit ends them
+                log.warning("the cluster did not finish starting: left to the exit")
+            elif starting.exception() is None:
                 _close_quietly(starting.result())
         raise
 

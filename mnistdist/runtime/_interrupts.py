@@ -11,11 +11,16 @@ that arrives then is held back and raised as soon as the moment is over.
 While the job shuts down after the first Ctrl-C, later ones are ignored: a
 second KeyboardInterrupt inside that cleanup would cut it short. A Ctrl-C that
 lands where Python cannot raise it (a weakref callback, a ``__del__``, which
-print it as a traceback and go on) is raised again at the next step.
+print it as a traceback and go on) is raised again at the next step. One that
+lands inside the import system, after it took its global lock and before the
+``try`` that releases it, leaves the lock held: the cleanup that follows
+releases it, or every other thread's next import (the cluster's start, its
+close) would wait forever.
 """
 
 from __future__ import annotations
 
+import _imp
 import _thread
 import contextlib
 import os
@@ -93,9 +98,28 @@ def ignore_after_job() -> None:
     _held["after"] = signal.SIG_IGN
 
 
+def release_import_lock() -> None:
+    """Release the import system's global lock where a Ctrl-C left this thread holding it.
+
+    The import system holds it only inside its own short critical sections,
+    never while a module's code runs, so this thread holds it here only if a
+    KeyboardInterrupt cut one of them between taking the lock and the ``try``
+    that releases it (Python runs signal handlers between any two bytecodes).
+    """
+    while True:
+        try:
+            _imp.release_lock()
+        except RuntimeError:  # this thread holds it no more, or never did
+            return
+
+
 @contextlib.contextmanager
 def held_interrupts(*, raise_after: bool = True) -> Iterator[None]:
     """Hold back a Ctrl-C (under :func:`interrupt_once`) until the block ends.
+
+    A cleanup after an interrupt runs in this block, so the import system's
+    lock, if the interrupt left this thread holding it, is released first
+    (:func:`release_import_lock`).
 
     Parameters
     ----------
@@ -103,6 +127,7 @@ def held_interrupts(*, raise_after: bool = True) -> Iterator[None]:
         Raise the held interrupt as KeyboardInterrupt when the block ends
         (False: drop it, for a block after which the job has finished anyway).
     """
+    release_import_lock()
     _held["depth"] += 1
     try:
         yield

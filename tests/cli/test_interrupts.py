@@ -65,26 +65,37 @@ class Job:
             # a terminal's job has the default.
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
-        self.lines = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+        self.lines, self.errors = [], []
+        self.readers = [
+            threading.Thread(target=self._read, args=(stream, into), daemon=True)
+            for stream, into in ((self.proc.stdout, self.lines), (self.proc.stderr, self.errors))
+        ]
+        for reader in self.readers:
+            reader.start()
 
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line)
+    @staticmethod
+    def _read(stream, into):
+        for line in stream:
+            into.append(line)
 
     def printed(self, text):
         return any(text in line for line in self.lines)
 
     def ctrl_c(self, whole_group=True):
+        """Send the Ctrl-C; return the job's stderr once it has exited (killed after 60 s)."""
         if whole_group:
             os.killpg(self.proc.pid, signal.SIGINT)
         else:
             os.kill(self.proc.pid, signal.SIGINT)
-        stderr = self.proc.stderr.read()
-        self.proc.wait(timeout=60)
-        self.reader.join(timeout=10)
-        return stderr
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+            raise AssertionError("no exit 60 s after the Ctrl-C: " + "".join(self.errors)) from None
+        for reader in self.readers:
+            reader.join(timeout=10)
+        return "".join(self.errors)
 
 
 def _snapshot(folder):

@@ -5,6 +5,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -15,6 +16,7 @@ from threadpoolctl import threadpool_info
 from mnistdist.errors import ClusterError
 from mnistdist.outputs import staging_path
 from mnistdist.runtime import (
+    _cluster,
     connect,
     describe,
     embedded_processes,
@@ -197,3 +199,22 @@ def test_every_listening_socket_of_the_embedded_cluster_is_on_loopback(tmp_path,
     # and workers' TCP ports too.
     assert len(addresses) >= (8 if processes == "true" else 3), addresses
     assert all(a.startswith("127.0.0.1:") for a in addresses), addresses
+
+
+def test_an_interrupted_start_that_cannot_finish_does_not_hang_the_job(monkeypatch):
+    """After a Ctrl-C the start is waited for, to close the cluster, but not for ever."""
+    monkeypatch.setattr(_cluster, "START_AFTER_ERROR_TIMEOUT", 0.5)
+    release = threading.Event()
+
+    class StuckStart:
+        def __init__(self, **options):
+            release.wait(60)
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        _cluster._local_cluster(StuckStart, {}, None, interrupted)
+    assert time.monotonic() - began < 10
+    release.set()

@@ -45,3 +45,35 @@ def test_a_ctrl_c_in_a_weakref_callback_is_raised_again_not_lost():
     )
     assert proc.stdout.strip() == "interrupted during the wait", proc.stderr
     assert "Traceback" not in proc.stderr and "ignored" not in proc.stderr, proc.stderr
+
+
+# The import system's global lock left held by the main thread, as a Ctrl-C landing between
+# its taking the lock and its ``try`` leaves it; then another thread imports a new module.
+LEAKED_IMPORT_LOCK = textwrap.dedent(
+    """
+    import _imp, os, pathlib, sys, tempfile, threading
+    from mnistdist.runtime import held_interrupts
+
+    folder = tempfile.mkdtemp()
+    pathlib.Path(folder, "never_imported_before.py").write_text("x = 1")
+    sys.path.insert(0, folder)
+    _imp.acquire_lock()
+    with held_interrupts(raise_after=False):  # a cleanup after the interrupt
+        other = threading.Thread(target=__import__, args=("never_imported_before",), daemon=True)
+        other.start()
+        other.join(10)
+    print("stuck" if other.is_alive() else "imported", flush=True)
+    os._exit(0)
+    """
+)
+
+
+def test_a_cleanup_releases_the_import_lock_a_ctrl_c_left_held():
+    proc = subprocess.run(
+        [sys.executable, "-c", LEAKED_IMPORT_LOCK],
+        capture_output=True,
+        text=True,
+        env=process_env(),
+        timeout=120,
+    )
+    assert proc.stdout.strip() == "imported", proc.stderr
