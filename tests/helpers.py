@@ -115,18 +115,27 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.1):
     )
 
 
-def mnistdist(*args, env: dict | None = None, timeout: float = 300):
-    """Run the mnistdist command in a fresh process, as a user would."""
+def _python(args: list, env: dict | None, timeout: float):
     import subprocess
     import sys
 
     return subprocess.run(
-        [sys.executable, "-m", "mnistdist", *map(str, args)],
+        [sys.executable, *map(str, args)],
         capture_output=True,
         text=True,
         env=process_env(env),
         timeout=timeout,
     )
+
+
+def mnistdist(*args, env: dict | None = None, timeout: float = 300):
+    """Run the mnistdist command in a fresh process, as a user would."""
+    return _python(["-m", "mnistdist", *args], env, timeout)
+
+
+def python_code(code: str, *args, env: dict | None = None, timeout: float = 120):
+    """Run ``code`` with ``args`` (``sys.argv[1:]``) in a fresh interpreter; its output captured."""
+    return _python(["-c", code, *args], env, timeout)
 
 
 def assert_one_line_error(proc, code: int, text: str) -> None:

@@ -69,8 +69,9 @@ def _preprocessed(estimator: BaseEstimator, X_train, y_train, X_test, name: str)
 
     Training rows gain the augmented copies (and their labels); test rows
     only go through the steps. Steps that learn nothing (deskewing) run chunk
-    by chunk before the fit: inside the fit's single task they took 6 s of
-    one worker in ``--preset best``, and ran again on the chunks after it.
+    by chunk on every worker before the fit: inside the fit's single task one
+    worker deskewed the whole training set while the others waited, and the
+    chunks were deskewed again after it.
     """
     prep, _, _ = split_pipeline(estimator)
     ready, rest = split_stateless(prep, X_train)

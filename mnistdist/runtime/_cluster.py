@@ -349,8 +349,8 @@ def _local_cluster(kind: type[LocalCluster], options: dict, worker_log, while_st
         except BaseException as exc:
             starting.set_exception(exc)
 
-    threading.Thread(target=start, name="mnistdist-cluster-start", daemon=True).start()
-    try:
+    try:  # a Ctrl-C inside Thread.start too: the thread may have started
+        threading.Thread(target=start, name="mnistdist-cluster-start", daemon=True).start()
         if while_starting is not None:
             while_starting()
         return starting.result()

@@ -127,9 +127,9 @@ def held_interrupts(*, raise_after: bool = True) -> Iterator[None]:
         Raise the held interrupt as KeyboardInterrupt when the block ends
         (False: drop it, for a block after which the job has finished anyway).
     """
-    release_import_lock()
-    _held["depth"] += 1
+    _held["depth"] += 1  # first: a Ctrl-C from here on is held, not raised amid the setup
     try:
+        release_import_lock()
         yield
     finally:
         _held["depth"] -= 1

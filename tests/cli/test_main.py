@@ -1,9 +1,6 @@
 """The ``mnistdist`` command's own process: its exit code and exit hooks, without the teardown."""
 
-import subprocess
-import sys
-
-from helpers import assert_one_line_error, process_env
+from helpers import assert_one_line_error, python_code
 
 # A job that fails in its preflight (an empty --out), with an exit hook registered
 # during the job, as Distributed registers its own: it must still run.
@@ -24,12 +21,6 @@ raise SystemExit(main())
 
 
 def test_the_command_exits_with_the_jobs_code_after_its_exit_hooks():
-    proc = subprocess.run(
-        [sys.executable, "-c", LATE_HOOK],
-        capture_output=True,
-        text=True,
-        env=process_env(),
-        timeout=120,
-    )
+    proc = python_code(LATE_HOOK)
     assert_one_line_error(proc, 2, "--out")
     assert proc.stdout.strip() == "late hook ran"

@@ -9,7 +9,7 @@ import sys
 import scipy.stats
 from sklearn.model_selection import ParameterSampler
 
-from helpers import csv_rows, mnistdist, process_env
+from helpers import csv_rows, mnistdist, process_env, python_code
 
 SMALL = """\
 estimator:
@@ -130,10 +130,7 @@ def _peak_kib(tmp_path, n_iter: int) -> int:
     grid = _grid(tmp_path, "random.yaml", RANDOM)
     command = [sys.executable, "-m", "mnistdist", "search", "--dataset", "digits", "--quiet"]
     command += ["--grid", str(grid), "--n-iter", str(n_iter), "--out", str(tmp_path / f"{n_iter}")]
-    proc = subprocess.run(
-        [sys.executable, "-c", PEAK, *command],
-        capture_output=True, text=True, env=process_env(), timeout=600,
-    )  # fmt: skip
+    proc = python_code(PEAK, *command, timeout=600)
     assert proc.returncode == 0, proc.stderr
     return int(proc.stdout.strip())
 

@@ -4,7 +4,6 @@ import gzip
 import hashlib
 import os
 import struct
-import subprocess
 import sys
 
 import numpy as np
@@ -24,7 +23,7 @@ from mnistdist.data import (
 )
 from mnistdist.errors import DataError
 
-from helpers import forged_gz, make_idx_folder, peak_rss_mb
+from helpers import forged_gz, make_idx_folder, peak_rss_mb, python_code
 
 TWO_GIB = 2**31
 
@@ -157,20 +156,20 @@ def test_a_later_process_takes_the_recorded_check_of_an_unchanged_file(
         "_idx._check_file = lambda *a: sys.exit('read again')\n"
         "h = _idx.read_idx_header(sys.argv[1]); print(h.sha256, h.source)"
     )
-    run = [sys.executable, "-c", code, str(path)]
-    out = subprocess.run(run, capture_output=True, text=True, check=True).stdout.split()
-    assert out == [header.sha256, str(header.source)]
+    first = python_code(code, path)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split() == [header.sha256, str(header.source)]
     # The raw copy rewritten, or the file rewritten with its size and modification time
     # put back: read again.
     header.source.write_bytes(header.source.read_bytes())
-    assert "read again" in subprocess.run(run, capture_output=True, text=True).stderr
+    assert "read again" in python_code(code, path).stderr
     monkeypatch.setattr(_idx, "_CHECKED", {})  # checked anew here, and recorded again
     read_idx_header(path)
-    assert subprocess.run(run, capture_output=True, text=True).returncode == 0
+    assert python_code(code, path).returncode == 0
     stat = path.stat()
     write_idx(path, array[::-1].copy())
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert "read again" in subprocess.run(run, capture_output=True, text=True).stderr
+    assert "read again" in python_code(code, path).stderr
 
 
 def test_a_file_changed_just_before_its_check_is_not_recorded(tmp_path, raw_copies):

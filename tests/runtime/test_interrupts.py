@@ -1,10 +1,8 @@
 """Ctrl-C inside the job's process: raised once, never lost where Python cannot raise it."""
 
-import subprocess
-import sys
 import textwrap
 
-from helpers import process_env
+from helpers import python_code
 
 # A Ctrl-C delivered while a weakref callback runs: Python calls the handler there, and an
 # exception raised there is printed as "Exception ignored" and dropped.
@@ -36,13 +34,7 @@ IN_A_CALLBACK = textwrap.dedent(
 
 
 def test_a_ctrl_c_in_a_weakref_callback_is_raised_again_not_lost():
-    proc = subprocess.run(
-        [sys.executable, "-c", IN_A_CALLBACK],
-        capture_output=True,
-        text=True,
-        env=process_env(),
-        timeout=120,
-    )
+    proc = python_code(IN_A_CALLBACK)
     assert proc.stdout.strip() == "interrupted during the wait", proc.stderr
     assert "Traceback" not in proc.stderr and "ignored" not in proc.stderr, proc.stderr
 
@@ -69,11 +61,5 @@ LEAKED_IMPORT_LOCK = textwrap.dedent(
 
 
 def test_a_cleanup_releases_the_import_lock_a_ctrl_c_left_held():
-    proc = subprocess.run(
-        [sys.executable, "-c", LEAKED_IMPORT_LOCK],
-        capture_output=True,
-        text=True,
-        env=process_env(),
-        timeout=120,
-    )
+    proc = python_code(LEAKED_IMPORT_LOCK)
     assert proc.stdout.strip() == "imported", proc.stderr
