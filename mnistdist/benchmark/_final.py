@@ -13,7 +13,7 @@ from distributed import futures_of, wait
 from .. import config
 from ..neighbors import bound_components, bounded_kneighbors_dask, kneighbors_dask
 from ..preprocessing import augment_shifts
-from ..runtime import compute, current_client
+from ..runtime import compute, current_client, worker_threads
 from ._gemm import gemm_limit, multiply_adds
 from ._peers import faiss_installed, faiss_kneighbors, neighbour_agreement
 from ._usage import cpu_during, peak_memory_during
@@ -35,10 +35,6 @@ def _phase(seconds: float, macs: int, rate: float, memory: dict, cpu: dict) -> d
         **gemm_limit(seconds, macs, rate),
         "memory": memory,
     }
-
-
-def _threads(client) -> int:
-    return sum(client.nthreads().values()) if client is not None else 1
 
 
 def _faiss_row(query: da.Array, ref: da.Array, full: tuple, threads: int) -> dict:
@@ -69,7 +65,7 @@ def final_search(query: da.Array, ref: da.Array, rate: float, *, peers: bool = T
         row["exact_pairs_share"] = float(pairs.sum()) / (n_query * n_ref)
         row["same_neighbors"] = bool(np.array_equal(ids, full[1]) and np.array_equal(dist, full[0]))
     if peers and faiss_installed():
-        row["faiss"] = _faiss_row(query, ref, full, _threads(client))
+        row["faiss"] = _faiss_row(query, ref, full, worker_threads())
     return row
 
 

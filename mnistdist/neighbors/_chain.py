@@ -1,7 +1,7 @@
-"""Each block of queries carried through the reference's blocks, its k nearest so far in hand.
+"""Each share of the queries carried through the reference's blocks, its k nearest so far in hand.
 
-A chain of tasks a block of queries (:data:`BLOCK_QUERIES` rows): each step
-multiplies the block with one prepared reference block in float32 and
+A chain of tasks a share of the queries (one a worker thread): each step
+multiplies the share, a sub-block at a time, with one prepared reference block in float32 and
 computes exact float64 distances only for the pairs that can still be among
 a query's k nearest. The k nearest so far give every step after the first a
 threshold: a pair whose float32 value, less a rigorous bound on its error, is
@@ -26,6 +26,7 @@ more than k neighbours a query with its few new candidates.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -33,8 +34,10 @@ from typing import NamedTuple
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
+from dask.core import flatten
 from dask.highlevelgraph import HighLevelGraph
 
+from ..runtime import worker_threads
 from ._compiled import compiled_take, worth_compiling
 from ._exact import (
     _approx_error_bound,
@@ -51,12 +54,15 @@ from ._exact import (
 )
 from ._lower_bound import Projected, Projection, bound_terms, fit_projection, project
 
-#: Queries a chain carries through the reference's blocks: the unit of parallelism.
-BLOCK_QUERIES = 512
+#: Queries a step multiplies at once with the full values (d + 1 columns): the product
+#: packs the reference block once a product, and 2,048 queries spread that over 2.5% more
+#: of it than 1,024 (78 against 76 x 10^9 multiply-adds a second on one core, MNIST's 785
+#: columns), in 80 MB of values against 10,000 reference rows.
+FULL_SUB_QUERIES = 2048
 
-#: The same for the full values, whose product (d + 1 columns) packs each reference block
-#: once a step: more queries a step spread that over more of the product.
-FULL_BLOCK_QUERIES = 1024
+#: The same for the projections (p + 1 columns, screened :data:`SUB_ROWS` reference rows at
+#: a time): 1,024 x 512 float32 values, 2 MB, still in a core's cache for the screen.
+BOUND_SUB_QUERIES = 1024
 
 #: Reference rows a step multiplies and screens at once, once its queries have a limit:
 #: 512 x 512 float32 values, 1 MB, stay in a core's cache between the product and the screen.
@@ -283,6 +289,14 @@ def _screened(queries: Queries, ref: Reference, limit) -> tuple:
     return rows[order], cols[order], values[order]
 
 
+def _rows_of(found: Found, rows: slice) -> Found:
+    """The part of ``found`` for its queries ``rows`` (no exact pairs counted yet)."""
+    q = found.queries
+    projected = q.projected and Projected(q.projected.ext[rows], q.projected.error[rows])
+    queries = Queries(q.factors[rows], q.row_sq_norms[rows], projected)
+    return Found(found.dist[rows], found.ids[rows], 0, queries)
+
+
 def search_step(
     query,
     ref: Reference,
@@ -295,14 +309,31 @@ def search_step(
 
     ``projection`` must be the one ``ref`` was prepared with (None: full values);
     ``compiled`` takes the candidates with the compiled kernel where it can.
-    Returns the updated :class:`Found`.
+    The queries are taken :data:`FULL_SUB_QUERIES` (or :data:`BOUND_SUB_QUERIES`)
+    at a time, so that a chain may carry any number. Returns the updated :class:`Found`.
     """
+    n_q = len(query)
     if found is None:
-        n_q = len(query)
         empty = (np.empty((n_q, 0)), np.empty((n_q, 0), np.int64))
         found = Found(*empty, 0, prepare_queries(query, projection))
     if len(ref) == 0:
         return found
+    size = FULL_SUB_QUERIES if projection is None else BOUND_SUB_QUERIES
+    edges = np.linspace(0, n_q, -(-n_q // size) + 1).astype(int)
+    parts = [
+        _step(query[lo:hi], ref, k, _rows_of(found, slice(lo, hi)), projection, compiled)
+        for lo, hi in itertools.pairwise(edges)
+    ]
+    return Found(
+        np.concatenate([p.dist for p in parts]),
+        np.concatenate([p.ids for p in parts]),
+        found.exact_pairs + sum(p.exact_pairs for p in parts),
+        found.queries,
+    )
+
+
+def _step(query, ref: Reference, k: int, found: Found, projection, compiled: bool) -> Found:
+    """:func:`search_step` for queries few enough to multiply at once."""
     queries = found.queries
     slack = 0.0 if projection is None else projection.slack
     take = _taker(query, ref, slack, compiled)
@@ -327,12 +358,35 @@ def _exact_pairs(found: Found) -> np.ndarray:
     return np.array([[found.exact_pairs]], dtype=np.int64)
 
 
-def chain_layer(
-    query: da.Array, refs: list, k: int, names: dict, projection=None, *, n_pairs: int = 0
-) -> dict:
-    """The graph layer: per block of ``query``, a chain of steps through the prepared ``refs``.
+def _rows_between(chunks: list, lo: int, hi: int) -> np.ndarray:
+    """Rows ``lo:hi`` of ``chunks`` one after another."""
+    return chunks[0][lo:hi] if len(chunks) == 1 else np.concatenate(chunks)[lo:hi]
 
-    ``names`` come from :func:`chain_names`; ``refs`` are the keys of
+
+def query_shares(query: da.Array, n_chains: int) -> tuple[list, tuple[int, ...]]:
+    """``query``'s rows in ``n_chains`` even shares: each share's rows as a task argument,
+    taken from ``query``'s own chunks, and the shares' sizes.
+
+    No rechunk: its small tasks would wait behind a busy worker's long steps
+    while the chain they start waits for them.
+    """
+    starts = np.cumsum((0, *query.chunks[0]))
+    edges = np.linspace(0, query.shape[0], n_chains + 1).astype(int)
+    shares = []
+    for lo, hi in itertools.pairwise(edges):
+        first, last = np.searchsorted(starts, lo, "right") - 1, np.searchsorted(starts, hi) - 1
+        keys = [(query.name, i, 0) for i in range(first, last + 1)]
+        shares.append((_rows_between, keys, lo - starts[first], hi - starts[first]))
+    return shares, tuple(int(n) for n in np.diff(edges))
+
+
+def chain_layer(
+    shares: list, refs: list, k: int, names: dict, projection=None, *, n_pairs: int = 0
+) -> dict:
+    """The graph layer: per share of the queries, a chain of steps through the prepared ``refs``.
+
+    ``shares`` give each chain's query rows (a key, or a task as :func:`query_shares`
+    makes); ``names`` come from :func:`chain_names`; ``refs`` are the keys of
     :class:`Reference` tasks, in the order the chains take them; ``projection``
     the key of their :class:`Projection` (None: full values). The chain's last
     step is also ``(names["found"], qi, 0)``, and its exact pairs
@@ -342,38 +396,57 @@ def chain_layer(
     """
     compiled = worth_compiling(n_pairs, k)
     layer = {}
-    for qi in range(query.numblocks[0]):
+    for qi, share in enumerate(shares):
         found = None
         for j, ref_key in enumerate(refs):
             key = (names["step"], qi, j)
-            layer[key] = (search_step, (query.name, qi, 0), ref_key, k, found, projection, compiled)
+            layer[key] = (search_step, share, ref_key, k, found, projection, compiled)
             found = key
         layer[(names["found"], qi, 0)] = found
         layer[(names["pairs"], qi, 0)] = (_exact_pairs, found)
     return layer
 
 
-def chain_arrays(layer: dict, query: da.Array, k: int, names: dict, dependencies: list):
-    """``(dist, ids, exact_pairs)`` of :func:`chain_layer`'s chains as Dask arrays."""
+def _renamed(x: da.Array, name: str) -> da.Array:
+    """``x`` under another name: a layer of aliases, computing nothing."""
+    layer = {(name, *key[1:]): key for key in flatten(x.__dask_keys__())}
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x])
+    return da.Array(graph, name, chunks=x.chunks, meta=x._meta)
+
+
+def chain_arrays(
+    layer: dict, rows: tuple, k: int, names: dict, dependencies: list, out_rows: tuple
+) -> tuple[da.Array, da.Array, da.Array]:
+    """``(dist, ids, exact_pairs)`` of :func:`chain_layer`'s chains (of ``rows`` queries
+    each) as Dask arrays, ``dist`` and ``ids`` in chunks of ``out_rows``.
+
+    ``dist`` and ``ids`` are named ``names["dist"]`` and ``names["ids"]``, which
+    :func:`chain_names` makes from the search alone: the journal keeps a finished
+    search under its name, and a run resumed on a cluster of another size, whose
+    chains differ, must find it.
+    """
     graph = HighLevelGraph.from_collections(names["found"], layer, dependencies=dependencies)
-    found = da.Array(
-        graph, names["found"], chunks=(query.chunks[0], (k,)), meta=np.empty((0, 0), object)
-    )
-    dist = found.map_blocks(_part, 0, dtype=np.float64, meta=np.empty((0, 0)), name=names["dist"])
-    ids = found.map_blocks(
-        _part, 1, dtype=np.int64, meta=np.empty((0, 0), np.int64), name=names["ids"]
-    )
+    found = da.Array(graph, names["found"], chunks=(rows, (k,)), meta=np.empty((0, 0), object))
+    parts = []
+    for i, dtype in enumerate((np.float64, np.int64)):
+        part = found.map_blocks(_part, i, dtype=dtype, meta=np.empty((0, 0), dtype))
+        part = part if rows == tuple(out_rows) else part.rechunk({0: tuple(out_rows)})
+        parts.append(_renamed(part, names[("dist", "ids")[i]]))
     pairs_graph = HighLevelGraph.from_collections(names["pairs"], layer, dependencies=dependencies)
-    pairs = da.Array(
-        pairs_graph, names["pairs"], chunks=((1,) * query.numblocks[0], (1,)), dtype=np.int64
-    )
-    return dist, ids, pairs
+    pairs = da.Array(pairs_graph, names["pairs"], chunks=((1,) * len(rows), (1,)), dtype=np.int64)
+    return *parts, pairs
 
 
-def chain_names(base: str, token: str) -> dict:
-    """The names of a chain's tasks and arrays: ``<base>`` its steps, and so on."""
-    parts = {"step": "", "found": "-found", "pairs": "-pairs", "dist": "-distances", "ids": "-ids"}
-    return {part: f"{base}{suffix}-{token}" for part, suffix in parts.items()}
+def chain_names(base: str, token: str, n_chains: int) -> dict:
+    """The names of a search's chains, ``<base>`` its steps, and of its results.
+
+    The results' names come from ``token`` (the search) alone, the chains' from
+    ``token`` and ``n_chains``: the same search in other shares is other tasks.
+    """
+    layout = tokenize(token, n_chains)
+    parts = {"step": "", "found": "-found", "pairs": "-pairs"}
+    names = {part: f"{base}{suffix}-{layout}" for part, suffix in parts.items()}
+    return names | {"dist": f"{base}-distances-{token}", "ids": f"{base}-ids-{token}"}
 
 
 def chained_kneighbors(
@@ -384,24 +457,26 @@ def chained_kneighbors(
     n_components: int = 0,
     name: str = "neighbors",
     ref_keep: np.ndarray | None = None,
-    query_rows: int | None = None,
+    chains: int | None = None,
 ) -> tuple[da.Array, da.Array, da.Array]:
     """Lazy exact k nearest rows of ``ref`` for every row of ``query``, by chains.
 
     ``n_components`` > 0 screens by that many principal components (fitted on
     ``ref``'s first chunk), 0 by the full values. ``ref_keep`` (a boolean mask
-    over ``ref``'s rows) leaves rows out. Chains of ``query_rows`` queries
-    (default :data:`BLOCK_QUERIES`). Returns ``(dist, ids, exact_pairs)``:
-    ``dist`` and ``ids`` with ``query``'s row chunks and ``k`` columns, ``ids``
-    indexing ``ref``'s rows; ``exact_pairs`` a chain, the pairs whose exact
-    distances it computed.
+    over ``ref``'s rows) leaves rows out. ``chains`` carry the queries, in
+    even shares (default: one a worker thread of the current cluster,
+    :func:`~mnistdist.runtime.worker_threads`). Returns ``(dist, ids,
+    exact_pairs)``: ``dist`` and ``ids`` with ``query``'s row chunks and ``k``
+    columns, ``ids`` indexing ``ref``'s rows; ``exact_pairs`` a chain, the
+    pairs whose exact distances it computed.
     """
     check_search(query, ref, k, ref_keep)
-    blocks = query.rechunk({0: query_rows or BLOCK_QUERIES, 1: -1})
-    ref = ref.rechunk({1: -1})
-    token = tokenize(blocks, ref, k, n_components, ref_keep)
+    query, ref = query.rechunk({1: -1}), ref.rechunk({1: -1})
+    n_chains = max(1, min(query.shape[0], chains or worker_threads()))
+    shares, rows = query_shares(query, n_chains)
+    token = tokenize(query, ref, k, n_components, ref_keep)
     base = f"{name}-bound" if n_components > 0 else name
-    names = chain_names(base, token)
+    names = chain_names(base, token, n_chains)
     layer, projection = {}, None
     if n_components > 0:
         projection = (f"{name}-bound-fit-{token}",)
@@ -412,11 +487,8 @@ def chained_kneighbors(
         layer[key] = (prepare_reference, (ref.name, rj, 0), lo, keep, projection)
         refs.append(key)
     n_ref = ref.shape[0] if ref_keep is None else int(np.count_nonzero(ref_keep))
-    layer.update(chain_layer(blocks, refs, k, names, projection, n_pairs=blocks.shape[0] * n_ref))
-    dist, ids, pairs = chain_arrays(layer, blocks, k, names, [blocks, ref])
-    if blocks.chunks[0] != query.chunks[0]:
-        dist, ids = dist.rechunk({0: query.chunks[0]}), ids.rechunk({0: query.chunks[0]})
-    return dist, ids, pairs
+    layer.update(chain_layer(shares, refs, k, names, projection, n_pairs=query.shape[0] * n_ref))
+    return chain_arrays(layer, rows, k, names, [query, ref], query.chunks[0])
 
 
 def kneighbors_dask(
@@ -426,20 +498,20 @@ def kneighbors_dask(
     *,
     name: str = "neighbors",
     ref_keep: np.ndarray | None = None,
+    chains: int | None = None,
 ) -> tuple[da.Array, da.Array]:
     """Lazy exact k nearest neighbors of every row of ``query`` among the rows of ``ref``.
 
     Every pair's full float32 value is computed (:func:`chained_kneighbors`):
     tasks show in the dashboard as ``<name>-reference`` (a chunk of ``ref``
-    prepared) and ``<name>`` (a block of queries through one chunk).
+    prepared) and ``<name>`` (a share of the queries through one chunk).
     ``ref_keep`` (a boolean mask over ``ref``'s rows) leaves rows out of the
-    reference, as a CV fold leaves out its validation rows. Returns ``(dist,
-    ids)`` as Dask arrays with ``query``'s row chunks and ``k`` columns; ``ids``
-    index ``ref``'s rows.
+    reference, as a CV fold leaves out its validation rows. ``chains`` carry
+    the queries (default: one a worker thread). Returns ``(dist, ids)`` as
+    Dask arrays with ``query``'s row chunks and ``k`` columns; ``ids`` index
+    ``ref``'s rows.
     """
-    dist, ids, _ = chained_kneighbors(
-        query, ref, k, name=name, ref_keep=ref_keep, query_rows=FULL_BLOCK_QUERIES
-    )
+    dist, ids, _ = chained_kneighbors(query, ref, k, name=name, ref_keep=ref_keep, chains=chains)
     return dist, ids
 
 
@@ -451,13 +523,14 @@ def bounded_kneighbors_dask(
     *,
     name: str = "neighbors",
     ref_keep: np.ndarray | None = None,
+    chains: int | None = None,
 ) -> tuple[da.Array, da.Array, da.Array]:
     """Lazy exact k nearest neighbours, screened by ``n_components`` principal components.
 
     The same neighbours and distances as :func:`kneighbors_dask` with the same
     arguments. Tasks show as ``<name>-bound-fit`` (the projection, fitted on
     ``ref``'s first chunk), ``<name>-bound-reference`` (a chunk projected) and
-    ``<name>-bound`` (a block of queries through one chunk).
+    ``<name>-bound`` (a share of the queries through one chunk).
 
     Returns
     -------
@@ -466,5 +539,5 @@ def bounded_kneighbors_dask(
         Per chain, the pairs whose exact distances were computed.
     """
     return chained_kneighbors(
-        query, ref, k, n_components=n_components, name=name, ref_keep=ref_keep
+        query, ref, k, n_components=n_components, name=name, ref_keep=ref_keep, chains=chains
     )

@@ -25,7 +25,8 @@ import numpy as np
 from dask.base import tokenize
 
 from .. import config
-from ._chain import BLOCK_QUERIES, chain_arrays, chain_layer, chain_names, prepare_reference
+from ..runtime import worker_threads
+from ._chain import chain_arrays, chain_layer, chain_names, prepare_reference, query_shares
 from ._compiled import worth_compiling
 from ._fold_pairs import fold_pair_kneighbors
 from ._lower_bound import bound_components, fit_projection
@@ -50,35 +51,33 @@ def _blocks(X: da.Array, rows: np.ndarray, size: int) -> tuple[da.Array, list[np
     return block, [rows[lo:hi] for lo, hi in itertools.pairwise(edges)]
 
 
-#: Chains the CV search aims at: one for each of 16 worker threads.
-CHAINS = 16
-
-
-def rows_a_chain(n_rows: int) -> int:
-    """Queries a CV chain carries: ``n_rows / CHAINS``, within 512 and 2,048, in 256s.
-
-    More queries a step spread the step's fixed costs (its task, reading its reference
-    block) over more of its product: 30,000 MNIST images took 5.4 s of CPU in chains of
-    2,048, 5.8 s in 1,024 and 6.3 s in 512 (docs/benchmark.md).
-    """
-    return int(np.clip(n_rows // CHAINS // 256 * 256, BLOCK_QUERIES, 4 * BLOCK_QUERIES))
-
-
 def fold_chain_kneighbors(
-    X: da.Array, folds, k: int, n_components: int, *, label: str = "", task_prefix: str = ""
+    X: da.Array,
+    folds,
+    k: int,
+    n_components: int,
+    *,
+    label: str = "",
+    task_prefix: str = "",
+    chains: int | None = None,
 ) -> list[tuple[da.Array, da.Array]]:
     """Lazy exact ``(dist, ids)`` of each fold's validation rows among the other folds' rows.
 
     Each fold's rows are cut into reference blocks of about ``chunk-rows``
     (tasks ``fold-<g>-bound-reference``: projected once for every chain); each
-    block of :func:`rows_a_chain` of a fold's rows is a chain through the other
-    folds' blocks (tasks ``neighbors-fold-<f>-bound``).
+    fold's rows are shared among as many chains as the cluster has worker
+    threads (``chains``, by default :func:`~mnistdist.runtime.worker_threads`),
+    each a chain through the other folds' blocks (tasks
+    ``neighbors-fold-<f>-bound``): every thread then carries as many chains as
+    there are folds, and a chain's fixed costs (its task a step, its first
+    step's pilot) are spread over the most queries. 60,000 MNIST images on 2
+    threads: 5.1 s against 6.0 s in chains of 2,048 (docs/benchmark.md).
     The projection is fitted on ``X``'s first chunk (``neighbors-bound-fit``).
     Takes and returns what :func:`~mnistdist.neighbors.fold_pair_kneighbors` does.
     """
     X = X.rechunk({1: -1})
     tests = [np.sort(np.asarray(test)) for _, test in folds]
-    chain_rows = rows_a_chain(X.shape[0])
+    n_chains = chains or worker_threads()
     token = tokenize(X, tests, k, n_components)
     chunk_rows = int(config.get("chunk-rows"))
     fit = (f"{task_prefix}neighbors{label}-bound-fit-{token}",)
@@ -90,7 +89,7 @@ def fold_chain_kneighbors(
         for j, block_ids in enumerate(ids):
             layer[(name, j)] = (prepare_reference, (block.name, j, 0), block_ids, None, fit)
         refs.append([(name, j) for j in range(len(ids))])
-        queries.append(X[rows].rechunk({0: chain_rows, 1: -1}))
+        queries.append(X[rows])
         dependencies += [block, queries[-1]]
     n = sum(len(t) for t in tests)
     n_pairs = sum(len(t) * (n - len(t)) for t in tests)
@@ -98,9 +97,10 @@ def fold_chain_kneighbors(
     for f, query in enumerate(queries):
         others = [key for g in (*range(f + 1, len(tests)), *range(f)) for key in refs[g]]
         base = f"{task_prefix}neighbors-fold-{f}{label}"
-        names = chain_names(f"{base}-bound", token)
-        layer.update(chain_layer(query, others, k, names, fit, n_pairs=n_pairs))
-        dist, ids, _ = chain_arrays(dict(layer), query, k, names, dependencies)
+        shares, rows = query_shares(query, min(n_chains, query.shape[0]))
+        names = chain_names(f"{base}-bound", token, len(shares))
+        layer.update(chain_layer(shares, others, k, names, fit, n_pairs=n_pairs))
+        dist, ids, _ = chain_arrays(dict(layer), rows, k, names, dependencies, query.shape[:1])
         out.append((dist, ids))
     return out
 

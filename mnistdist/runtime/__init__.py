@@ -21,6 +21,7 @@ from ._compute import (
     compute_each_after,
     current_client,
     show_progress,
+    worker_threads,
 )
 from ._cpu_time import CpuUse, measure_cpu
 from ._deployers import ClusterSpec, deployed, deployer_class, read_cluster_spec, shipped_specs
@@ -82,4 +83,5 @@ __all__ = [
     "wait_for_workers",
     "watch_workers",
     "worker_memory_limits",
+    "worker_threads",
 ]

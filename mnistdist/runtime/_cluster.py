@@ -44,6 +44,7 @@ from threadpoolctl import threadpool_limits
 from .. import config
 from ..errors import ClusterError
 from ._addresses import TLS_ENV, check_scheduler_address, read_scheduler_file
+from ._dashboard import LazyDashboardWorker, connect_on_first_request
 from ._deployers import ClusterSpec, deployed, read_cluster_spec
 from ._interrupts import children_ignore_interrupts, held_interrupts
 from ._versions import prepare
@@ -288,8 +289,13 @@ def _embedded(
         # In-process workers have no host to bind their HTTP servers (/health, /metrics)
         # to, and Distributed then listens on every interface: loopback, as processes' are.
         options["worker_dashboard_address"] = "127.0.0.1:0"
+        options["worker_class"] = LazyDashboardWorker
+    if dashboard:  # Bokeh's pages come with the first request for one
+        options["scheduler_kwargs"] = {"dashboard": False}
     kind = LocalCluster if processes else _InProcessCluster
     cluster = _local_cluster(kind, options, worker_log, while_starting)
+    if dashboard:
+        connect_on_first_request(cluster.scheduler)
     with (
         cluster,
         # A worker process's BLAS runs one thread a call (the nanny sees to it);
@@ -298,6 +304,18 @@ def _embedded(
         Client(cluster, set_as_default=True) as client,
     ):
         yield client
+
+
+#: How the embedded cluster's scheduler moves tasks between its worker threads. Distributed
+#: prices moving a task's inputs at a network's bandwidth (100 MB/s) and keeps a task where
+#: its inputs are unless moving them is cheap, and it looks for idle workers to steal tasks
+#: for once a second. Between threads of one process nothing is copied: priced so, a task
+#: goes to a free thread, and a look every 100 ms lets a search of a few chains, one a
+#: thread, even out a start that gave two of them to one thread (docs/benchmark.md).
+IN_PROCESS_SCHEDULING = {
+    "distributed.scheduler.bandwidth": "1 TB",
+    "distributed.scheduler.work-stealing-interval": "100ms",
+}
 
 
 class _InProcessCluster(LocalCluster):
@@ -309,7 +327,8 @@ class _InProcessCluster(LocalCluster):
     """
 
     def __init__(self, *args, dashboard_address=None, **kwargs):
-        super().__init__(*args, dashboard_address=dashboard_address, **kwargs)
+        with dask.config.set(IN_PROCESS_SCHEDULING):
+            super().__init__(*args, dashboard_address=dashboard_address, **kwargs)
         self._dashboard_host = (dashboard_address or "").rpartition(":")[0].strip("[]")
 
     @property

@@ -38,6 +38,7 @@ import contextlib
 import contextvars
 import dataclasses
 import logging
+import os
 import sys
 import threading
 import time
@@ -65,6 +66,15 @@ def current_client() -> Client | None:
         return get_client()
     except ValueError:
         return None
+
+
+def worker_threads() -> int:
+    """The worker threads of the current client's cluster; without one, this machine's cores
+    (the threads Dask's local scheduler runs)."""
+    client = current_client()
+    if client is None:
+        return os.cpu_count() or 1
+    return sum(client.nthreads().values()) or 1
 
 
 def show_progress(stream: TextIO) -> None:

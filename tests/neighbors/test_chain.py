@@ -7,6 +7,7 @@ import pytest
 from dask.utils import key_split
 from numpy.testing import assert_array_equal
 
+from mnistdist.neighbors import _chain as _ch
 from mnistdist.neighbors import bounded_kneighbors_dask, kneighbors, kneighbors_dask
 from mnistdist.neighbors._chain import Found, prepare_reference, search_step
 from mnistdist.neighbors._compiled import compiled_take
@@ -72,6 +73,25 @@ def test_a_step_over_several_pieces_of_the_product_keeps_the_exact_neighbours(
     assert_array_equal(found.dist, want_dist)
 
 
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("n_components", [0, 8])
+def test_a_step_takes_its_queries_in_pieces_with_the_same_neighbours(
+    monkeypatch, n_components, compiled
+):
+    query, ref = _ties(seed=3)
+    whole = _chain(query, ref, 5, blocks=[0, 4, 500, 900], n_components=n_components)
+    monkeypatch.setattr(_ch, "FULL_SUB_QUERIES", 7)
+    monkeypatch.setattr(_ch, "BOUND_SUB_QUERIES", 7)
+    pieces = _chain(
+        query, ref, 5, blocks=[0, 4, 500, 900], n_components=n_components, compiled=compiled
+    )
+    assert_array_equal(pieces.ids, whole.ids)
+    assert_array_equal(pieces.dist, whole.dist)
+    assert pieces.queries is not None and len(pieces.dist) == len(query)
+    if not compiled:
+        assert pieces.exact_pairs == whole.exact_pairs
+
+
 def test_the_compiled_kernel_only_takes_bytes():
     u8, f32 = np.zeros((2, 3), np.uint8), np.zeros((2, 3), np.float32)
     assert compiled_take(u8, u8) is not None
@@ -107,7 +127,7 @@ def test_dask_searches_rechunk_their_queries_and_give_back_their_chunks(digits_a
     query = da.from_array(Q, chunks=90)
     ref = da.from_array(X, chunks=400)
     dist, ids = kneighbors_dask(query, ref, 5, name="nb")
-    b_dist, b_ids, pairs = bounded_kneighbors_dask(query, ref, 5, 16, name="nb")
+    b_dist, b_ids, pairs = bounded_kneighbors_dask(query, ref, 5, 16, name="nb", chains=3)
     assert dist.chunks == b_dist.chunks == (query.chunks[0], (5,))
     names = {key_split(key) for key in dict(dist.__dask_graph__())}
     assert {"nb", "nb-reference"} <= names
@@ -117,4 +137,32 @@ def test_dask_searches_rechunk_their_queries_and_give_back_their_chunks(digits_a
     assert_array_equal(ids, want_ids)
     assert_array_equal(b_ids, want_ids)
     assert_array_equal(b_dist, want_dist)
-    assert pairs.shape == (1, 1) and 0 < pairs.sum() < len(Q) * len(X)
+    assert pairs.shape == (3, 1) and 0 < pairs.sum() < len(Q) * len(X)
+
+
+def test_a_search_carries_its_queries_in_one_chain_a_worker_thread(client, digits_arrays):
+    X, _, Q, _ = digits_arrays
+    query, ref = da.from_array(Q, chunks=90), da.from_array(X, chunks=400)
+    dist, ids, pairs = bounded_kneighbors_dask(query, ref, 5, 16, name="nb")
+    assert pairs.numblocks[0] == sum(client.nthreads().values()) == 2
+    steps = [key for key in dict(dist.__dask_graph__()) if key_split(key) == "nb-bound"]
+    assert len(steps) == 2 * ref.numblocks[0]
+    dist, ids = dask.compute(dist, ids)
+    want_dist, want_ids = kneighbors(Q, X, 5)
+    assert_array_equal(ids, want_ids)
+    assert_array_equal(dist, want_dist)
+
+
+def test_a_search_keeps_its_name_whatever_its_chains(digits_arrays):
+    # The journal keeps a finished search under its name: a run resumed on a cluster
+    # of another size, which cuts the queries into other chains, must find it.
+    X, _, Q, _ = digits_arrays
+    query, ref = da.from_array(Q, chunks=100), da.from_array(X, chunks=400)
+    searches = [kneighbors_dask(query, ref, 4, chains=n) for n in (1, 2, 3)]
+    assert len({dist.name for dist, _ in searches}) == len({ids.name for _, ids in searches}) == 1
+    assert len({dist.chunks for dist, _ in searches}) == 1
+    with dask.config.set(scheduler="sync"):
+        found = [dask.compute(*search) for search in searches]
+    for dist, ids in found[1:]:
+        assert_array_equal(dist, found[0][0])
+        assert_array_equal(ids, found[0][1])

@@ -29,11 +29,17 @@ def _per_fold(X, folds, k):
 def test_bounded_chains_equal_the_per_fold_search_on_the_digits(digits_arrays, k):
     X, y, _, _ = digits_arrays  # small integer pixels: many exact ties
     folds = list(StratifiedKFold(5).split(X, y))
+    X_d = da.from_array(X, chunks=300)
     with dask.config.set(scheduler="sync", **{"mnistdist.chunk-rows": 150}):
-        got = dask.compute(*fold_chain_kneighbors(da.from_array(X, chunks=300), folds, k, 16))
-    for (d1, i1), (d2, i2) in zip(_per_fold(X, folds, k), got, strict=True):
-        assert_array_equal(i2, i1)
-        assert_array_equal(d2, d1)
+        for chains in (1, 3):  # whatever the chains, the same neighbours, the same names
+            lazy = fold_chain_kneighbors(X_d, folds, k, 16, chains=chains)
+            assert [d.name for d, _ in lazy] == [
+                d.name for d, _ in fold_chain_kneighbors(X_d, folds, k, 16)
+            ]
+            got = dask.compute(*lazy)
+            for (d1, i1), (d2, i2) in zip(_per_fold(X, folds, k), got, strict=True):
+                assert_array_equal(i2, i1)
+                assert_array_equal(d2, d1)
 
 
 def test_chains_on_duplicated_rows_and_unequal_folds():

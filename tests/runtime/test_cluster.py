@@ -1,4 +1,5 @@
 import contextlib
+import json
 import os
 import pathlib
 import shutil
@@ -24,7 +25,7 @@ from mnistdist.runtime import (
     scheduler_address,
 )
 
-from helpers import SLOW_TASKS, journal_rows, process_env, sitecustomize, wait_for
+from helpers import SLOW_TASKS, journal_rows, process_env, python_code, sitecustomize, wait_for
 
 
 def _free_port() -> int:
@@ -45,6 +46,32 @@ def test_embedded_local_cluster_of_worker_processes():
             lambda dask_scheduler: dask_scheduler.WORKER_SATURATION
         )
         assert saturation == float("inf")
+
+
+def test_the_dashboard_is_imported_by_the_first_request_for_a_page():
+    code = """
+import json, sys, urllib.request
+from mnistdist.runtime import connect, describe
+with connect(n_workers=1, dashboard_address="127.0.0.1:0") as client:
+    link = describe(client)["dashboard"]
+    health = urllib.request.urlopen(link.replace("/status", "/health"), timeout=30).read()
+    before = "distributed.dashboard.scheduler" in sys.modules
+    (worker,) = client.scheduler_info()["workers"].values()
+    worker_page = f"http://127.0.0.1:{worker['services']['dashboard']}/status"
+    pages = [urllib.request.urlopen(url, timeout=60) for url in (link, link, worker_page)]
+    print(json.dumps({
+        "health": health.decode(), "before": before,
+        "after": "distributed.dashboard.scheduler" in sys.modules,
+        "pages": [[p.status, p.url, b"bokeh" in p.read().lower()] for p in pages],
+    }))
+"""
+    proc = python_code(code)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    assert seen["health"] == "ok" and not seen["before"] and seen["after"]
+    # Bokeh's own status pages, at the address asked for, the first time and after.
+    for status, url, bokeh in seen["pages"]:
+        assert status == 200 and url.endswith("/status") and bokeh
 
 
 def test_embedded_local_cluster_of_worker_threads_by_default():
