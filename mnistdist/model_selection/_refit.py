@@ -30,6 +30,7 @@ from ..neighbors import (
     compute_journaled,
     is_reranking,
     kneighbors_dask,
+    merge_kneighbors,
     predict_from_neighbors,
     rerank_queries,
 )
@@ -59,6 +60,8 @@ class FinalModel:
     n_train: int
     seconds: float
     loaded: bool = False
+    #: The test rows' nearest training rows (before any re-ranking).
+    neighbors: Neighbors | None = None
 
     def accuracy(self, y_true: np.ndarray) -> float:
         return float(np.mean(self.y_pred == np.asarray(y_true)))
@@ -89,8 +92,20 @@ def _preprocessed(estimator: BaseEstimator, X_train, y_train, X_test, name: str)
     )
 
 
-def _test_neighbors(X_train, X_test, k: int, name: str, journal: Journal | None) -> Neighbors:
-    """The test rows' k nearest training rows, searched on the cluster or read from the journal."""
+def _test_neighbors(
+    X_train, X_test, k: int, name: str, journal: Journal | None, known=None
+) -> Neighbors:
+    """The test rows' k nearest training rows, searched on the cluster or read from the journal.
+
+    ``known``, ``(m, Neighbors)``: their k nearest among the first ``m`` training
+    rows, already found; only the rest are searched, and the two merged (ties
+    to the lower row, as the search breaks them).
+    """
+    if known is not None:
+        m, first = known
+        rest = _test_neighbors(X_train[m:], X_test, k, name, journal)
+        dist, ids = merge_kneighbors([(first.dist, first.ids), (rest.dist, rest.ids + m)], k)
+        return Neighbors(dist, ids, first.loaded and rest.loaded)
     query = X_test.rechunk({0: int(config.get("query-rows"))})
     if n_components := bound_components(X_train.shape[1]):
         dist, ids, _ = bounded_kneighbors_dask(
@@ -120,6 +135,7 @@ def final_model(
     name: str = "final",
     keep_model: bool = True,
     journal: Journal | None = None,
+    known: tuple[int, Neighbors] | None = None,
 ) -> FinalModel:
     """Refit ``estimator``'s parameters on ``X_train`` and predict ``X_test`` on the cluster.
 
@@ -142,6 +158,11 @@ def final_model(
         Gather the training set to build the returned scikit-learn model.
     journal : Journal, optional
         Keeps the test set's neighbors once found, and gives them back on a rerun.
+    known : (int, Neighbors), optional
+        ``(m, neighbors)``: the test rows' nearest among the first ``m`` training
+        rows, as a model on those rows alone found them (the book's plain model,
+        for the augmented one, whose training set starts with the plain one's):
+        only the other rows are searched. Not with preprocessing steps.
 
     Returns
     -------
@@ -166,7 +187,7 @@ def final_model(
         # computed once (and recomputed by Dask if a worker holding some dies).
         X_train = X_train.persist()
     k = candidates_needed(knn, params["n_neighbors"])
-    found = _test_neighbors(X_train, X_test, k, name, journal)
+    found = _test_neighbors(X_train, X_test, k, name, journal, known)
     dist, ids = found.dist, found.ids
     if is_reranking(knn):
         dist, ids = rerank_queries(knn, X_train, X_test, ids, name)
@@ -174,7 +195,7 @@ def final_model(
     model = _gathered_model(fitted_prep, X_train, y_train, knn, name) if keep_model else None
     seconds, n_train = time.perf_counter() - t0, int(X_train.shape[0])
     log.info("%s: %d training rows, %d predictions in %.1f s", name, n_train, len(y_pred), seconds)
-    return FinalModel(model, y_pred, proba, n_train, seconds, found.loaded)
+    return FinalModel(model, y_pred, proba, n_train, seconds, found.loaded, found)
 
 
 #: The book's two models: a KNN on the plain and on the shift-augmented training set.
@@ -239,8 +260,18 @@ def fit_report_models(
     models = {}
     for name in names:
         estimator, X, y, keep = _model_fit(name, dataset, preset, params)
+        # The augmented training set starts with the plain one: its neighbours there are found.
+        plain = models.get("plain") if name == "augmented" else None
+        known = plain and (dataset.X_train.shape[0], plain.neighbors)
         models[name] = final_model(
-            estimator, X, y, dataset.X_test, name=name, keep_model=keep, journal=journal
+            estimator,
+            X,
+            y,
+            dataset.X_test,
+            name=name,
+            keep_model=keep,
+            journal=journal,
+            known=known,
         )
         if on_done is not None:
             on_done(name, models[name])

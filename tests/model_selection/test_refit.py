@@ -7,7 +7,7 @@ from sklearn.pipeline import Pipeline
 
 from mnistdist.model_selection import _refit as final_module
 from mnistdist.model_selection import final_model
-from mnistdist.neighbors import KNNClassifier
+from mnistdist.neighbors import KNNClassifier, Neighbors
 from mnistdist.preprocessing import AUGMENTATIONS, Augment, Deskew, augment_shifts
 from mnistdist.preprocessing._augment import make_copy
 
@@ -57,6 +57,26 @@ def test_augmented_model_on_five_times_the_rows(client, digits, digits_arrays):
     )
     assert final.n_train == 5 * len(y) and final.model._fit_X.shape == (5 * len(y), 64)
     np.testing.assert_array_equal(final.model.predict(Q), final.y_pred)
+
+
+def test_the_augmented_search_starts_from_the_plain_models_neighbours(client, digits):
+    # Rows tied at 0 distance across the originals and their copies: the merge must break
+    # ties to the lower row, as one search of the whole augmented set does.
+    y = digits.y_train
+    X_aug, y_aug = augment_shifts(digits.X_train, y)
+    knn = KNNClassifier(n_neighbors=5, weights="distance")
+    plain = final_model(knn, digits.X_train, y, digits.X_test, keep_model=False)
+    whole = final_model(knn, X_aug, y_aug, digits.X_test, keep_model=False)
+    known = (len(y), plain.neighbors)
+    seeded = final_model(knn, X_aug, y_aug, digits.X_test, keep_model=False, known=known)
+    np.testing.assert_array_equal(seeded.neighbors.ids, whole.neighbors.ids)
+    np.testing.assert_array_equal(seeded.neighbors.dist, whole.neighbors.dist)
+    np.testing.assert_array_equal(seeded.y_pred, whole.y_pred)
+    assert (seeded.neighbors.ids >= len(y)).any() and (seeded.neighbors.ids < len(y)).any()
+    # The first rows are not searched again: what ``known`` says of them is what counts.
+    forged = Neighbors(np.zeros_like(plain.neighbors.dist), np.zeros_like(plain.neighbors.ids))
+    lied = final_model(knn, X_aug, y_aug, digits.X_test, keep_model=False, known=(len(y), forged))
+    assert (lied.neighbors.ids == 0).all()
 
 
 def test_without_keeping_the_model(client, digits):
