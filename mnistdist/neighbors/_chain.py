@@ -319,7 +319,7 @@ def search_step(
     if len(ref) == 0:
         return found
     size = FULL_SUB_QUERIES if projection is None else BOUND_SUB_QUERIES
-    edges = np.linspace(0, n_q, -(-n_q // size) + 1).astype(int)
+    edges = np.linspace(0, n_q, max(1, -(-n_q // size)) + 1).astype(int)
     parts = [
         _step(query[lo:hi], ref, k, _rows_of(found, slice(lo, hi)), projection, compiled)
         for lo, hi in itertools.pairwise(edges)
@@ -364,19 +364,25 @@ def _rows_between(chunks: list, lo: int, hi: int) -> np.ndarray:
 
 
 def query_shares(query: da.Array, n_chains: int) -> tuple[list, tuple[int, ...]]:
-    """``query``'s rows in ``n_chains`` even shares: each share's rows as a task argument,
-    taken from ``query``'s own chunks, and the shares' sizes.
+    """``query``'s rows in ``n_chains`` even shares (at least one, at most a row each): each
+    share's rows as a task argument, taken from ``query``'s own chunks, and the shares' sizes.
 
     No rechunk: its small tasks would wait behind a busy worker's long steps
     while the chain they start waits for them.
     """
-    starts = np.cumsum((0, *query.chunks[0]))
+    n_chains = max(1, min(n_chains, query.shape[0]))
+    ends = np.cumsum(query.chunks[0])
     edges = np.linspace(0, query.shape[0], n_chains + 1).astype(int)
     shares = []
     for lo, hi in itertools.pairwise(edges):
-        first, last = np.searchsorted(starts, lo, "right") - 1, np.searchsorted(starts, hi) - 1
-        keys = [(query.name, i, 0) for i in range(first, last + 1)]
-        shares.append((_rows_between, keys, lo - starts[first], hi - starts[first]))
+        # The chunks holding rows lo to hi - 1: the first that ends after lo, to the
+        # first that ends at or after hi.
+        first, last = np.clip(
+            [np.searchsorted(ends, lo, "right"), np.searchsorted(ends, hi)], 0, len(ends) - 1
+        )
+        keys = [(query.name, i, 0) for i in range(first, max(first, last) + 1)]
+        start = ends[first] - query.chunks[0][first]
+        shares.append((_rows_between, keys, lo - start, hi - start))
     return shares, tuple(int(n) for n in np.diff(edges))
 
 
@@ -472,11 +478,10 @@ def chained_kneighbors(
     """
     check_search(query, ref, k, ref_keep)
     query, ref = query.rechunk({1: -1}), ref.rechunk({1: -1})
-    n_chains = max(1, min(query.shape[0], chains or worker_threads()))
-    shares, rows = query_shares(query, n_chains)
+    shares, rows = query_shares(query, chains or worker_threads())
     token = tokenize(query, ref, k, n_components, ref_keep)
     base = f"{name}-bound" if n_components > 0 else name
-    names = chain_names(base, token, n_chains)
+    names = chain_names(base, token, len(shares))
     layer, projection = {}, None
     if n_components > 0:
         projection = (f"{name}-bound-fit-{token}",)

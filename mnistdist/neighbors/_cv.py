@@ -97,7 +97,7 @@ def fold_chain_kneighbors(
     for f, query in enumerate(queries):
         others = [key for g in (*range(f + 1, len(tests)), *range(f)) for key in refs[g]]
         base = f"{task_prefix}neighbors-fold-{f}{label}"
-        shares, rows = query_shares(query, min(n_chains, query.shape[0]))
+        shares, rows = query_shares(query, n_chains)
         names = chain_names(f"{base}-bound", token, len(shares))
         layer.update(chain_layer(shares, others, k, names, fit, n_pairs=n_pairs))
         dist, ids, _ = chain_arrays(dict(layer), rows, k, names, dependencies, query.shape[:1])

@@ -166,3 +166,15 @@ def test_a_search_keeps_its_name_whatever_its_chains(digits_arrays):
     for dist, ids in found[1:]:
         assert_array_equal(dist, found[0][0])
         assert_array_equal(ids, found[0][1])
+
+
+def test_a_search_of_no_queries_finds_none(digits_arrays):
+    X, _, Q, _ = digits_arrays
+    query, ref = da.from_array(Q[:0], chunks=100), da.from_array(X, chunks=400)
+    with dask.config.set(scheduler="sync"):
+        for dist, ids in (
+            kneighbors_dask(query, ref, 3),
+            bounded_kneighbors_dask(query, ref, 3, 8)[:2],
+        ):
+            dist, ids = dask.compute(dist, ids)
+            assert dist.shape == ids.shape == (0, 3)
