@@ -40,8 +40,10 @@ def _options(job):
             kind = "path"
         elif name == "--scheduler":
             kind = "address"
-        elif action.type is int:  # any integer is valid (--seed)
+        elif action.type is int:  # any integer is valid (the search's --seed)
             kind = "integer"
+        elif name == "--seed":  # the augment job's: an integer in [0, 2**63)
+            kind = "seed"
         else:
             kind = "int"
         yield name, kind
@@ -59,6 +61,11 @@ BAD = {
     "integer": st.one_of(
         st.sampled_from(["", "1.5", "x", "nan", "1e3", " "]),
         TEXT.filter(lambda t: not t.strip().lstrip("+-").isdigit()),
+    ),
+    "seed": st.one_of(
+        st.sampled_from(["", "-1", "1.5", "x", "nan", "1e3", " ", str(2**63)]),
+        st.integers(max_value=-1).map(str),
+        TEXT.filter(lambda t: not t.strip().lstrip("+").isdigit()),
     ),
     "choice": st.one_of(st.just(""), TEXT),
     "--out": st.sampled_from(["", " ", ".", "a\0b", "{file}", "{file}/sub", "{loop}"]),
