@@ -173,12 +173,15 @@ def digits_search_10_folds(tmp_path_factory):
 
 @pytest.fixture
 def slow_cluster(start_cluster, tmp_path):
-    """Two worker processes whose neighbour tasks take a second each: a 10-fold search's
-    last folds take seconds, time enough to come in, or stop it, between them."""
-    return start_cluster(
-        2,
-        worker_env={
-            **sitecustomize(tmp_path / "slow", SLOW_TASKS),
-            "MNISTDIST_TEST_TASK_DELAY": "1.0",
-        },
-    )
+    """Two worker processes whose neighbour tasks take 0.4 s each (a 10-fold digits search's
+    45 fold-pair tiles about 9 s: time enough to stop it between its folds) and wait while the
+    file ``cluster.hold`` exists (a test holds the search while it runs other commands)."""
+    hold = tmp_path / "hold-slow-tasks"
+    env = {
+        **sitecustomize(tmp_path / "slow", SLOW_TASKS),
+        "MNISTDIST_TEST_TASK_DELAY": "0.4",
+        "MNISTDIST_TEST_TASK_HOLD": str(hold),
+    }
+    cluster = start_cluster(2, worker_env=env)
+    cluster.hold = hold
+    return cluster

@@ -78,6 +78,10 @@ import mnistdist.neighbors._fold_pairs as _fp
 def _slowed(real):
     def slow(*args, **kwargs):
         time.sleep(float(os.environ.get("MNISTDIST_TEST_TASK_DELAY", "0.4")))
+        hold = os.environ.get("MNISTDIST_TEST_TASK_HOLD")
+        deadline = time.monotonic() + 300
+        while hold and os.path.exists(hold) and time.monotonic() < deadline:
+            time.sleep(0.05)
         return real(*args, **kwargs)
     return slow
 

@@ -36,6 +36,9 @@ from helpers import (
 #: The job's arguments, here and in the embedded reference.
 SEARCH = ("search", "--dataset", "digits", "--cv", "5")
 PORT = 8786
+#: A silent TCP link is given up after 15 s (Distributed's default: 30 s; its keepalive needs
+#: at least 11 s), as a user may set it: a cut link is found sooner, the tests take less time.
+CUT_DETECTED = {"DASK_DISTRIBUTED__COMM__TIMEOUTS__TCP": "15s"}
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -120,12 +123,14 @@ class Hosts:
         return proc
 
     def cluster(self, workers: list[str], env: dict | None = None) -> str:
-        """cluster/scheduler.sh on host s and cluster/worker.sh on each worker host."""
+        """cluster/scheduler.sh on host s and cluster/worker.sh on each worker host (``env``
+        for the workers), every one giving up a silent link after :data:`CUT_DETECTED`."""
         scheduler = f"tcp://{self.hosts['s']}:{PORT}"
         self.start(
             "s",
             [CLUSTER_DIR / "scheduler.sh"],
             {
+                **CUT_DETECTED,
                 "MNISTDIST_SCHEDULER_HOST": self.hosts["s"],
                 "MNISTDIST_SCHEDULER_PORT": str(PORT),
                 "MNISTDIST_DASHBOARD_ADDRESS": f"{self.hosts['s']}:8787",
@@ -135,7 +140,7 @@ class Hosts:
             self.start(
                 name,
                 [CLUSTER_DIR / "worker.sh", scheduler, "--name", name],
-                {**(env or {}), "MNISTDIST_WORKER_HOST": self.hosts[name]},
+                {**CUT_DETECTED, **(env or {}), "MNISTDIST_WORKER_HOST": self.hosts[name]},
             )
         return scheduler
 
@@ -153,7 +158,12 @@ class Hosts:
         """``mnistdist ARGS`` on host c, its output piped."""
         command = [sys.executable, "-m", "mnistdist", *args, "--quiet"]
         return self.start(
-            "c", command, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            "c",
+            command,
+            {**CUT_DETECTED, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
 
     def cut(self, name: str) -> None:
@@ -243,7 +253,7 @@ def test_a_scheduler_cut_off_ends_in_one_line_and_resumes(hosts, tmp_path, embed
     scheduler = hosts.cluster(["w1", "w2"], env=slow)
     hosts.wait_for_workers(scheduler, 2)
     out = tmp_path / "out"
-    timeout = 15
+    timeout = 10
     job = hosts.job(
         *SEARCH,
         "--scheduler",

@@ -5,6 +5,7 @@ is and how it was made)."""
 import hashlib
 import json
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import joblib
 import numpy as np
@@ -29,20 +30,23 @@ def test_a_model_saved_by_the_old_layout_predicts_the_same_labels(name, digits_a
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Each job on the digits with its default options, once."""
+    """Each job on the digits with its default options, once; three at a time (each is
+    mostly one interpreter's serial work)."""
 
-    def run(*args):
+    def run(args):
         out = tmp_path_factory.mktemp(args[0])
         proc = mnistdist(*args, "--dataset", "digits", "--out", out, "--quiet", timeout=600)
         assert proc.returncode == 0, proc.stderr
         return out
 
-    return {
-        **{preset: run("report", "--preset", preset) for preset in ("book", "best", "deform")},
-        "search": run("search"),
-        "tour": run("tour"),
-        "augment": run("augment"),
+    jobs = {
+        **{preset: ("report", "--preset", preset) for preset in ("book", "best", "deform")},
+        "search": ("search",),
+        "tour": ("tour",),
+        "augment": ("augment",),
     }
+    with ThreadPoolExecutor(3) as pool:
+        return dict(zip(jobs, pool.map(run, jobs.values()), strict=True))
 
 
 @pytest.mark.parametrize("preset", ["book", "best", "deform"])

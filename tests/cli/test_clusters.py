@@ -180,7 +180,7 @@ def test_a_scheduler_without_workers_ends_in_one_line(dask_processes, tmp_path):
 
 def test_losing_every_worker_ends_in_one_line_keeping_the_work(dask_processes, tmp_path):
     address = dask_processes.scheduler()
-    slow = sitecustomize(tmp_path / "slow", SLOW_TASKS)
+    slow = {**sitecustomize(tmp_path / "slow", SLOW_TASKS), "MNISTDIST_TEST_TASK_DELAY": "0.2"}
     worker = dask_processes.worker("only", "--no-nanny", env=slow)
     dask_processes.wait_for_workers(1)
     out = tmp_path / "out"

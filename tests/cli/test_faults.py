@@ -57,7 +57,9 @@ def _kill_one_worker(client):
 
 @pytest.mark.parametrize("phase", ["distances-folds", "neighbors-augmented"])
 def test_worker_killed_mid_job_changes_nothing(start_cluster, tmp_path, reference_report, phase):
-    cluster = start_cluster(2, worker_env=sitecustomize(tmp_path / "slow", SLOW_TASKS))
+    # Neighbour tasks of 0.2 s: each phase lasts long enough to be caught running.
+    slow = {**sitecustomize(tmp_path / "slow", SLOW_TASKS), "MNISTDIST_TEST_TASK_DELAY": "0.2"}
+    cluster = start_cluster(2, worker_env=slow)
     out = tmp_path / "out"
     with Client(cluster.address) as client:
         job = _start(["report", "--dataset", "digits", "--scheduler", cluster.address], out)

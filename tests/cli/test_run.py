@@ -77,6 +77,7 @@ def test_a_second_run_on_a_busy_folder_is_refused_at_once(
     out = work / "results"
     first = _start(out, slow_cluster)
     wait_for(lambda: MOMENTS[moment](out), timeout=120, interval=0.01)
+    slow_cluster.hold.touch()  # the search waits while the other commands run
     for name, argv in SECOND.items():
         code, stdout, stderr, seconds = _main([*argv, "--out", out, "--workers", "1"])
         assert code == 1, (name, stderr)
@@ -94,6 +95,7 @@ def test_a_second_run_on_a_busy_folder_is_refused_at_once(
     (work / "link").symlink_to(out)
     code, _, stderr, _ = _main([*SECOND["overwrite"], "--out", work / "link"])
     assert code == 1 and f"pid {first.pid}" in stderr
+    slow_cluster.hold.unlink()
     stdout, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr
     assert csv_rows(out / "cv_results.csv") == digits_search_10_folds  # its results, unmixed
