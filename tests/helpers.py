@@ -142,6 +142,29 @@ def python_code(code: str, *args, env: dict | None = None, timeout: float = 120)
     return _python(["-c", code, *args], env, timeout)
 
 
+def in_process(*args):
+    """``mnistdist ARGS`` run by this process's ``cli.main``: a CompletedProcess, and its
+    ``seconds``. For what a run settles before its job starts (its options, its folder's lock):
+    the same code as the command, without starting an interpreter for each case."""
+    import contextlib
+    import io
+    import subprocess
+    import time
+
+    from mnistdist import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    t = time.perf_counter()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main([str(a) for a in args])
+        except SystemExit as exit_:  # argparse's way out, an exit status in a process
+            code = exit_.code
+    done = subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+    done.seconds = time.perf_counter() - t
+    return done
+
+
 def assert_one_line_error(proc, code: int, text: str) -> None:
     """The process failed with ``code`` and one error line containing ``text``, no traceback."""
     assert proc.returncode == code, proc.stderr

@@ -13,7 +13,7 @@ import pytest
 from mnistdist.data import MNIST_FILES, read_idx
 from mnistdist.preprocessing import DISTORTION_RECIPES, distort_images
 
-from helpers import assert_one_line_error, free_port, mnistdist
+from helpers import assert_one_line_error, free_port, in_process, mnistdist
 
 FIGURES = (
     "digits.png",
@@ -176,7 +176,9 @@ def test_rerun_refuses_to_overwrite(report_run):
     ],
 )
 def test_invalid_options_exit_2_with_one_line(tmp_path, args, text):
-    proc = mnistdist("report", "--dataset", "digits", "--out", tmp_path, *args, timeout=60)
+    # In this process: the command's parser is the same (tests/cli/test_fuzz.py runs a few
+    # as a user does).
+    proc = in_process("report", "--dataset", "digits", "--out", tmp_path, *args)
     assert_one_line_error(proc, 2, text)
 
 

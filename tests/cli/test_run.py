@@ -5,8 +5,6 @@ Real processes, real files, a real cluster; the second run of a pair runs in thi
 (``mnistdist.cli.main``), where its time to refusal is measured without the imports.
 """
 
-import contextlib
-import io
 import json
 import os
 import signal
@@ -17,13 +15,13 @@ import time
 import numpy as np
 import pytest
 
-from mnistdist import cli
 from mnistdist.data import MNIST_FILES, write_idx
 from mnistdist.outputs import lock_path, staging_path
 
 from helpers import (
     assert_one_line_error,
     csv_rows,
+    in_process,
     journal_rows,
     make_idx_folder,
     mnistdist,
@@ -32,16 +30,13 @@ from helpers import (
     wait_for,
 )
 
-CV = 10  # ten fold searches of a second each: time to come in at several moments
+CV = 10  # ten fold searches: time to come in at several moments
 
 
 def _main(argv) -> tuple[int, str, str, float]:
     """``mnistdist ARGV`` in this process: its code, stdout, stderr and seconds."""
-    out, err = io.StringIO(), io.StringIO()
-    t = time.perf_counter()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main([str(a) for a in argv])
-    return code, out.getvalue(), err.getvalue(), time.perf_counter() - t
+    done = in_process(*argv)
+    return done.returncode, done.stdout, done.stderr, done.seconds
 
 
 def _start(out, cluster, *extra):
