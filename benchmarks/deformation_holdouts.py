@@ -182,7 +182,9 @@ def tangent_distance(q: np.ndarray, r: np.ndarray) -> np.ndarray:
     return (d.astype(np.float64) ** 2).sum(-1) - (b * sol).sum(-1)
 
 
-def _reverse(h: Holdout, weight: float):
+def _reverse_distances(h: Holdout) -> np.ndarray:
+    """IDM d(r, q) of each query q and candidate r: the candidate's pixels moved."""
+
     def run():
         out = np.empty((N, M))
         for s in range(0, N, 500):  # 500 queries' pairs at a time: 150 MB
@@ -191,7 +193,43 @@ def _reverse(h: Holdout, weight: float):
             out[s : s + 500] = idm_distances(r, q, 2, 1).reshape(-1, M)
         return out
 
-    return h.errors(h.idm() + weight * h.cached("w2_rev", run))
+    return h.cached("w2_rev", run)
+
+
+def _reverse(h: Holdout, weight: float):
+    return h.errors(h.idm() + weight * _reverse_distances(h))
+
+
+def _reverse_max(h: Holdout):
+    """Each pair's larger distance of the two directions."""
+    return h.errors(np.maximum(h.idm(), _reverse_distances(h)))
+
+
+def _soft_votes(h: Holdout, tau: float):
+    """Every candidate votes exp(-(d / d1 - 1) / tau), d1 the query's nearest by IDM."""
+    d, i = h.ranked()
+    weights = np.exp(-(d / d[:, :1] - 1) / tau)
+    scores = np.zeros((N, 10))
+    np.add.at(scores, (np.repeat(np.arange(N), M), h.labels[i].ravel()), weights.ravel())
+    return scores.argmax(1) != h.y
+
+
+def _class_sums(h: Holdout, k: int):
+    """The class whose k nearest candidates have the smallest summed IDM distance."""
+    d, i = h.ranked()
+    labels = h.labels[i]
+    sums = np.stack(
+        [np.sort(np.where(labels == c, d, np.inf), axis=1)[:, :k].sum(1) for c in range(10)], 1
+    )
+    return sums.argmin(1) != h.y
+
+
+def _with_raw(h: Holdout, weight: float):
+    """IDM on the deskewed images plus ``weight`` x IDM on the images before deskewing (each
+    in units of its median)."""
+    base = h.idm()
+    raw = h.idm("w2_raw", refs=h.raw, queries=h.raw[h.val])
+    return h.errors(base / np.median(base) + weight * raw / np.median(raw))
 
 
 def _upsampled(h: Holdout):
@@ -309,6 +347,22 @@ def recipes() -> dict:
     )
     r["symmetric"] = ("IDM d(q, r) + d(r, q)", lambda h: _reverse(h, 1.0))
     r["symmetric-0.25"] = ("IDM d(q, r) + 0.25 d(r, q)", lambda h: _reverse(h, 0.25))
+    r["reverse-max"] = ("the larger of IDM d(q, r) and d(r, q)", _reverse_max)
+    for tau in (0.02, 0.05, 0.1):
+        r[f"soft-votes-{tau:g}"] = (
+            f"all 100 candidates vote exp(-(d / d1 - 1) / {tau:g})",
+            lambda h, t=tau: _soft_votes(h, t),
+        )
+    for k in (1, 2, 3):
+        r[f"class-sums-{k}"] = (
+            f"the class whose {k} nearest have the least summed distance",
+            lambda h, k=k: _class_sums(h, k),
+        )
+    for wt in (0.25, 1.0):
+        r[f"with-raw-{wt:g}"] = (
+            f"IDM + {wt:g} x IDM on the images before deskewing (medians as units)",
+            lambda h, w=wt: _with_raw(h, w),
+        )
     r["upsampled"] = ("IDM on 2x images (warp 4, context 2) of the 20 nearest", _upsampled)
     r["edited"] = ("training images outvoted by their own neighbours removed", _edited)
     r["votes-1/d^5-k6"] = ("6 neighbours voting by (d1 / d)^5", lambda h: _power(h, 6, 5.0))
@@ -336,18 +390,21 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     cache = pathlib.Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    images_path, labels_path = cache / "train_dsk.npy", cache / "train_y.npy"
-    if not images_path.exists():
+    paths = {name: cache / f"train_{name}.npy" for name in ("raw", "dsk", "y")}
+    if not all(path.exists() for path in paths.values()):
         if not args.data:
             print("deformation_holdouts: give --data DIR or set MNISTDIST_DATA", file=sys.stderr)
             return 2
         raw = read_idx(pathlib.Path(args.data) / "train-images-idx3-ubyte.gz").reshape(60000, -1)
-        np.save(images_path, Deskew().fit_transform(raw).astype(np.float32))
-        np.save(labels_path, read_idx(pathlib.Path(args.data) / "train-labels-idx1-ubyte.gz"))
-    images, labels = np.load(images_path), np.load(labels_path)
+        np.save(paths["raw"], raw)
+        np.save(paths["dsk"], Deskew().fit_transform(raw).astype(np.float32))
+        np.save(paths["y"], read_idx(pathlib.Path(args.data) / "train-labels-idx1-ubyte.gz"))
+    images, labels = np.load(paths["dsk"]), np.load(paths["y"])
     table = recipes()
     names = args.recipes.split(",") if args.recipes else list(table)
     holdouts = [Holdout(h, images, labels, cache) for h in args.holdouts.split(",")]
+    for h in holdouts:
+        h.raw = np.load(paths["raw"])  # the images before deskewing (with-raw-*)
     rows = []
     print("| recipe | " + " | ".join(f"{h.name} errors | {h.name} p" for h in holdouts) + " |")
     print("|---|" + "---|---|" * len(holdouts))
