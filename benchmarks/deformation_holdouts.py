@@ -42,11 +42,13 @@ RECIPES = {
 
 
 class Holdout:
-    """One holdout's images, labels, candidates and cached distances."""
+    """One holdout's images (deskewed, and ``raw`` before deskewing), labels, candidates and
+    cached distances."""
 
-    def __init__(self, name: str, images: np.ndarray, labels: np.ndarray, cache: pathlib.Path):
+    def __init__(self, name: str, images, raw, labels: np.ndarray, cache: pathlib.Path):
         t0, t1, v0, v1 = HOLDOUTS[name]
-        self.name, self.images, self.labels, self.cache = name, images, labels, cache
+        self.name, self.images, self.raw, self.labels = name, images, raw, labels
+        self.cache = cache
         self.train, self.val = np.arange(t0, t1), np.arange(v0, v1)[:N]
         path = cache / f"cand_{name}.npy"
         if not path.exists():
@@ -399,12 +401,10 @@ def main(argv=None) -> int:
         np.save(paths["raw"], raw)
         np.save(paths["dsk"], Deskew().fit_transform(raw).astype(np.float32))
         np.save(paths["y"], read_idx(pathlib.Path(args.data) / "train-labels-idx1-ubyte.gz"))
-    images, labels = np.load(paths["dsk"]), np.load(paths["y"])
+    images, raw, labels = (np.load(paths[name]) for name in ("dsk", "raw", "y"))
     table = recipes()
     names = args.recipes.split(",") if args.recipes else list(table)
-    holdouts = [Holdout(h, images, labels, cache) for h in args.holdouts.split(",")]
-    for h in holdouts:
-        h.raw = np.load(paths["raw"])  # the images before deskewing (with-raw-*)
+    holdouts = [Holdout(h, images, raw, labels, cache) for h in args.holdouts.split(",")]
     rows = []
     print("| recipe | " + " | ".join(f"{h.name} errors | {h.name} p" for h in holdouts) + " |")
     print("|---|" + "---|---|" * len(holdouts))
