@@ -5,6 +5,7 @@ those listed before it, and only their public names):
 
 - ``errors``           the typed, one-line errors
 - ``config``           settings in dask.config (``mnistdist.yaml``, ``mnistdist-schema.yaml``)
+- ``drawing``          figures from plain arrays (numpy, matplotlib) and the process drawing them
 - ``runtime``          connecting to a cluster, computing graphs, Ctrl-C, CPU time, the forecast
 - ``outputs``          atomic files, the journal behind ``--resume``, staged results folders
 - ``data``             MNIST (an IDX folder or OpenML) and 8x8 digits as chunked Dask arrays
@@ -17,7 +18,8 @@ those listed before it, and only their public names):
 - ``cli``              the ``mnistdist`` command: one thin job per subcommand
 
 Importing ``mnistdist`` alone imports none of them (the command takes Ctrl-C over
-first); each registers mnistdist's settings with dask.config as it is imported.
+first); each registers mnistdist's settings with dask.config as it is imported, but
+``drawing``, which imports nothing of Dask so that its process starts at once.
 """
 
 from ._deprecated import install as _install_deprecated_paths

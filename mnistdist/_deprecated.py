@@ -42,7 +42,7 @@ MOVED = {
     "staging": "outputs._staging",
     "evaluate": "report._evaluation",
     "results": "report._metrics",
-    "figures": "report._figures",
+    "figures": "drawing._process",
     "html_report": "report._html",
     "tour_graph": "tour._graph",
     "tour_fits": "tour._fits",

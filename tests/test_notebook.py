@@ -64,7 +64,7 @@ def test_notebook_shows_progress_figures_and_results(executed):
     search = _text(_cell(executed, "neighbors_search(dataset.X_train"))
     assert "100%" in search and "left" in search  # the search's progress bar, with its ETA
     assert "mean CV accuracy 0.9" in search
-    for source in ("search_heatmap(cv", "error_figure(np.array"):
+    for source in ("search_heatmap(cv", "error_figure(error_matrix"):
         images = [o for o in _cell(executed, source).outputs if "image/png" in o.get("data", {})]
         assert len(images) == 1, source
     assert "test accuracy 0.9" in _text(_cell(executed, "evaluation = evaluate("))

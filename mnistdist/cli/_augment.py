@@ -2,51 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 
 from ..data import image_side, write_idx
-from ..outputs import write_json
-from ..preprocessing import AUGMENTATIONS, DISTORTIONS, augment_set, check_augmentation
-from ..report import save, shifts_figure, versions_figure
+from ..drawing import Request
+from ..outputs import write_bytes, write_json
+from ..preprocessing import augment_set, check_augmentation
+from ..report import shift_panels
 from ..runtime import compute
 from ._job_run import JobRun
 from ._on_cluster import connect_as_asked, load_data
-
-#: The job's line in ``mnistdist --help``.
-HELP = (
-    "build the training set plus its copies (default: the four one-pixel shifts, 5x) "
-    "and save it as IDX files"
-)
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"{text} is not a seed in [0, 2**63)")
-    return value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--kind`` and ``--seed``: which copies, and the distorted ones' seed."""
-    group = parser.add_argument_group("augmentation")
-    group.add_argument(
-        "--kind",
-        choices=[k for k in [*AUGMENTATIONS, *DISTORTIONS] if k != "none"],
-        default="shift4",
-        help="the copies of each image: shifts, rotations, or elastic/affine distortions "
-        "(elastic4: four elastic copies) (default: shift4, the book's)",
-    )
-    group.add_argument(
-        "--seed",
-        type=_seed,
-        default=0,
-        help="seed of the distorted copies: copy c of image i is a function of (i, c, seed) "
-        "(default: 0)",
-    )
 
 
 def job(run: JobRun) -> int:
@@ -68,9 +33,11 @@ def job(run: JobRun) -> int:
     write_idx(out / "train-labels-augmented-idx1-ubyte", y_aug)
     names = [name for name, _ in check_augmentation(kind)]
     if kind == "shift4":
-        save(shifts_figure(images[0]), out / "shifts.png")
+        figure, panels = "shifts.png", shift_panels(images[0])
     else:
-        save(versions_figure(images[::n][:8], ["original", *names][:8]), out / "copies.png")
+        figure, panels = "copies.png", (images[::n][:8], ["original", *names][:8])
+    pngs = run.drawing.draw({figure: Request("versions_figure", panels)})
+    write_bytes(out / figure, pngs[figure])
     write_json(
         out / "augment.json",
         {

@@ -7,37 +7,12 @@ growth with the images; the final models' kind of search against FAISS's flat in
 
 from __future__ import annotations
 
-import argparse
-
-from ..benchmark import BENCHMARK_STRATEGIES, format_table, run_benchmark
+from ..benchmark import format_table, run_benchmark
 from ..outputs import write_json
 from ..runtime import describe, package_versions
 from ._job_run import JobRun
 from ._on_cluster import connect_as_asked, load_data
-from ._options import preset_from_args
-
-#: The job's line in ``mnistdist --help``.
-HELP = "time scikit-learn's GridSearchCV against mnistdist's distributed search"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """This job's own options, beside the common and grid ones."""
-    parser.add_argument(
-        "--no-book", action="store_true", help="skip the (slow) scikit-learn reference runs"
-    )
-    parser.add_argument(
-        "--no-peers",
-        action="store_true",
-        help="skip FAISS's flat index (timed where faiss-cpu is installed: mnistdist[faiss])",
-    )
-    parser.add_argument(
-        "--strategy",
-        choices=BENCHMARK_STRATEGIES,
-        default="grid",
-        help="grid: GridSearchCV against mnistdist's grid search; halving: scikit-learn's "
-        "HalvingGridSearchCV (factor 3, resource: training images) against mnistdist's "
-        "successive halving, on the same folds; both: the two in one run (default: grid)",
-    )
+from ._preset_args import preset_from_args
 
 
 def job(run: JobRun) -> int:

@@ -15,8 +15,9 @@ import logging
 import time
 from collections.abc import Iterator
 
-from ..outputs import write_json
-from ..report import forecast_figure, save, write_report
+from ..drawing import Request
+from ..outputs import write_bytes, write_json
+from ..report import write_report
 from ..runtime import forecast_line, record_tasks, summarize_forecast
 from ._job_run import JobRun
 
@@ -63,7 +64,8 @@ def _write(run: JobRun, summary: dict) -> None:
     """The forecast under ``scaling`` in the job's JSON, its figure, and the HTML report."""
     out = run.staging
     summary["figure"] = run.job.figure
-    save(forecast_figure(summary), out / summary["figure"])
+    pngs = run.drawing.draw({"forecast": Request("forecast_figure", (summary,))})
+    write_bytes(out / summary["figure"], pngs["forecast"])
     path = out / run.job.result_json
     result = json.loads(path.read_text())
     result["scaling"] = summary

@@ -1,56 +1,19 @@
-"""What a job is, and one run of it: its options, its output folder, what it records as it goes."""
+"""One run of a job: its options, its output folder, what it records as it goes."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import pathlib
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .. import outputs
+from ..drawing import DrawingProcess
 from ._command import PROG
 from ._logging import LOG, log_to
 
-
-@dataclasses.dataclass(frozen=True)
-class Job:
-    """A job of the ``mnistdist`` command: its name, its options, its outputs and its work.
-
-    Attributes
-    ----------
-    name, help, description : str
-        The subcommand, its line in ``mnistdist --help``, and the first line of its own help.
-    default_out : str
-        Its ``--out``.
-    grid : {"presets", "book"} or None
-        Its grid-search options: the presets, the book's grid alone, or none.
-    results : tuple of str
-        Its result files: their presence means a folder already holds its results. The
-        first is its JSON, which its scaling forecast joins.
-    work : callable ``(JobRun) -> int``
-        The job itself; it returns the exit code.
-    add_arguments : callable ``(parser) -> None``, optional
-        Options of its own.
-    """
-
-    name: str
-    help: str
-    description: str
-    default_out: str
-    grid: str | None
-    results: tuple[str, ...]
-    work: Callable[[JobRun], int]
-    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
-
-    @property
-    def result_json(self) -> str:
-        """The JSON its scaling forecast joins."""
-        return self.results[0]
-
-    @property
-    def figure(self) -> str:
-        """The forecast figure's file: jobs that share a folder have names of their own."""
-        return "scaling.png" if self.name == "report" else f"{self.name}_scaling.png"
+if TYPE_CHECKING:
+    from ._registry import Job
 
 
 @dataclasses.dataclass
@@ -59,7 +22,7 @@ class JobRun:
 
     Attributes
     ----------
-    job : Job
+    job : mnistdist.cli._registry.Job
         What runs.
     args : argparse.Namespace
         The options, as parsed; never written to.
@@ -81,6 +44,9 @@ class JobRun:
         before any work: the journal ties its rows to it.
     recording : object or None
         The job's tasks, recorded for its scaling forecast while it is on the cluster.
+    drawing : mnistdist.drawing.DrawingProcess
+        Draws the job's figures: the command's drawing process, else (not started) this
+        process.
     """
 
     job: Job
@@ -92,6 +58,7 @@ class JobRun:
     staging: pathlib.Path | None = None
     data_identity: dict | None = None
     recording: object | None = None
+    drawing: DrawingProcess = dataclasses.field(default_factory=DrawingProcess)
 
     def take_out(self) -> None:
         """Resolve ``--out`` and lock it for this run, before any work; refused if another

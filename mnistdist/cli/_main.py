@@ -18,8 +18,12 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ._command import PROG, named_out
+
+if TYPE_CHECKING:
+    from ..drawing import DrawingProcess
 
 
 def _interrupt_once(signum, frame) -> None:
@@ -74,6 +78,14 @@ def _claim(argv: list[str]):
         return None, None
 
 
+def _drawing_process() -> DrawingProcess:
+    """The job's drawing process, started before the job's imports: it imports matplotlib on
+    another core while this process imports the job."""
+    from ..drawing import DrawingProcess
+
+    return DrawingProcess().start()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mnistdist`` with ``argv`` (default: the command line); return its exit code.
 
@@ -90,16 +102,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGINT, _interrupt_once)
     code, lock = 1, None
     try:
-        busy, lock = _claim(list(sys.argv[1:] if argv is None else argv))
+        args = list(sys.argv[1:] if argv is None else argv)
+        busy, lock = _claim(args)
         if busy is not None:
             code = busy
         else:
-            from ..runtime import ignore_after_job
             from ._parser import build_parser
-            from ._run import run
 
-            ignore_after_job()
-            code = run(build_parser().parse_args(argv), started=started, lock=lock)
+            parsed = build_parser().parse_args(argv)  # the standard library alone: at once
+            with _drawing_process() as drawing:
+                from ..runtime import ignore_after_job
+                from ._run import run
+
+                ignore_after_job()
+                parsed.job.load()  # the job's imports, timed as the command's
+                code = run(parsed, started=started, lock=lock, drawing=drawing)
     except KeyboardInterrupt:  # before a job's own handler took over: nothing was started
         print(f"{PROG}: interrupted; nothing was finished", file=sys.stderr)
         code = 130

@@ -28,15 +28,11 @@ from ..runtime import (
 from ._forecast_files import recording
 from ._job_run import JobRun
 from ._logging import LOG
-from ._options import preset_from_args, spec_from_args
+from ._preset_args import preset_from_args, spec_from_args
 
 #: Modules the library imports only where they are first used, which the job will need:
 #: imported while the cluster starts, which leaves the process otherwise idle.
-LATER_MODULES = (
-    "matplotlib.figure",  # every job draws its forecast's figure at the end
-    "matplotlib.backends.backend_agg",
-    "sklearn.neighbors",  # the searches' scoring
-)
+LATER_MODULES = ("sklearn.neighbors",)  # the searches' scoring
 
 
 def _import_later_modules() -> None:

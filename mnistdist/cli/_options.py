@@ -1,25 +1,42 @@
-"""The jobs' command-line options: the groups every job shares, and the preset they ask for."""
+"""The jobs' command-line options: the groups every job shares, and each job's own.
+
+The parser reads a command line before any job is imported (a refused option is refused at
+once), so this module imports the standard library alone: the choices it offers are the
+library's, written out here, and tests/cli/test_options.py keeps them equal.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
-from ..data import DATA_ENV, DATASETS
-from ..errors import OptionError
-from ..model_selection import (
-    DEFAULT_GRID,
-    N_ITER,
-    PRESETS,
-    STRATEGIES,
-    Preset,
-    SearchSpec,
-    get_preset,
-    grid_file,
-    is_distribution,
-)
-from ..neighbors import WEIGHTS
 from ._command import folds, positive_int
+
+#: The library's names the options offer (``mnistdist.data``, ``model_selection``,
+#: ``neighbors``, ``preprocessing``, ``benchmark``).
+DATA_ENV = "MNISTDIST_DATA"
+DATASETS = ("mnist", "digits")
+PRESETS = ("best", "book", "deform", "elastic")
+STRATEGIES = ("grid", "halving", "random")
+N_ITER = 10
+WEIGHTS = ("uniform", "distance")
+AUGMENT_KINDS = (
+    "shift4",
+    "shift8",
+    "shift2",
+    "rotate",
+    "shift8+rotate",
+    "elastic2",
+    "elastic4",
+    "elastic8",
+    "affine4",
+)
+BENCHMARK_STRATEGIES = ("grid", "halving", "both")
+#: The tour's options that scale its heavy parts down: flag, default, help.
+TOUR_SCALE_OPTIONS = (
+    ("--svc-size", 2000, "training images for the SVC steps (default: 2000, as the book)"),
+    ("--forest-trees", 100, "trees per random forest (default: 100)"),
+    ("--denoise-test-size", None, "test images cleaned for the error measure (default: all)"),
+)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, default_out: str) -> None:
@@ -132,7 +149,7 @@ def _add_grid_choice(group) -> None:
     which = group.add_mutually_exclusive_group()
     which.add_argument(
         "--preset",
-        choices=list(PRESETS),
+        choices=PRESETS,
         default=None,
         help="a grid file shipped with mnistdist: book, the chapter's KNN grid; best, "
         "deskewing x augmentation x PCA x KNN; deform, deskewing, Euclidean candidates "
@@ -194,55 +211,58 @@ def metric_names(text: str) -> str | list[str]:
     return names[0] if len(names) == 1 else names
 
 
-def preset_from_args(args: argparse.Namespace, n_features: int | None = 784) -> Preset:
-    """The estimator, grid and strategy the options ask for: ``--grid``'s file or the preset
-    (the book's grid with ``--n-neighbors`` and ``--weights``, without duplicates, in order)."""
-    path = getattr(args, "grid", None)
-    if path is not None:
-        preset = grid_file(path, n_features)
-    else:
-        preset = get_preset(getattr(args, "preset", None) or "book", n_features)
-    if getattr(args, "strategy", None) is not None:
-        preset = dataclasses.replace(preset, strategy=args.strategy)
-    if path is not None or preset.name != "book":
-        if args.n_neighbors is not None or args.weights is not None:
-            what = f"--grid {path}" if path is not None else f"--preset {preset.name}"
-            raise OptionError(
-                f"--n-neighbors and --weights set the book's grid; {what} has a grid of its own"
-            )
-        return preset
-    grid = {
-        "n_neighbors": list(dict.fromkeys(args.n_neighbors or DEFAULT_GRID["n_neighbors"])),
-        "weights": list(dict.fromkeys(args.weights or DEFAULT_GRID["weights"])),
-    }
-    return dataclasses.replace(preset, param_grid=grid)
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text} is not a seed in [0, 2**63)")
+    return value
 
 
-def spec_from_args(args: argparse.Namespace, preset: Preset) -> SearchSpec:
-    """The search the options ask for, of ``preset``'s estimator and grid.
-
-    Raises
-    ------
-    OptionError
-        If the grid has distributions and the strategy is not random.
-    """
-    if preset.strategy != "random" and _has_distributions(preset.param_grid):
-        raise OptionError(
-            f"grid file {preset.source}: its grid has distributions, which --strategy "
-            f"{preset.strategy} cannot search: expected --strategy random"
-        )
-    return SearchSpec(
-        estimator=preset.estimator,
-        param_grid=preset.param_grid,
-        cv=args.cv,
-        scoring=getattr(args, "scoring", None),
-        refit=getattr(args, "refit", None),
-        strategy=preset.strategy,
-        n_iter=getattr(args, "n_iter", None) or preset.n_iter or N_ITER,
-        random_state=getattr(args, "seed", 0),
+def add_augment_arguments(parser: argparse.ArgumentParser) -> None:
+    """``mnistdist augment``'s ``--kind`` and ``--seed``: which copies, and the distorted
+    ones' seed."""
+    group = parser.add_argument_group("augmentation")
+    group.add_argument(
+        "--kind",
+        choices=AUGMENT_KINDS,
+        default="shift4",
+        help="the copies of each image: shifts, rotations, or elastic/affine distortions "
+        "(elastic4: four elastic copies) (default: shift4, the book's)",
+    )
+    group.add_argument(
+        "--seed",
+        type=_seed,
+        default=0,
+        help="seed of the distorted copies: copy c of image i is a function of (i, c, seed) "
+        "(default: 0)",
     )
 
 
-def _has_distributions(param_grid) -> bool:
-    grids = [param_grid] if isinstance(param_grid, dict) else param_grid
-    return any(is_distribution(v) for g in grids for v in g.values())
+def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
+    """``mnistdist benchmark``'s own options, beside the common and grid ones."""
+    parser.add_argument(
+        "--no-book", action="store_true", help="skip the (slow) scikit-learn reference runs"
+    )
+    parser.add_argument(
+        "--no-peers",
+        action="store_true",
+        help="skip FAISS's flat index (timed where faiss-cpu is installed: mnistdist[faiss])",
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=BENCHMARK_STRATEGIES,
+        default="grid",
+        help="grid: GridSearchCV against mnistdist's grid search; halving: scikit-learn's "
+        "HalvingGridSearchCV (factor 3, resource: training images) against mnistdist's "
+        "successive halving, on the same folds; both: the two in one run (default: grid)",
+    )
+
+
+def add_tour_arguments(parser: argparse.ArgumentParser) -> None:
+    """``mnistdist tour``'s options that scale its heavy parts down."""
+    group = parser.add_argument_group("scaling the heavy parts down")
+    for flag, default, text in TOUR_SCALE_OPTIONS:
+        group.add_argument(flag, metavar="N", type=positive_int, default=default, help=text)

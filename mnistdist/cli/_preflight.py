@@ -18,7 +18,7 @@ from ..runtime import (
     read_scheduler_file,
     scheduler_address,
 )
-from ._options import preset_from_args, spec_from_args
+from ._preset_args import preset_from_args, spec_from_args
 
 #: More workers than this per core would only compete for the cores.
 MAX_WORKERS_PER_CORE = 8

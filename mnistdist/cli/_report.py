@@ -50,25 +50,25 @@ from ._on_cluster import (
     time_line,
 )
 
-#: The job's line in ``mnistdist --help``.
-HELP = "search, refit the best model (and the book's), evaluate on the test set, write the report"
-
 
 def job(run: JobRun) -> int:
     out = run.out_dir()
     seconds: dict[str, float] = {}
     t_start = time.perf_counter()
-    # A thread draws the figures while the cluster closes (mostly waiting on its processes);
-    # not during the performance report, which needs the same interpreter as the drawing.
+    # The figures are drawn by the run's drawing process (another core) while this one
+    # writes the Dask performance report and closes the cluster; a thread waits for them.
     # Leaving the pool waits for it, even after Ctrl-C: nothing writes into the folder
     # once the job has returned.
     with ThreadPoolExecutor(1, thread_name_prefix="mnistdist-figures") as pool:
-        with connect_as_asked(run) as client, open_journal(run) as journal:
-            with performance_report_file(out / "dask-report.html", seconds):
-                work = _on_cluster(run, client, journal, seconds)
-            t = time.perf_counter()
+        with (
+            connect_as_asked(run) as client,
+            open_journal(run) as journal,
+            performance_report_file(out / "dask-report.html", seconds),
+        ):
+            work = _on_cluster(run, client, journal, seconds)
             evaluation = evaluate(work.dataset.y_test, work.models[work.final].y_pred)
-            drawing = pool.submit(_write_figures, out, work, evaluation)
+            drawing = pool.submit(_write_figures, run, work, evaluation)
+        t = time.perf_counter()
         with atomic_path(out / "model.joblib") as tmp:
             joblib.dump(with_pixel_check(work.models[work.final].model), tmp)
         write_text(out / "predictions.csv", predictions_csv(work.dataset.y_test, work.models))
@@ -177,8 +177,9 @@ def _write_metrics(out, work: _Work, evaluation: dict, seconds: dict, figures: d
     write_json(out / "metrics.json", metrics)
 
 
-def _write_figures(out, work: _Work, evaluation: dict) -> tuple[dict, float]:
-    """The report's figures, written into ``out``: their references by key, and the seconds."""
+def _write_figures(run: JobRun, work: _Work, evaluation: dict) -> tuple[dict, float]:
+    """The report's figures, drawn by the run's drawing process and written into its folder:
+    their references by key, and the seconds."""
     t = time.perf_counter()
     model = work.models[work.final].model
     # Each candidate once: after successive halving, from the last round it reached; the
@@ -191,7 +192,7 @@ def _write_figures(out, work: _Work, evaluation: dict) -> tuple[dict, float]:
     }
     params = [{**knn, **p} for p in params]
     refs = write_report_figures(
-        out,
+        run.staging,
         X_train_sample=work.X_sample,
         y_train_sample=work.dataset.y_train[:40],
         search_params=params,
@@ -203,5 +204,6 @@ def _write_figures(out, work: _Work, evaluation: dict) -> tuple[dict, float]:
         evaluation=evaluation,
         model=work.final,
         deskew=work.final == "chosen" and "deskew" in model.named_steps,
+        drawing=run.drawing,
     )
     return refs, time.perf_counter() - t

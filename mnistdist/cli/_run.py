@@ -16,6 +16,7 @@ import sys
 import time
 
 from .. import outputs
+from ..drawing import DrawingProcess
 from ..errors import MnistDistError, OptionError, OutputError
 from ..outputs import JOURNAL_FILE
 from ..runtime import interrupt_once, show_progress
@@ -33,6 +34,7 @@ def run(
     *,
     started: float | None = None,
     lock: outputs.FolderLock | None = None,
+    drawing: DrawingProcess | None = None,
 ) -> int:
     """Run the job ``args.job`` inside the one exit path; return its exit code.
 
@@ -47,11 +49,16 @@ def run(
     on stderr and its exit code (typed errors their own, an unexpected one 1,
     with its traceback in the log); Ctrl-C exits 130. Where finished work
     was kept, the line says where and how to resume. A job that succeeded
-    gets its scaling forecast. The lock is released last.
+    gets its scaling forecast. ``drawing`` draws its figures (the command's drawing
+    process; by default this process). The lock is released last.
     """
     now = time.perf_counter()
     run = JobRun(
-        job=args.job, args=args, started=started if started is not None else now, lock=lock
+        job=args.job,
+        args=args,
+        started=started if started is not None else now,
+        lock=lock,
+        drawing=drawing or DrawingProcess(),
     )
     if started is not None:
         run.phases["imports"] = now - started
@@ -68,7 +75,7 @@ def _run(run: JobRun) -> int:
     try:
         run.take_out()
         run.data_identity = preflight(run.args).identity
-        return _finish(run, run.job.work(run))
+        return _finish(run, run.job.load()(run))
     except (OptionError, OutputError) as exc:  # before any work, or a journal that cannot be used
         _abandon(run)
         return _fail(run, exc, exc.exit_code)

@@ -17,12 +17,6 @@ from ._on_cluster import (
 #: Searches of more candidates than this print only the best this many.
 PRINTED = 50
 
-#: The job's line in ``mnistdist --help``.
-HELP = (
-    "cross-validated search on the cluster (the book's KNN grid, a preset or --grid FILE), "
-    "exhaustive, random (--strategy random) or by successive halving (--strategy halving)"
-)
-
 
 def job(run: JobRun) -> int:
     out = run.out_dir()

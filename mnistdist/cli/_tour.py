@@ -9,7 +9,6 @@ main job's, when both run into one folder), and prints a ``cpu:`` line.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import time
@@ -18,15 +17,9 @@ from ..outputs import write_json
 from ..report import FigureRef, save, write_report
 from ..runtime import describe, measure_cpu, package_versions
 from ..tour import CAPTIONS, TourConfig, run_tour
-from ._command import positive_int
 from ._job_run import JobRun
 from ._on_cluster import connect_as_asked, load_data, rounded_phases
 
-SCALE_OPTIONS = (
-    ("--svc-size", 2000, "training images for the SVC steps (default: 2000, as the book)"),
-    ("--forest-trees", 100, "trees per random forest (default: 100)"),
-    ("--denoise-test-size", None, "test images cleaned for the error measure (default: all)"),
-)
 PRINTED = (
     "never5_cv_accuracy",
     "sgd5_cv_accuracy",
@@ -37,19 +30,6 @@ PRINTED = (
     "multilabel_f1_macro",
     "sgd_scaled_cv_accuracy",
 )
-
-#: The job's line in ``mnistdist --help``.
-HELP = (
-    "the rest of the chapter: 5-detector, precision/recall, ROC, multiclass, errors, "
-    "multilabel, denoising"
-)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """This job's own options, beside the common and grid ones."""
-    group = parser.add_argument_group("scaling the heavy parts down")
-    for flag, default, text in SCALE_OPTIONS:
-        group.add_argument(flag, metavar="N", type=positive_int, default=default, help=text)
 
 
 def job(run: JobRun) -> int:

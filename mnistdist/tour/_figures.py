@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..data import image_side
-from ..report import new_figure
+from ..drawing import new_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

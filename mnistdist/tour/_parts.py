@@ -32,7 +32,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from .. import report
+from .. import drawing, report
 from . import _figures as figures
 from ._fits import multilabel_targets
 from ._graph import TourConfig, TourGraph, build_tour
@@ -199,11 +199,11 @@ def part_errors(X: np.ndarray, graph: TourGraph, results: dict) -> tuple[dict, d
         "sgd_scaled_cv_predict_accuracy": float(np.mean(y_pred == y)),
     }
     return numbers, {
-        "tour_confusion_matrix.png": report.confusion_figure(
+        "tour_confusion_matrix.png": drawing.confusion_figure(
             cm, classes, title="Scaled SGD, cross_val_predict (cv=3)"
         ),
-        "tour_error_matrix.png": report.error_figure(cm, classes),
-        "tour_3_and_5.png": report.confused_pair_figure(X, y, y_pred, 3, 5),
+        "tour_error_matrix.png": drawing.error_figure(report.error_matrix(cm), classes),
+        "tour_3_and_5.png": drawing.confused_pair_figure(X, y, y_pred, 3, 5),
     }
 
 
@@ -298,7 +298,7 @@ def run_tour(
     results, done = graph.compute()
     t0 = time.perf_counter()
     numbers: dict = {"seconds": {}}
-    figs: dict = {"tour_some_digit.png": report.digits_grid(X[:1], y[:1], n_cols=1)}
+    figs: dict = {"tour_some_digit.png": drawing.digits_grid(X[:1], y[:1], n_cols=1)}
     part, _, scores = part_detector(graph, results)
     numbers.update(part)
     for run in (

@@ -15,8 +15,8 @@ from sklearn.model_selection import GridSearchCV, HalvingGridSearchCV, KFold
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 
-from mnistdist.cli._options import preset_from_args
 from mnistdist.cli._parser import build_parser
+from mnistdist.cli._preset_args import preset_from_args
 from mnistdist.errors import OptionError
 from mnistdist.model_selection import get_preset, halving_search, neighbors_search, plan_rounds
 from mnistdist.model_selection._halving import best_of_round, halving_schedule, stratified_order

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mnistdist.report import _figures as figures
-from mnistdist.report import evaluate
+from mnistdist.drawing import DrawingProcess
+from mnistdist.report import evaluate, write_report_figures
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -17,22 +17,25 @@ def predictions(digits_arrays):
     return Q, y, y_pred
 
 
-def test_every_report_figure_is_a_real_png(tmp_path, digits_arrays, predictions):
+@pytest.mark.parametrize("where", ["here", "process"])
+def test_every_report_figure_is_a_real_png(tmp_path, digits_arrays, predictions, where):
     X, y, _, _ = digits_arrays
     Q, y_test, y_pred = predictions
     params = [{"n_neighbors": k, "weights": w} for w in ("uniform", "distance") for k in (3, 4, 5)]
-    refs = figures.write_report_figures(
-        tmp_path,
-        X_train_sample=X[:40],
-        y_train_sample=y[:40],
-        search_params=params,
-        search_mean=np.linspace(0.95, 0.97, 6),
-        search_std=np.full(6, 0.01),
-        X_test=Q,
-        y_test=y_test,
-        y_pred=y_pred,
-        evaluation=evaluate(y_test, y_pred),
-    )
+    with DrawingProcess() as drawing:
+        refs = write_report_figures(
+            tmp_path,
+            X_train_sample=X[:40],
+            y_train_sample=y[:40],
+            search_params=params,
+            search_mean=np.linspace(0.95, 0.97, 6),
+            search_std=np.full(6, 0.01),
+            X_test=Q,
+            y_test=y_test,
+            y_pred=y_pred,
+            evaluation=evaluate(y_test, y_pred),
+            drawing=drawing.start() if where == "process" else None,
+        )
     assert set(refs) == {
         "samples",
         "shifts",
@@ -52,7 +55,7 @@ def test_every_report_figure_is_a_real_png(tmp_path, digits_arrays, predictions)
 def test_deskew_and_wrong_digit_figures(tmp_path, digits_arrays, predictions):
     X, y, _, _ = digits_arrays
     Q, y_test, y_pred = predictions
-    refs = figures.write_report_figures(
+    refs = write_report_figures(
         tmp_path,
         X_train_sample=X[:40],
         y_train_sample=y[:40],
@@ -71,39 +74,15 @@ def test_deskew_and_wrong_digit_figures(tmp_path, digits_arrays, predictions):
     assert {"deskew", "wrong", "search"} <= set(refs) and "30 test digits the chosen model" in refs[
         "wrong"
     ].caption
-    fig = figures.wrong_digits_figure(Q, y_test, y_pred)
-    labels = [t.get_text() for t in fig.axes[0].texts]
-    wrong = np.flatnonzero(y_test != y_pred)
-    assert labels == [f"{y_test[i]}→{y_pred[i]}" for i in wrong]
-    deskew = figures.deskew_figure(X[:6])
-    assert [t.get_text() for t in deskew.axes[0].texts] == ["original", "deskewed"]
-    assert deskew.axes[0].images[0].get_array().shape == (2 * (8 + 1 + 4) + 1, 6 * 9 + 1)
-
-
-def test_tile_leaves_gutters():
-    tiles = figures._tile(np.ones((3, 4)), n_cols=2, n_rows=2)
-    assert tiles.shape == (7, 7)
-    assert tiles[0].sum() == 0 and tiles[:, 3].sum() == 0
-    assert tiles[1:3, 1:3].sum() == 4 and tiles[4:6, 4:6].sum() == 0  # the fourth cell is blank
-
-
-def test_heatmap_with_extra_grid_dimensions_shows_the_best(tmp_path):
-    params = [
-        {"knn__n_neighbors": 3, "knn__weights": "uniform", "pca__n_components": c} for c in (10, 20)
-    ]
-    fig = figures.search_heatmap(
-        params, np.array([0.9, 0.95]), np.array([0.01, 0.02]), prefix="knn__"
-    )
-    texts = [t.get_text() for t in fig.axes[0].texts]
-    assert texts == ["0.9500\n± 0.0200"]
-    figures.save(fig, tmp_path / "h.png")
+    assert (tmp_path / "deskew.png").read_bytes().startswith(PNG)
 
 
 def test_importing_the_jobs_leaves_matplotlib_and_dask_ml_for_later():
     import subprocess
     import sys
 
-    # The jobs import them while the cluster starts (cli._on_cluster.LATER_MODULES).
+    # dask_ml is imported while the cluster starts (cli._on_cluster.LATER_MODULES); the
+    # figures are drawn in the drawing process, so the job never imports matplotlib.
     code = (
         "import sys, mnistdist.cli._parser, mnistdist.cli._run;"
         "print(*(m in sys.modules for m in ('matplotlib', 'dask_ml')))"

@@ -8,7 +8,7 @@ import time
 import pytest
 from distributed import Client
 
-from mnistdist.report import forecast_figure
+from mnistdist.drawing import forecast_figure
 from mnistdist.runtime import _forecast as scaling
 from mnistdist.runtime._forecast import Records, TaskRecord
 
