@@ -14,7 +14,14 @@ from ._charts import (
     precision_recall_figure,
     search_heatmap,
 )
-from ._digits import confused_pair_figure, digits_grid, versions_figure, wrong_digits_figure
+from ._curves import precision_recall_curve_figure, roc_figure, threshold_figure
+from ._digits import (
+    confused_pair_figure,
+    denoise_figure,
+    digits_grid,
+    versions_figure,
+    wrong_digits_figure,
+)
 from ._process import DrawingProcess, Request, draw_here
 
 __all__ = [
@@ -22,14 +29,18 @@ __all__ = [
     "Request",
     "confused_pair_figure",
     "confusion_figure",
+    "denoise_figure",
     "digits_grid",
     "draw_here",
     "error_figure",
     "forecast_figure",
     "new_figure",
     "png_bytes",
+    "precision_recall_curve_figure",
     "precision_recall_figure",
+    "roc_figure",
     "search_heatmap",
+    "threshold_figure",
     "versions_figure",
     "wrong_digits_figure",
 ]

@@ -1,4 +1,5 @@
-"""Figures of digit images: grids, versions side by side, a confused pair, the wrong ones."""
+"""Figures of digit images: grids, versions side by side, a confused pair, the wrong ones,
+cleaned ones."""
 
 from __future__ import annotations
 
@@ -114,3 +115,18 @@ def wrong_digits_figure(
     return digits_grid(
         np.asarray(images)[wrong] if len(wrong) else np.zeros((1, images.shape[1])), labels or None
     )
+
+
+def denoise_figure(noisy: np.ndarray, cleaned: np.ndarray, original: np.ndarray) -> Figure:
+    """Noisy, cleaned and original digits side by side, one row each."""
+    side = square_side(noisy.shape[1])
+    fig, axes = new_figure(len(noisy), 3, figsize=(5, 1.7 * len(noisy)), squeeze=False)
+    for r in range(len(noisy)):
+        for c, (title, img) in enumerate(
+            (("noisy", noisy[r]), ("cleaned by KNN", cleaned[r]), ("original", original[r]))
+        ):
+            axes[r, c].imshow(img.reshape(side, side), cmap="binary", interpolation="nearest")
+            axes[r, c].set_axis_off()
+            if r == 0:
+                axes[r, c].set_title(title)
+    return fig

@@ -36,7 +36,14 @@ from ._charts import (
     precision_recall_figure,
     search_heatmap,
 )
-from ._digits import confused_pair_figure, digits_grid, versions_figure, wrong_digits_figure
+from ._curves import precision_recall_curve_figure, roc_figure, threshold_figure
+from ._digits import (
+    confused_pair_figure,
+    denoise_figure,
+    digits_grid,
+    versions_figure,
+    wrong_digits_figure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +53,15 @@ FIGURES = {
     for f in (
         confused_pair_figure,
         confusion_figure,
+        denoise_figure,
         digits_grid,
         error_figure,
         forecast_figure,
+        precision_recall_curve_figure,
         precision_recall_figure,
+        roc_figure,
         search_heatmap,
+        threshold_figure,
         versions_figure,
         wrong_digits_figure,
     )

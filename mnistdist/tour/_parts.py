@@ -4,10 +4,11 @@
 (split by fold, class, pair, chunk of trees and block of images, see
 :mod:`._fits`) and runs them all at once; each ``part_*`` function here
 turns the gathered results into what the book computes on MNIST and returns
-``(numbers, figures)``: a JSON-ready dict and matplotlib figures by file
-name. The job's process only builds the graph, places each fold's
-predictions where ``cross_val_predict`` places them, computes the metrics
-from those small arrays and draws the figures.
+``(numbers, figures)``: a JSON-ready dict and the figures by file name, as
+:class:`mnistdist.drawing.Request` s (the job's drawing process draws them).
+The job's process only builds the graph, places each fold's predictions where
+``cross_val_predict`` places them, and computes the metrics from those small
+arrays.
 
 The models and their settings are the book's (``random_state=42``
 everywhere), on the folds scikit-learn's ``cv=3`` picks; the numbers equal
@@ -32,8 +33,8 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from .. import drawing, report
-from . import _figures as figures
+from ..drawing import Request
+from ..report import error_matrix
 from ._fits import multilabel_targets
 from ._graph import TourConfig, TourGraph, build_tour
 
@@ -135,9 +136,15 @@ def part_tradeoff(y: np.ndarray, scores: np.ndarray) -> tuple[dict, dict]:
         "recall_at_90_precision": recall,
     }
 
-    fig1 = figures.threshold_figure(thresholds, precisions, recalls, (threshold, precision, recall))
-    fig2 = figures.precision_recall_curve_figure(precisions, recalls, precision, recall)
-    return numbers, {"tour_threshold.png": fig1, "tour_precision_recall.png": fig2}
+    chosen = (threshold, precision, recall)
+    return numbers, {
+        "tour_threshold.png": Request(
+            "threshold_figure", (thresholds, precisions, recalls, chosen)
+        ),
+        "tour_precision_recall.png": Request(
+            "precision_recall_curve_figure", (precisions, recalls, precision, recall)
+        ),
+    }
 
 
 def part_roc(graph: TourGraph, results: dict, scores: np.ndarray) -> tuple[dict, dict]:
@@ -154,13 +161,11 @@ def part_roc(graph: TourGraph, results: dict, scores: np.ndarray) -> tuple[dict,
         "forest5_precision": float(precision_score(y5, forest_pred)),
         "forest5_recall": float(recall_score(y5, forest_pred)),
     }
-    fig = figures.roc_figure(
-        [
-            (fpr_f, tpr_f, f"random forest (AUC {numbers['forest5_roc_auc']:.4f})", "b-"),
-            (fpr, tpr, f"SGD (AUC {numbers['sgd5_roc_auc']:.4f})", "g--"),
-        ]
-    )
-    return numbers, {"tour_roc.png": fig}
+    curves = [
+        (fpr_f, tpr_f, f"random forest (AUC {numbers['forest5_roc_auc']:.4f})", "b-"),
+        (fpr, tpr, f"SGD (AUC {numbers['sgd5_roc_auc']:.4f})", "g--"),
+    ]
+    return numbers, {"tour_roc.png": Request("roc_figure", (curves,))}
 
 
 def part_multiclass(graph: TourGraph, results: dict) -> tuple[dict, dict]:
@@ -199,11 +204,11 @@ def part_errors(X: np.ndarray, graph: TourGraph, results: dict) -> tuple[dict, d
         "sgd_scaled_cv_predict_accuracy": float(np.mean(y_pred == y)),
     }
     return numbers, {
-        "tour_confusion_matrix.png": drawing.confusion_figure(
-            cm, classes, title="Scaled SGD, cross_val_predict (cv=3)"
+        "tour_confusion_matrix.png": Request(
+            "confusion_figure", (cm, classes), {"title": "Scaled SGD, cross_val_predict (cv=3)"}
         ),
-        "tour_error_matrix.png": drawing.error_figure(report.error_matrix(cm), classes),
-        "tour_3_and_5.png": drawing.confused_pair_figure(X, y, y_pred, 3, 5),
+        "tour_error_matrix.png": Request("error_figure", (error_matrix(cm), classes)),
+        "tour_3_and_5.png": Request("confused_pair_figure", (X, y, y_pred, 3, 5)),
     }
 
 
@@ -228,7 +233,7 @@ def part_denoise(results: dict) -> tuple[dict, dict]:
     """7. Multioutput KNN that maps noisy images to clean ones, measured on the test set."""
     (scores,) = results["denoise"]
     numbers = {key: value for key, value in scores.items() if key != "shown"}
-    return numbers, {"tour_denoise.png": figures.denoise_figure(*scores["shown"])}
+    return numbers, {"tour_denoise.png": Request("denoise_figure", tuple(scores["shown"]))}
 
 
 #: The groups of tasks (:class:`TourGraph`) whose results each part needs.
@@ -288,17 +293,18 @@ def run_tour(
 ) -> tuple[dict, dict]:
     """Every part of the chapter: all fits at once on the cluster, then each part's numbers.
 
-    Returns all numbers and the figures by file name. ``seconds`` holds,
+    Returns all numbers and the figures by file name (``mnistdist.drawing`` requests,
+    for :func:`mnistdist.drawing.draw_here` or a drawing process). ``seconds`` holds,
     for each part, when its last task finished (counted from the graph's
     submission: the parts run together, so these overlap), ``graph`` (the
-    whole graph's wall time) and ``client`` (the metrics and figures drawn
+    whole graph's wall time) and ``client`` (the metrics and the figures' data computed
     here afterwards).
     """
     graph = build_tour(X, y, X_test, config or TourConfig())
     results, done = graph.compute()
     t0 = time.perf_counter()
     numbers: dict = {"seconds": {}}
-    figs: dict = {"tour_some_digit.png": drawing.digits_grid(X[:1], y[:1], n_cols=1)}
+    figs: dict = {"tour_some_digit.png": Request("digits_grid", (X[:1], y[:1]), {"n_cols": 1})}
     part, _, scores = part_detector(graph, results)
     numbers.update(part)
     for run in (

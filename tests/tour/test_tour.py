@@ -23,6 +23,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from mnistdist.drawing import draw_here
 from mnistdist.runtime import _cpu_time as cpu_time
 from mnistdist.tour import TourConfig, build_tour
 from mnistdist.tour import _fits as fits
@@ -251,6 +252,8 @@ def test_the_detector_alone_equals_its_part_of_the_tour(client, toured, data):
 def test_tour_figures_and_seconds(toured):
     numbers, figs, _ = toured
     assert set(figs) == set(tour.CAPTIONS)
+    pngs = draw_here(figs)  # what the job's drawing process draws
+    assert all(png.startswith(b"\x89PNG\r\n\x1a\n") for png in pngs.values())
     assert set(numbers["seconds"]) >= set(tour.PART_GROUPS) | {"graph", "client"}
     assert numbers["seconds"]["graph"] == max(numbers["seconds"][p] for p in tour.PART_GROUPS)
 

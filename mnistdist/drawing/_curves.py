@@ -1,4 +1,4 @@
-"""The tour's own figures: the precision/recall trade-off, ROC curves, cleaned digits."""
+"""Curves of a binary classifier's scores: the precision/recall trade-off and ROC curves."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..data import image_side
-from ..drawing import new_figure
+from ._canvas import new_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -60,19 +59,4 @@ def roc_figure(curves: list[tuple[np.ndarray, np.ndarray, str, str]]) -> Figure:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     ax.set_title("ROC curves of the 5-detectors")
-    return fig
-
-
-def denoise_figure(noisy: np.ndarray, cleaned: np.ndarray, original: np.ndarray) -> Figure:
-    """Noisy, cleaned and original digits side by side, one row each."""
-    side = image_side(noisy.shape[1])
-    fig, axes = new_figure(len(noisy), 3, figsize=(5, 1.7 * len(noisy)), squeeze=False)
-    for r in range(len(noisy)):
-        for c, (title, img) in enumerate(
-            (("noisy", noisy[r]), ("cleaned by KNN", cleaned[r]), ("original", original[r]))
-        ):
-            axes[r, c].imshow(img.reshape(side, side), cmap="binary", interpolation="nearest")
-            axes[r, c].set_axis_off()
-            if r == 0:
-                axes[r, c].set_title(title)
     return fig
