@@ -28,43 +28,17 @@ import threading
 import traceback
 import warnings
 
+from . import _charts, _curves, _digits
 from ._canvas import png_bytes
-from ._charts import (
-    confusion_figure,
-    error_figure,
-    forecast_figure,
-    precision_recall_figure,
-    search_heatmap,
-)
-from ._curves import precision_recall_curve_figure, roc_figure, threshold_figure
-from ._digits import (
-    confused_pair_figure,
-    denoise_figure,
-    digits_grid,
-    versions_figure,
-    wrong_digits_figure,
-)
 
 log = logging.getLogger(__name__)
 
-#: The figures a request may name: this package's, by name.
+#: The figures a request may name: the functions the figure modules define, by name.
 FIGURES = {
-    f.__name__: f
-    for f in (
-        confused_pair_figure,
-        confusion_figure,
-        denoise_figure,
-        digits_grid,
-        error_figure,
-        forecast_figure,
-        precision_recall_curve_figure,
-        precision_recall_figure,
-        roc_figure,
-        search_heatmap,
-        threshold_figure,
-        versions_figure,
-        wrong_digits_figure,
-    )
+    name: function
+    for module in (_charts, _curves, _digits)
+    for name, function in vars(module).items()
+    if callable(function) and not name.startswith("_") and function.__module__ == module.__name__
 }
 #: Seconds one call of :meth:`DrawingProcess.draw` waits for the child (a report's eight
 #: figures take about one) before it stops the child and draws here.

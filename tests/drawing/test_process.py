@@ -61,6 +61,14 @@ def test_a_figure_that_fails_there_fails_here_with_its_own_error():
     drawing.close()
 
 
+def test_every_figure_of_the_package_can_be_asked_for():
+    from mnistdist import drawing
+    from mnistdist.drawing._process import FIGURES
+
+    tools = {"DrawingProcess", "Request", "draw_here", "new_figure", "png_bytes"}
+    assert set(FIGURES) == set(drawing.__all__) - tools
+
+
 def test_only_this_packages_figures_can_be_asked_for():
     with pytest.raises(ValueError, match="no figure 'system'"):
         Request("system", ("rm -rf /",))
