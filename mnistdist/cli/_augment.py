@@ -6,9 +6,9 @@ import time
 
 from ..data import image_side, write_idx
 from ..drawing import Request
-from ..outputs import write_bytes, write_json
+from ..outputs import write_json
 from ..preprocessing import augment_set, check_augmentation
-from ..report import shift_panels
+from ..report import shift_panels, write_figures
 from ..runtime import compute
 from ._job_run import JobRun
 from ._on_cluster import connect_as_asked, load_data
@@ -36,8 +36,7 @@ def job(run: JobRun) -> int:
         figure, panels = "shifts.png", shift_panels(images[0])
     else:
         figure, panels = "copies.png", (images[::n][:8], ["original", *names][:8])
-    pngs = run.drawing.draw({figure: Request("versions_figure", panels)})
-    write_bytes(out / figure, pngs[figure])
+    write_figures(out, {figure: Request("versions_figure", panels)}, run.drawing)
     write_json(
         out / "augment.json",
         {

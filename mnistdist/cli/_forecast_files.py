@@ -16,8 +16,8 @@ import time
 from collections.abc import Iterator
 
 from ..drawing import Request
-from ..outputs import write_bytes, write_json
-from ..report import write_report
+from ..outputs import write_json
+from ..report import write_figures, write_report
 from ..runtime import forecast_line, record_tasks, summarize_forecast
 from ._job_run import JobRun
 
@@ -64,8 +64,7 @@ def _write(run: JobRun, summary: dict) -> None:
     """The forecast under ``scaling`` in the job's JSON, its figure, and the HTML report."""
     out = run.staging
     summary["figure"] = run.job.figure
-    pngs = run.drawing.draw({"forecast": Request("forecast_figure", (summary,))})
-    write_bytes(out / summary["figure"], pngs["forecast"])
+    write_figures(out, {summary["figure"]: Request("forecast_figure", (summary,))}, run.drawing)
     path = out / run.job.result_json
     result = json.loads(path.read_text())
     result["scaling"] = summary

@@ -13,8 +13,8 @@ import dataclasses
 import datetime
 import time
 
-from ..outputs import write_bytes, write_json
-from ..report import FigureRef, write_report
+from ..outputs import write_json
+from ..report import FigureRef, write_figures, write_report
 from ..runtime import describe, measure_cpu, package_versions
 from ..tour import CAPTIONS, TourConfig, run_tour
 from ._job_run import JobRun
@@ -49,12 +49,8 @@ def job(run: JobRun) -> int:
         numbers, figures = run_tour(X, dataset.y_train, X_test, config)
         cluster_info = describe(client)
         # Inside the timed block; the drawing's CPU is the drawing process's, not the client's.
-        pngs = run.drawing.draw(figures)
-    refs = {}
-    for filename, png in pngs.items():
-        write_bytes(out / filename, png)
-        title, caption = CAPTIONS[filename]
-        refs[filename] = dataclasses.asdict(FigureRef(filename, title, caption))
+        write_figures(out, figures, run.drawing)
+    refs = {name: dataclasses.asdict(FigureRef(name, *CAPTIONS[name])) for name in figures}
     phases = rounded_phases(run)
     numbers["seconds"] = {**phases, **numbers["seconds"]}
     numbers["seconds"]["total"] = round(time.perf_counter() - t0, 3)

@@ -3,7 +3,7 @@
 ``report.html``."""
 
 from ._evaluation import error_matrix, evaluate, most_confused_pair
-from ._figures import FigureRef, deskew_request, save, shift_panels, write_report_figures
+from ._figures import FigureRef, deskew_request, shift_panels, write_figures, write_report_figures
 from ._html import render, write_report
 from ._metrics import figure_records, predictions_csv, report_metrics
 
@@ -17,8 +17,8 @@ __all__ = [
     "predictions_csv",
     "render",
     "report_metrics",
-    "save",
     "shift_panels",
+    "write_figures",
     "write_report",
     "write_report_figures",
 ]

@@ -10,17 +10,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..drawing import DrawingProcess, Request, draw_here, png_bytes
+from ..drawing import DrawingProcess, Request, draw_here
 from ..outputs import write_bytes
 from ..preprocessing import FOUR_SHIFTS, Deskew, shift_images
 from ._evaluation import error_matrix
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,9 +28,16 @@ class FigureRef:
     caption: str = ""
 
 
-def save(fig: Figure, path: str | os.PathLike) -> None:
-    """Write ``fig`` as a PNG at ``path``, atomically."""
-    write_bytes(path, png_bytes(fig))
+def write_figures(
+    out_dir: str | os.PathLike, requests: dict[str, Request], drawing: DrawingProcess | None = None
+) -> None:
+    """Draw ``requests``, keyed by file name, and write each into ``out_dir`` atomically.
+
+    ``drawing`` draws them (a job's drawing process); by default, this process.
+    """
+    pngs = draw_here(requests) if drawing is None else drawing.draw(requests)
+    for filename, png in pngs.items():
+        write_bytes(pathlib.Path(out_dir) / filename, png)
 
 
 def shift_panels(image: np.ndarray) -> tuple[list[np.ndarray], list[str]]:
@@ -188,14 +191,10 @@ def write_report_figures(
     ``deskew`` the report also shows what deskewing does to sample digits.
     ``drawing`` draws them (a job's drawing process); by default, this process.
     """
-    out = pathlib.Path(out_dir)
     figures = {
         **_data_figures(X_train_sample, y_train_sample, deskew),
         **_error_figures(X_test, y_test, y_pred, evaluation, model),
         **_search_figures(search_params, search_mean, search_std),
     }
-    requests = {key: request for key, (request, _) in figures.items()}
-    pngs = draw_here(requests) if drawing is None else drawing.draw(requests)
-    for key, (_, ref) in figures.items():
-        write_bytes(out / ref.filename, pngs[key])
+    write_figures(out_dir, {ref.filename: request for request, ref in figures.values()}, drawing)
     return {key: ref for key, (_, ref) in figures.items()}
