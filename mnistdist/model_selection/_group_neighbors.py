@@ -118,6 +118,26 @@ def _fold_neighbors(
     return compute_journaled_after(fits, search, journal, label=progress)
 
 
+def _stateless_rows(prep: Preprocessing | None, X: da.Array, rows, shared: dict):
+    """``prep``'s steps still to fit, and ``X``'s ``rows`` through its stateless steps, persisted
+    and kept in ``shared`` by those steps (on all of ``X``) for the groups and rounds after."""
+    whole_rest, whole = apply_stateless_before(prep, X)
+    if whole is X:  # no stateless steps: the rows as they are
+        return whole_rest, X if rows is None else X[rows]
+    key = ("stateless", whole.name)
+    done = shared.get(key)
+    if done is not None:
+        done_rows, transformed = done
+        if done_rows is None:  # every row is transformed already
+            return whole_rest, transformed if rows is None else transformed[rows]
+        if rows is not None and np.array_equal(done_rows, rows):
+            return whole_rest, transformed
+    rest, X_rows = apply_stateless_before(prep, X, rows, done if rows is not None else None)
+    X_rows = X_rows.persist()
+    shared[key] = (rows, X_rows)
+    return rest, X_rows
+
+
 def group_neighbors(
     estimator: BaseEstimator,
     X: da.Array,
@@ -139,21 +159,16 @@ def group_neighbors(
 
     ``label`` ends the task names and ``task_prefix`` starts them; ``shared``
     holds what groups share: images transformed once by stateless steps
-    (deskewed, say), by Dask name, and the neighbors of images that no
-    data-fitted step changes, by images, k and task prefix. ``rows`` (sorted)
-    searches only those rows of ``X``, ``y`` and ``folds`` being theirs: the
-    stateless steps still run on all of ``X``, so searches of nested subsets
-    share them. ``eta`` times the search and the re-ranking as its steps
-    ``<task_prefix>neighbors<label>`` and ``<task_prefix>rerank<label>``.
+    (deskewed, say), and the neighbors of images that no data-fitted step
+    changes, by images, k and task prefix. ``rows`` (sorted) searches only
+    those rows of ``X``, ``y`` and ``folds`` being theirs: the stateless steps
+    transform those rows alone, and a search of a larger set that holds them
+    (halving's next round) transforms only the rows it adds. ``eta`` times the
+    search and the re-ranking as its steps ``<task_prefix>neighbors<label>`` and
+    ``<task_prefix>rerank<label>``.
     """
     prep, _, knn = split_pipeline(clone(estimator).set_params(**group.rest))
-    prep, X_group = apply_stateless_before(prep, X)
-    if X_group is not X:
-        if X_group.name not in shared:
-            shared[X_group.name] = X_group.persist()
-        X_group = shared[X_group.name]
-    if rows is not None:
-        X_group = X_group[rows]
+    prep, X_group = _stateless_rows(prep, X, rows, shared)
     k = candidates_needed(knn, group.k)
     # Groups that differ only in the re-ranking (warp, say) search the same images for the
     # same k: the Euclidean candidates are found once and shared. The prefix keeps another

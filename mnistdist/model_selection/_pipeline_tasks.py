@@ -91,15 +91,34 @@ def split_stateless(
 
 
 def apply_stateless_before(
-    prep: Preprocessing | None, X: da.Array
+    prep: Preprocessing | None,
+    X: da.Array,
+    rows: np.ndarray | None = None,
+    done: tuple[np.ndarray, da.Array] | None = None,
 ) -> tuple[Preprocessing | None, da.Array]:
-    """Apply ``prep``'s steps before augmentation to ``X`` now, if none of them learns from data.
+    """Apply ``prep``'s steps before augmentation to ``X`` (its sorted ``rows`` alone, when
+    given) now, if none of them learns from data.
 
-    Returns the steps still to fit (or None) and the lazily transformed ``X``:
+    Returns the steps still to fit (or None) and the lazily transformed rows:
     then every fold shares the transformed images instead of redoing them.
+    ``done``, ``(earlier_rows, transformed)``: the same steps' rows of an earlier
+    call (a smaller round of successive halving); where they are among ``rows``,
+    only the other rows are transformed, and the two are put in row order.
+    Without such steps, ``X``'s ``rows`` are returned as they are.
     """
     ready, rest = split_stateless(prep, X)
-    return rest, (X if ready is None else _before(ready, X))
+    if rows is None:
+        return rest, (X if ready is None else _before(ready, X))
+    if ready is None:
+        return rest, X[rows]
+    if done is None or not np.isin(done[0], rows).all():
+        return rest, _before(ready, X[rows])
+    earlier, transformed = done
+    new = np.setdiff1d(rows, earlier, assume_unique=True)
+    if not len(new):
+        return rest, transformed
+    order = np.argsort(np.concatenate([earlier, new]), kind="stable")
+    return rest, da.concatenate([transformed, _before(ready, X[new])])[order]
 
 
 def split_pipeline(estimator: BaseEstimator) -> tuple[Preprocessing | None, str, BaseEstimator]:

@@ -82,6 +82,26 @@ def test_stateless_steps_are_applied_once(digits):
     assert apply_stateless_before(stateful, digits.X_train) == (stateful, digits.X_train)
 
 
+def test_stateless_steps_transform_the_rows_asked_and_only_those_added(client, digits):
+    prep = Preprocessing.from_steps(
+        [("deskew", Deskew()), ("augment", Augment("shift4")), ("pca", PCA(6))]
+    )
+    X = digits.X_train
+    first, rows = np.arange(0, 900, 6), np.arange(0, 900, 2)  # a round, then the next
+    rest, small = apply_stateless_before(prep, X, first)
+    assert [n for n, _ in rest.steps] == ["augment", "pca"] and small.shape == (len(first), X.shape[1])
+    small = small.persist()
+    _, big = apply_stateless_before(prep, X, rows, (first, small))
+    np.testing.assert_allclose(
+        big.compute(), Deskew().fit_transform(X.compute()[rows]), rtol=1e-6, atol=1e-6
+    )
+    added = apply_stateless_before(prep, X, np.setdiff1d(rows, first))[1]
+    assert {n for n in big.dask.layers if n.startswith("deskew-")} == {small.name, added.name}
+    # Rows that do not hold the earlier ones are all transformed anew.
+    _, other = apply_stateless_before(prep, X, np.arange(1, 900, 2), (first, small))
+    assert small.name not in other.dask.layers
+
+
 def test_fit_on_the_cluster_and_transform_blockwise(client, digits_arrays):
     X, _y, _, _ = digits_arrays
     Xd = da.from_array(X, chunks=300)
