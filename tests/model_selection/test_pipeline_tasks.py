@@ -89,7 +89,10 @@ def test_stateless_steps_transform_the_rows_asked_and_only_those_added(client, d
     X = digits.X_train
     first, rows = np.arange(0, 900, 6), np.arange(0, 900, 2)  # a round, then the next
     rest, small = apply_stateless_before(prep, X, first)
-    assert [n for n, _ in rest.steps] == ["augment", "pca"] and small.shape == (len(first), X.shape[1])
+    assert [n for n, _ in rest.steps] == ["augment", "pca"] and small.shape == (
+        len(first),
+        X.shape[1],
+    )
     small = small.persist()
     _, big = apply_stateless_before(prep, X, rows, (first, small))
     np.testing.assert_allclose(
