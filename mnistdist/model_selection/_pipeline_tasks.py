@@ -118,7 +118,10 @@ def apply_stateless_before(
     if not len(new):
         return rest, transformed
     order = np.argsort(np.concatenate([earlier, new]), kind="stable")
-    return rest, da.concatenate([transformed, _before(ready, X[new])])[order]
+    merged = da.concatenate([transformed, _before(ready, X[new])])[order]
+    # In X's row chunks: each round's merge would otherwise cut them smaller, and the
+    # tasks on them grow in number.
+    return rest, merged.rechunk({0: X.chunks[0][0]})
 
 
 def split_pipeline(estimator: BaseEstimator) -> tuple[Preprocessing | None, str, BaseEstimator]:

@@ -93,15 +93,20 @@ class Eta:
     def _cost(self, kind: str, current, in_step: float, fraction):
         """``units -> seconds`` for ``kind``: a line through its finished steps' times (a fixed
         cost a step, and a cost a unit), else the running step's rate, else every finished
-        step's, else the running step's; None before anything is measured."""
+        step's, else the running step's; None before anything is measured. A kind's own
+        measures price no more than :data:`EXTRAPOLATION` times the largest of them (None
+        past it)."""
         done = [s for s in self._steps.values() if s.seconds is not None and not s.skipped]
         same = [s for s in done if s.kind == kind and s.units > 0]
         if same:
-            return _line([s.units for s in same], [s.seconds for s in same])
+            return _within(
+                _line([s.units for s in same], [s.seconds for s in same]),
+                max(s.units for s in same),
+            )
         running = current is not None and bool(fraction) and current.units > 0
         if running and current.kind == kind:
             rate = in_step / (fraction * current.units)
-            return lambda units: units * rate
+            return _within(lambda units: units * rate, current.units)
         measured = [s for s in done if s.units > 0]
         if measured:
             rate = sum(s.seconds for s in measured) / sum(s.units for s in measured)
@@ -126,17 +131,30 @@ class Eta:
                 left = in_step * (1 - fraction) / fraction
             elif current is not None:
                 cost = self._cost(current.kind, current, in_step, None)
-                if cost is None:
+                seconds = None if cost is None else cost(current.units)
+                if seconds is None:
                     return None
-                left = max(0.0, cost(current.units) - in_step)
+                left = max(0.0, seconds - in_step)
             for other_name, step in self._steps.items():
                 if step.skipped or step.seconds is not None or other_name == name:
                     continue
                 cost = self._cost(step.kind, current, in_step, fraction)
-                if cost is None:
+                seconds = None if cost is None else cost(step.units)
+                if seconds is None:
                     return None
-                left += cost(step.units)
+                left += seconds
             return left
+
+
+#: How far past the largest step of a kind measured its line may price another: a line fitted on
+#: small steps, which their fixed costs rule, says little of one a hundred times larger (from
+#: halving's first round, its last round of a two-minute search was priced at hours).
+EXTRAPOLATION = 100
+
+
+def _within(cost, largest: float):
+    """``cost`` for steps up to :data:`EXTRAPOLATION` x ``largest`` units, None for larger."""
+    return lambda units: cost(units) if units <= EXTRAPOLATION * largest else None
 
 
 def _line(units: list[float], seconds: list[float]):

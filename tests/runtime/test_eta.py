@@ -49,6 +49,18 @@ def test_a_kinds_time_is_a_line_through_its_steps():
     assert eta.remaining() == pytest.approx(0.6, abs=0.08)  # not 50 x (0.6 / 40) = 0.75
 
 
+def test_a_line_prices_no_step_far_larger_than_those_it_was_fitted_on():
+    """Halving's first round says nothing of its last, 729 times larger: no estimate, until a
+    step within a hundred times the last one's size has run."""
+    eta = Eta()
+    for name, units in (("round-0", 10), ("round-1", 90), ("round-3", 7290)):
+        eta.plan(name, "neighbors", units)
+    _run(eta, "round-0", 0.05)
+    assert eta.remaining() is None
+    _run(eta, "round-1", 0.1)
+    assert eta.remaining() == pytest.approx(0.05 + 7290 * 0.05 / 80, rel=0.5)
+
+
 def test_within_a_step_the_share_of_tasks_done_gives_its_remainder():
     eta = Eta()
     eta.plan("a", "neighbors", 10)
