@@ -90,23 +90,32 @@ class Eta:
         """Seconds since the work began."""
         return time.perf_counter() - self._t0
 
+    def _kind_line(self, kind: str):
+        """``units -> seconds`` by a line through ``kind``'s finished steps (a fixed cost a
+        step, and a cost a unit), None past :data:`EXTRAPOLATION` times the largest of
+        them; None where none has finished."""
+        same = [
+            s
+            for s in self._steps.values()
+            if s.kind == kind and s.seconds is not None and not s.skipped and s.units > 0
+        ]
+        if not same:
+            return None
+        line = _line([s.units for s in same], [s.seconds for s in same])
+        return _within(line, max(s.units for s in same))
+
     def _cost(self, kind: str, current, in_step: float, fraction):
-        """``units -> seconds`` for ``kind``: a line through its finished steps' times (a fixed
-        cost a step, and a cost a unit), else the running step's rate, else every finished
-        step's, else the running step's; None before anything is measured. A kind's own
-        measures price no more than :data:`EXTRAPOLATION` times the largest of them (None
-        past it)."""
-        done = [s for s in self._steps.values() if s.seconds is not None and not s.skipped]
-        same = [s for s in done if s.kind == kind and s.units > 0]
-        if same:
-            return _within(
-                _line([s.units for s in same], [s.seconds for s in same]),
-                max(s.units for s in same),
-            )
+        """``units -> seconds`` for ``kind``: its line (:meth:`_kind_line`), else the running
+        step's rate, else every finished step's, else the running step's; None before
+        anything is measured."""
+        line = self._kind_line(kind)
+        if line is not None:
+            return line
         running = current is not None and bool(fraction) and current.units > 0
         if running and current.kind == kind:
             rate = in_step / (fraction * current.units)
             return _within(lambda units: units * rate, current.units)
+        done = [s for s in self._steps.values() if s.seconds is not None and not s.skipped]
         measured = [s for s in done if s.units > 0]
         if measured:
             rate = sum(s.seconds for s in measured) / sum(s.units for s in measured)
@@ -115,6 +124,14 @@ class Eta:
             rate = in_step / (fraction * current.units)
             return lambda units: units * rate
         return None
+
+    def _line_left(self, current: _Step, in_step: float) -> float:
+        """What the running step has left by its kind's line (0 where there is none): a
+        step's tasks are not alike, and heavy ones that come last (a search's chains, after
+        its many quick copies) put the share of tasks done far ahead of the work done."""
+        line = self._kind_line(current.kind)
+        seconds = None if line is None else line(current.units)
+        return 0.0 if seconds is None else max(0.0, seconds - in_step)
 
     def remaining(self, fraction: float | None = None) -> float | None:
         """Seconds the work has left, or None before anything could be measured.
@@ -129,6 +146,8 @@ class Eta:
             left = 0.0
             if name is not None and fraction is not None and 0 < fraction <= 1:
                 left = in_step * (1 - fraction) / fraction
+                if current is not None and fraction < 1:
+                    left = max(left, self._line_left(current, in_step))
             elif current is not None:
                 cost = self._cost(current.kind, current, in_step, None)
                 seconds = None if cost is None else cost(current.units)

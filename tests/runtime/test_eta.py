@@ -73,6 +73,21 @@ def test_within_a_step_the_share_of_tasks_done_gives_its_remainder():
     assert seen[0] == pytest.approx(0.2 + 0.4, rel=0.3)
 
 
+def test_a_step_whose_tasks_run_ahead_has_at_least_what_its_kinds_line_leaves():
+    """Many quick tasks first, the heavy ones last: 90% of the tasks done says little."""
+    eta = Eta()
+    eta.plan("a", "neighbors", 10)
+    eta.plan("b", "neighbors", 10)
+    _run(eta, "a", 0.2)
+    seen = []
+    with eta.step("b"):
+        time.sleep(0.02)
+        seen.append(eta.remaining(fraction=0.9))
+        seen.append(eta.remaining(fraction=1.0))
+    assert seen[0] == pytest.approx(0.2 - 0.02, abs=0.05)  # not 0.02 x 0.1 / 0.9
+    assert seen[1] == 0.0  # its tasks all done: nothing left
+
+
 def test_drop_replaces_an_estimate_but_keeps_what_ran():
     eta = Eta()
     eta.plan("round-0-a", "neighbors", 10)
