@@ -143,10 +143,18 @@ class Eta:
             name, start = self._current if self._current else (None, now)
             current = self._steps.get(name) if name is not None else None
             in_step = now - start
+            if current is not None and fraction == 1:
+                # Its tasks all done, it prices the steps to come as the finished step it is
+                # about to be: else the line that says it is done is one step behind.
+                current.seconds = in_step
+                try:
+                    return self._planned_left(name, current, in_step, fraction)
+                finally:
+                    current.seconds = None
             left = 0.0
             if name is not None and fraction is not None and 0 < fraction <= 1:
                 left = in_step * (1 - fraction) / fraction
-                if current is not None and fraction < 1:
+                if current is not None:
                     left = max(left, self._line_left(current, in_step))
             elif current is not None:
                 cost = self._cost(current.kind, current, in_step, None)
@@ -154,15 +162,21 @@ class Eta:
                 if seconds is None:
                     return None
                 left = max(0.0, seconds - in_step)
-            for other_name, step in self._steps.items():
-                if step.skipped or step.seconds is not None or other_name == name:
-                    continue
-                cost = self._cost(step.kind, current, in_step, fraction)
-                seconds = None if cost is None else cost(step.units)
-                if seconds is None:
-                    return None
-                left += seconds
-            return left
+            planned = self._planned_left(name, current, in_step, fraction)
+            return None if planned is None else left + planned
+
+    def _planned_left(self, name, current, in_step: float, fraction) -> float | None:
+        """The planned steps' seconds, but the running one's; None where one cannot be priced."""
+        left = 0.0
+        for other_name, step in self._steps.items():
+            if step.skipped or step.seconds is not None or other_name == name:
+                continue
+            cost = self._cost(step.kind, current, in_step, fraction)
+            seconds = None if cost is None else cost(step.units)
+            if seconds is None:
+                return None
+            left += seconds
+        return left
 
 
 #: How far past the largest step of a kind measured its line may price another: a line fitted on

@@ -88,6 +88,20 @@ def test_a_step_whose_tasks_run_ahead_has_at_least_what_its_kinds_line_leaves():
     assert seen[1] == 0.0  # its tasks all done: nothing left
 
 
+def test_a_step_whose_tasks_are_done_prices_the_next_as_a_finished_step():
+    """The line that says a step is done says what the next line will."""
+    eta = Eta()
+    for name, units in (("a", 10), ("b", 10), ("c", 10)):
+        eta.plan(name, "neighbors", units)
+    _run(eta, "a", 0.3)
+    with eta.step("b"):
+        time.sleep(0.05)
+        at_done = eta.remaining(fraction=1.0)
+    after = eta.remaining()
+    assert at_done == pytest.approx(after, rel=0.05)  # c priced from a and b's times
+    assert at_done < 0.3  # not from a's alone
+
+
 def test_drop_replaces_an_estimate_but_keeps_what_ran():
     eta = Eta()
     eta.plan("round-0-a", "neighbors", 10)
