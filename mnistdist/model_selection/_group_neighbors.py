@@ -119,23 +119,23 @@ def _fold_neighbors(
 
 
 def _stateless_rows(prep: Preprocessing | None, X: da.Array, rows, shared: dict):
-    """``prep``'s steps still to fit, and ``X``'s ``rows`` through its stateless steps, persisted
-    and kept in ``shared`` by those steps (on all of ``X``) for the groups and rounds after."""
-    whole_rest, whole = apply_stateless_before(prep, X)
+    """``prep``'s steps still to fit, and ``X``'s ``rows`` (all for None) through its stateless
+    steps, persisted and kept in ``shared`` by those steps, so that the groups and rounds
+    after transform only the rows they add."""
+    rest, whole = apply_stateless_before(prep, X)
     if whole is X:  # no stateless steps: the rows as they are
-        return whole_rest, X if rows is None else X[rows]
+        return rest, X if rows is None else X[rows]
     key = ("stateless", whole.name)
+    wanted = np.arange(X.shape[0]) if rows is None else rows
     done = shared.get(key)
-    if done is not None:
-        done_rows, transformed = done
-        if done_rows is None:  # every row is transformed already
-            return whole_rest, transformed if rows is None else transformed[rows]
-        if rows is not None and np.array_equal(done_rows, rows):
-            return whole_rest, transformed
-    rest, X_rows = apply_stateless_before(prep, X, rows, done if rows is not None else None)
-    X_rows = X_rows.persist()
-    shared[key] = (rows, X_rows)
-    return rest, X_rows
+    if done is not None and np.array_equal(done[0], wanted):
+        return rest, done[1]
+    if done is None and rows is None:  # every row, in X's own chunks
+        transformed = whole
+    else:
+        transformed = apply_stateless_before(prep, X, wanted, done)[1]
+    shared[key] = (wanted, transformed.persist())
+    return rest, shared[key][1]
 
 
 def group_neighbors(
