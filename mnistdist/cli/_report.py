@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import joblib
 import numpy as np
@@ -34,6 +34,7 @@ from ..report import (
     figure_records,
     predictions_csv,
     report_metrics,
+    write_data_figures,
     write_report,
     write_report_figures,
 )
@@ -55,31 +56,37 @@ def job(run: JobRun) -> int:
     out = run.out_dir()
     seconds: dict[str, float] = {}
     t_start = time.perf_counter()
-    # The figures are drawn by the run's drawing process (another core) while this one
-    # writes the Dask performance report and closes the cluster; a thread waits for them.
-    # Leaving the pool waits for it, even after Ctrl-C: nothing writes into the folder
-    # once the job has returned.
-    with ThreadPoolExecutor(1, thread_name_prefix="mnistdist-figures") as pool:
+    # The figures are drawn by the run's drawing process (another core): the data's while the
+    # cluster works, the results' while this process writes the Dask performance report and
+    # a thread the model and predictions. Leaving the pool waits for its threads, even after
+    # Ctrl-C: nothing writes into the folder once the job has returned.
+    with ThreadPoolExecutor(2, thread_name_prefix="mnistdist-outputs") as pool:
         with (
             connect_as_asked(run) as client,
             open_journal(run) as journal,
             performance_report_file(out / "dask-report.html", seconds),
         ):
-            work = _on_cluster(run, client, journal, seconds)
+            work = _on_cluster(run, client, journal, seconds, pool)
             evaluation = evaluate(work.dataset.y_test, work.models[work.final].y_pred)
             drawing = pool.submit(_write_figures, run, work, evaluation)
-        t = time.perf_counter()
-        with atomic_path(out / "model.joblib") as tmp:
-            joblib.dump(with_pixel_check(work.models[work.final].model), tmp)
-        write_text(out / "predictions.csv", predictions_csv(work.dataset.y_test, work.models))
+            saving = pool.submit(_write_model, out, work)
+        seconds["outputs"] = saving.result()
         figures, seconds["figures"] = drawing.result()
-    seconds["outputs"] = time.perf_counter() - t
     seconds = {**run.phases, **seconds, "total": time.perf_counter() - t_start}
     _write_metrics(out, work, evaluation, seconds, figure_records(figures))
     write_report(out)
     print(time_line(seconds))
     print(f"report: {run.result_path('report.html')} (total {seconds['total']:.0f} s)")
     return 0
+
+
+def _write_model(out, work: _Work) -> float:
+    """``model.joblib`` and ``predictions.csv``; returns the seconds."""
+    t = time.perf_counter()
+    with atomic_path(out / "model.joblib") as tmp:
+        joblib.dump(with_pixel_check(work.models[work.final].model), tmp)
+    write_text(out / "predictions.csv", predictions_csv(work.dataset.y_test, work.models))
+    return time.perf_counter() - t
 
 
 @dataclasses.dataclass
@@ -94,6 +101,7 @@ class _Work:
     X_test: np.ndarray
     X_sample: np.ndarray
     cluster_info: dict
+    data_figures: Future
 
 
 def _print_accuracy(dataset: Dataset):
@@ -104,12 +112,19 @@ def _print_accuracy(dataset: Dataset):
     return show
 
 
-def _on_cluster(run: JobRun, client, journal, seconds) -> _Work:
-    """Load, search, fit the models: the report's work on the cluster, its times in ``seconds``."""
+def _on_cluster(run: JobRun, client, journal, seconds, pool) -> _Work:
+    """Load, search, fit the models: the report's work on the cluster, its times in ``seconds``.
+
+    The figures of the data alone are drawn meanwhile, by ``pool``'s thread and the drawing
+    process.
+    """
     t = time.perf_counter()
     dataset = load_data(run, client)
     image_side(dataset.X_train.shape[1])  # shifting needs square images: refuse others now
     seconds["load"] = time.perf_counter() - t
+    X_sample = dataset.X_train[:40].compute()
+    y_sample = dataset.y_train[:40]
+    data_figures = pool.submit(write_data_figures, run.staging, X_sample, y_sample, run.drawing)
     preset = chosen_preset(run, dataset)
     beside, after = report_models(preset)
     fit = functools.partial(
@@ -129,8 +144,9 @@ def _on_cluster(run: JobRun, client, journal, seconds) -> _Work:
         models=models,
         final="chosen" if "chosen" in models else "augmented",
         X_test=dataset.X_test.compute(),
-        X_sample=dataset.X_train[:40].compute(),
+        X_sample=X_sample,
         cluster_info=cluster_summary(client),
+        data_figures=data_figures,
     )
 
 
@@ -205,5 +221,6 @@ def _write_figures(run: JobRun, work: _Work, evaluation: dict) -> tuple[dict, fl
         model=work.final,
         deskew=work.final == "chosen" and "deskew" in model.named_steps,
         drawing=run.drawing,
+        data_figures=work.data_figures.result(),
     )
     return refs, time.perf_counter() - t

@@ -10,13 +10,17 @@ predicts the same labels on one machine.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import dask.array as da
 import numpy as np
+from dask.core import flatten
+from distributed import futures_of
 from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import Pipeline
 
@@ -30,13 +34,12 @@ from ..neighbors import (
     compute_journaled,
     is_reranking,
     kneighbors_dask,
-    merge_kneighbors,
     predict_from_neighbors,
     rerank_queries,
 )
 from ..outputs import Journal
 from ..preprocessing import augment_shifts
-from ..runtime import compute
+from ..runtime import current_client
 from ._pipeline_tasks import (
     KNN_PARAMS,
     fit_preprocessing,
@@ -98,30 +101,54 @@ def _test_neighbors(
     """The test rows' k nearest training rows, searched on the cluster or read from the journal.
 
     ``known``, ``(m, Neighbors)``: their k nearest among the first ``m`` training
-    rows, already found; only the rest are searched, and the two merged (ties
-    to the lower row, as the search breaks them).
+    rows, already found; only the rest are searched, by chains that start from them
+    (ties to the lower row, as one search of all the rows breaks them).
     """
+    options = {"name": f"neighbors-{name}"}
     if known is not None:
         m, first = known
-        rest = _test_neighbors(X_train[m:], X_test, k, name, journal)
-        dist, ids = merge_kneighbors([(first.dist, first.ids), (rest.dist, rest.ids + m)], k)
-        return Neighbors(dist, ids, first.loaded and rest.loaded)
+        options |= {"ref_keep": np.arange(X_train.shape[0]) >= m, "known": (first.dist, first.ids)}
     query = X_test.rechunk({0: int(config.get("query-rows"))})
     if n_components := bound_components(X_train.shape[1]):
-        dist, ids, _ = bounded_kneighbors_dask(
-            query, X_train, k, n_components, name=f"neighbors-{name}"
-        )
+        dist, ids, _ = bounded_kneighbors_dask(query, X_train, k, n_components, **options)
     else:
-        dist, ids = kneighbors_dask(query, X_train, k, name=f"neighbors-{name}")
+        dist, ids = kneighbors_dask(query, X_train, k, **options)
     (found,) = compute_journaled(
         [(dist, ids)], journal, label=f"predict {X_test.shape[0]} test images ({name})"
     )
     return found
 
 
-def _gathered_model(fitted_prep, X_train: da.Array, y_train, knn, name: str):
-    """The scikit-learn model: the training rows gathered here, behind the fitted steps."""
-    (train_rows,) = compute(X_train, label=f"gather {X_train.shape[0]} training images ({name})")
+@contextlib.contextmanager
+def _gathered_beside(X_train: da.Array):
+    """A future of ``X_train``'s rows in one array, gathered by a thread of this process as
+    the workers make them: beside the test set's search, which the workers run.
+
+    ``X_train`` is persisted, in one column chunk. Leaving the block on an error
+    (Ctrl-C included) cancels its chunks, so that the thread stops too.
+    """
+    client = current_client()
+    chunks = {future.key: future for future in futures_of(X_train)}
+    keys = [chunks[key] for key in flatten(X_train.__dask_keys__())]
+
+    def gather() -> np.ndarray:
+        t = time.perf_counter()
+        rows = np.concatenate(client.gather(keys))
+        log.info("gathered %d training rows in %.1f s", len(rows), time.perf_counter() - t)
+        return rows
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="mnistdist-gather")
+    try:
+        yield pool.submit(gather)
+    except BaseException:
+        client.cancel(keys)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _gathered_model(fitted_prep, train_rows: np.ndarray, y_train, knn):
+    """The scikit-learn model: the training rows, behind the fitted steps."""
     clf = clone(knn).fit(train_rows, y_train)
     return clf if fitted_prep is None else Pipeline([*fitted_prep.steps, ("knn", clf)])
 
@@ -182,17 +209,20 @@ def final_model(
     fitted_prep, X_train, y_train, X_test = _preprocessed(
         estimator, X_train, np.asarray(y_train), X_test, name
     )
+    model = None
     if keep_model:
         # The neighbor search and the gathered model share these chunks:
         # computed once (and recomputed by Dask if a worker holding some dies).
-        X_train = X_train.persist()
-    k = candidates_needed(knn, params["n_neighbors"])
-    found = _test_neighbors(X_train, X_test, k, name, journal, known)
-    dist, ids = found.dist, found.ids
-    if is_reranking(knn):
-        dist, ids = rerank_queries(knn, X_train, X_test, ids, name)
-    y_pred, proba = predict_from_neighbors(dist, ids, y_train, **params)
-    model = _gathered_model(fitted_prep, X_train, y_train, knn, name) if keep_model else None
+        X_train = X_train.rechunk({1: -1}).persist()
+    with _gathered_beside(X_train) if keep_model else contextlib.nullcontext() as rows:
+        k = candidates_needed(knn, params["n_neighbors"])
+        found = _test_neighbors(X_train, X_test, k, name, journal, known)
+        dist, ids = found.dist, found.ids
+        if is_reranking(knn):
+            dist, ids = rerank_queries(knn, X_train, X_test, ids, name)
+        y_pred, proba = predict_from_neighbors(dist, ids, y_train, **params)
+        if keep_model:
+            model = _gathered_model(fitted_prep, rows.result(), y_train, knn)
     seconds, n_train = time.perf_counter() - t0, int(X_train.shape[0])
     log.info("%s: %d training rows, %d predictions in %.1f s", name, n_train, len(y_pred), seconds)
     return FinalModel(model, y_pred, proba, n_train, seconds, found.loaded, found)

@@ -51,6 +51,7 @@ from ._exact import (
     kept_chunks,
     screen,
     squared_norms,
+    used_columns,
 )
 from ._lower_bound import Projected, Projection, bound_terms, fit_projection, project
 
@@ -83,6 +84,8 @@ class Reference:
     ``factors`` is float32 ``(n, w + 1)``: the rows (or their projections) and
     each one's squared norm last, the reference's side of every step's product.
     ``projected`` holds the projections' rounding bounds (None: the rows themselves).
+    ``columns``: the columns of the queries' factors that meet ``factors``'
+    (:func:`~mnistdist.neighbors._exact.used_columns`, and the last), or None for all.
     """
 
     rows: np.ndarray
@@ -90,6 +93,7 @@ class Reference:
     row_sq_norms: np.ndarray
     factors: np.ndarray
     projected: Projected | None = None
+    columns: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -113,10 +117,13 @@ def prepare_reference(
     if projection is not None:
         projected = project(rows, projection)
         return Reference(rows, ids, sq, projected.ext, projected)
-    factors = np.empty((len(rows), rows.shape[1] + 1), dtype=np.float32)
-    factors[:, :-1] = rows
+    used = used_columns(rows)
+    width = rows.shape[1] if used is None else len(used)
+    factors = np.empty((len(rows), width + 1), dtype=np.float32)
+    factors[:, :-1] = rows if used is None else rows[:, used]
     factors[:, -1] = sq
-    return Reference(rows, ids, sq, factors)
+    columns = None if used is None else np.append(used, rows.shape[1])
+    return Reference(rows, ids, sq, factors, columns=columns)
 
 
 class Queries(NamedTuple):
@@ -140,6 +147,13 @@ def prepare_queries(query: np.ndarray, projection: Projection | None) -> Queries
     factors[:, :-1] *= -2.0
     factors[:, -1] = 1.0
     return Queries(factors, squared_norms(query), projected)
+
+
+def query_factors(queries: Queries, ref: Reference) -> np.ndarray:
+    """The queries' side of their product with ``ref``: the columns ``ref`` multiplies."""
+    if ref.columns is None:
+        return queries.factors
+    return np.take(queries.factors, ref.columns, axis=1)
 
 
 class Found(NamedTuple):
@@ -280,10 +294,11 @@ def _screened(queries: Queries, ref: Reference, limit) -> tuple:
     # A wide product (the full values') costs far more than its screen, and is the more
     # efficient the more rows it multiplies at once: not cut.
     width = SUB_ROWS if queries.factors.shape[1] <= WIDE else len(ref)
+    left = query_factors(queries, ref)
     for j0 in range(0, len(ref), width):
         factors = ref.factors[j0 : j0 + width]
-        out = _scratch_block(len(queries.factors), len(factors))
-        parts.append(_candidates(np.matmul(queries.factors, factors.T, out=out), limit, j0))
+        out = _scratch_block(len(left), len(factors))
+        parts.append(_candidates(np.matmul(left, factors.T, out=out), limit, j0))
     rows, cols, values = (np.concatenate(p) for p in zip(*parts, strict=True))
     order = np.argsort(rows, kind="stable")
     return rows[order], cols[order], values[order]
@@ -307,15 +322,17 @@ def search_step(
 ) -> Found:
     """``found``, the k nearest so far of ``query``'s rows, with ``ref``'s rows added.
 
+    ``found`` may also be None (nothing found yet) or ``(dist, ids)``, each query's k
+    nearest among other rows, sorted (ties to the lower id), for a chain's first step.
     ``projection`` must be the one ``ref`` was prepared with (None: full values);
     ``compiled`` takes the candidates with the compiled kernel where it can.
     The queries are taken :data:`FULL_SUB_QUERIES` (or :data:`BOUND_SUB_QUERIES`)
     at a time, so that a chain may carry any number. Returns the updated :class:`Found`.
     """
     n_q = len(query)
-    if found is None:
-        empty = (np.empty((n_q, 0)), np.empty((n_q, 0), np.int64))
-        found = Found(*empty, 0, prepare_queries(query, projection))
+    if not isinstance(found, Found):  # the chain's first step: nothing known, or (dist, ids)
+        start = found or (np.empty((n_q, 0)), np.empty((n_q, 0), np.int64))
+        found = Found(*start, 0, prepare_queries(query, projection))
     if len(ref) == 0:
         return found
     size = FULL_SUB_QUERIES if projection is None else BOUND_SUB_QUERIES
@@ -340,9 +357,8 @@ def _step(query, ref: Reference, k: int, found: Found, projection, compiled: boo
     if found.dist.shape[1] == k:  # a limit for every query: screened in cached pieces
         limit = _limits(found.dist[:, k - 1], queries, ref, slack)
         return take(found, *_screened(queries, ref, limit), k)
-    block = np.matmul(
-        queries.factors, ref.factors.T, out=_scratch_block(len(queries.factors), len(ref))
-    )
+    left = query_factors(queries, ref)
+    block = np.matmul(left, ref.factors.T, out=_scratch_block(len(left), len(ref)))
     if projection is None:
         return _first_full(ref, block, k, found, take)
     found, taken = _first_bound(ref, block, k, found, take)
@@ -387,7 +403,14 @@ def query_shares(query: da.Array, n_chains: int) -> tuple[list, tuple[int, ...]]
 
 
 def chain_layer(
-    shares: list, refs: list, k: int, names: dict, projection=None, *, n_pairs: int = 0
+    shares: list,
+    refs: list,
+    k: int,
+    names: dict,
+    projection=None,
+    *,
+    n_pairs: int = 0,
+    starts: list | None = None,
 ) -> dict:
     """The graph layer: per share of the queries, a chain of steps through the prepared ``refs``.
 
@@ -398,12 +421,14 @@ def chain_layer(
     step is also ``(names["found"], qi, 0)``, and its exact pairs
     ``(names["pairs"], qi, 0)``. ``n_pairs``, the whole search's pairs (of
     which these chains may be part), says whether it is large enough to
-    compile (:func:`~mnistdist.neighbors._compiled.worth_compiling`).
+    compile (:func:`~mnistdist.neighbors._compiled.worth_compiling`). ``starts``
+    give each chain's first step its queries' ``(dist, ids)`` already known
+    (:func:`search_step`; default: none).
     """
     compiled = worth_compiling(n_pairs, k)
     layer = {}
     for qi, share in enumerate(shares):
-        found = None
+        found = None if starts is None else starts[qi]
         for j, ref_key in enumerate(refs):
             key = (names["step"], qi, j)
             layer[key] = (search_step, share, ref_key, k, found, projection, compiled)
@@ -464,6 +489,7 @@ def chained_kneighbors(
     name: str = "neighbors",
     ref_keep: np.ndarray | None = None,
     chains: int | None = None,
+    known: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[da.Array, da.Array, da.Array]:
     """Lazy exact k nearest rows of ``ref`` for every row of ``query``, by chains.
 
@@ -475,11 +501,16 @@ def chained_kneighbors(
     exact_pairs)``: ``dist`` and ``ids`` with ``query``'s row chunks and ``k``
     columns, ``ids`` indexing ``ref``'s rows; ``exact_pairs`` a chain, the
     pairs whose exact distances it computed.
+
+    ``known``, ``(dist, ids)`` of shape ``(n_query, k)``: each query's k nearest
+    among rows that ``ref_keep`` leaves out, already found (sorted by distance,
+    then id). The chains start from them, so their first steps already have
+    each query's limit, and the result is the k nearest of both.
     """
     check_search(query, ref, k, ref_keep)
     query, ref = query.rechunk({1: -1}), ref.rechunk({1: -1})
     shares, rows = query_shares(query, chains or worker_threads())
-    token = tokenize(query, ref, k, n_components, ref_keep)
+    token = tokenize(query, ref, k, n_components, ref_keep, known)
     base = f"{name}-bound" if n_components > 0 else name
     names = chain_names(base, token, len(shares))
     layer, projection = {}, None
@@ -492,7 +523,12 @@ def chained_kneighbors(
         layer[key] = (prepare_reference, (ref.name, rj, 0), lo, keep, projection)
         refs.append(key)
     n_ref = ref.shape[0] if ref_keep is None else int(np.count_nonzero(ref_keep))
-    layer.update(chain_layer(shares, refs, k, names, projection, n_pairs=query.shape[0] * n_ref))
+    starts = None
+    if known is not None:
+        edges = np.concatenate([[0], np.cumsum(rows)])
+        starts = [(known[0][lo:hi], known[1][lo:hi]) for lo, hi in itertools.pairwise(edges)]
+    n_pairs = query.shape[0] * n_ref
+    layer.update(chain_layer(shares, refs, k, names, projection, n_pairs=n_pairs, starts=starts))
     return chain_arrays(layer, rows, k, names, [query, ref], query.chunks[0])
 
 
@@ -504,6 +540,7 @@ def kneighbors_dask(
     name: str = "neighbors",
     ref_keep: np.ndarray | None = None,
     chains: int | None = None,
+    known: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[da.Array, da.Array]:
     """Lazy exact k nearest neighbors of every row of ``query`` among the rows of ``ref``.
 
@@ -512,11 +549,13 @@ def kneighbors_dask(
     prepared) and ``<name>`` (a share of the queries through one chunk).
     ``ref_keep`` (a boolean mask over ``ref``'s rows) leaves rows out of the
     reference, as a CV fold leaves out its validation rows. ``chains`` carry
-    the queries (default: one a worker thread). Returns ``(dist, ids)`` as
-    Dask arrays with ``query``'s row chunks and ``k`` columns; ``ids`` index
-    ``ref``'s rows.
+    the queries (default: one a worker thread); ``known``, the queries'
+    neighbours among the rows left out, already found (see
+    :func:`chained_kneighbors`). Returns ``(dist, ids)`` as Dask arrays with
+    ``query``'s row chunks and ``k`` columns; ``ids`` index ``ref``'s rows.
     """
-    dist, ids, _ = chained_kneighbors(query, ref, k, name=name, ref_keep=ref_keep, chains=chains)
+    options = {"name": name, "ref_keep": ref_keep, "chains": chains, "known": known}
+    dist, ids, _ = chained_kneighbors(query, ref, k, **options)
     return dist, ids
 
 
@@ -529,6 +568,7 @@ def bounded_kneighbors_dask(
     name: str = "neighbors",
     ref_keep: np.ndarray | None = None,
     chains: int | None = None,
+    known: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[da.Array, da.Array, da.Array]:
     """Lazy exact k nearest neighbours, screened by ``n_components`` principal components.
 
@@ -543,6 +583,5 @@ def bounded_kneighbors_dask(
     exact_pairs : dask.array.Array of shape (n_chains, 1)
         Per chain, the pairs whose exact distances were computed.
     """
-    return chained_kneighbors(
-        query, ref, k, n_components=n_components, name=name, ref_keep=ref_keep, chains=chains
-    )
+    options = {"name": name, "ref_keep": ref_keep, "chains": chains, "known": known}
+    return chained_kneighbors(query, ref, k, n_components=n_components, **options)

@@ -3,7 +3,14 @@
 ``report.html``."""
 
 from ._evaluation import error_matrix, evaluate, most_confused_pair
-from ._figures import FigureRef, deskew_request, shift_panels, write_figures, write_report_figures
+from ._figures import (
+    FigureRef,
+    deskew_request,
+    shift_panels,
+    write_data_figures,
+    write_figures,
+    write_report_figures,
+)
 from ._html import render, write_report
 from ._metrics import figure_records, predictions_csv, report_metrics
 
@@ -18,6 +25,7 @@ __all__ = [
     "render",
     "report_metrics",
     "shift_panels",
+    "write_data_figures",
     "write_figures",
     "write_report",
     "write_report_figures",

@@ -60,8 +60,8 @@ def deskew_request(images: np.ndarray) -> Request:
     )
 
 
-def _data_figures(X_sample: np.ndarray, y_sample: np.ndarray, deskew: bool) -> dict:
-    refs = {
+def _data_figures(X_sample: np.ndarray, y_sample: np.ndarray) -> dict:
+    return {
         "samples": (
             Request("digits_grid", (X_sample[:40], y_sample[:40])),
             FigureRef(
@@ -78,8 +78,11 @@ def _data_figures(X_sample: np.ndarray, y_sample: np.ndarray, deskew: bool) -> d
             ),
         ),
     }
-    if deskew:
-        refs["deskew"] = (
+
+
+def _deskew_figure(X_sample: np.ndarray) -> dict:
+    return {
+        "deskew": (
             deskew_request(X_sample[:12]),
             FigureRef(
                 "deskew.png",
@@ -88,7 +91,7 @@ def _data_figures(X_sample: np.ndarray, y_sample: np.ndarray, deskew: bool) -> d
                 "and centred by their pixel moments.",
             ),
         )
-    return refs
+    }
 
 
 def _confusion_figures(evaluation: dict, model: str) -> dict:
@@ -169,6 +172,22 @@ def _search_figures(params: list[dict], mean: np.ndarray, std: np.ndarray) -> di
     }
 
 
+def _written(out_dir, figures: dict, drawing: DrawingProcess | None) -> dict[str, FigureRef]:
+    write_figures(out_dir, {ref.filename: request for request, ref in figures.values()}, drawing)
+    return {key: ref for key, (_, ref) in figures.items()}
+
+
+def write_data_figures(
+    out_dir: str | os.PathLike,
+    X_train_sample: np.ndarray,
+    y_train_sample: np.ndarray,
+    drawing: DrawingProcess | None = None,
+) -> dict[str, FigureRef]:
+    """Draw and save the report's figures of the training data alone (sample digits and a
+    digit's shifts), which a job draws while its cluster works; return them by key."""
+    return _written(out_dir, _data_figures(X_train_sample, y_train_sample), drawing)
+
+
 def write_report_figures(
     out_dir: str | os.PathLike,
     *,
@@ -184,17 +203,20 @@ def write_report_figures(
     model: str = "augmented",
     deskew: bool = False,
     drawing: DrawingProcess | None = None,
+    data_figures: dict[str, FigureRef] | None = None,
 ) -> dict[str, FigureRef]:
     """Draw and save every figure of the report; return them by key.
 
     ``model`` names the model whose test predictions ``y_pred`` are; with
     ``deskew`` the report also shows what deskewing does to sample digits.
     ``drawing`` draws them (a job's drawing process); by default, this process.
+    ``data_figures``: those :func:`write_data_figures` has already written (None:
+    drawn here with the others).
     """
     figures = {
-        **_data_figures(X_train_sample, y_train_sample, deskew),
+        **({} if data_figures is not None else _data_figures(X_train_sample, y_train_sample)),
+        **(_deskew_figure(X_train_sample) if deskew else {}),
         **_error_figures(X_test, y_test, y_pred, evaluation, model),
         **_search_figures(search_params, search_mean, search_std),
     }
-    write_figures(out_dir, {ref.filename: request for request, ref in figures.values()}, drawing)
-    return {key: ref for key, (_, ref) in figures.items()}
+    return {**(data_figures or {}), **_written(out_dir, figures, drawing)}

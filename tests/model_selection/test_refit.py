@@ -1,3 +1,6 @@
+import threading
+import time
+
 import dask
 import numpy as np
 import pytest
@@ -77,6 +80,24 @@ def test_the_augmented_search_starts_from_the_plain_models_neighbours(client, di
     forged = Neighbors(np.zeros_like(plain.neighbors.dist), np.zeros_like(plain.neighbors.ids))
     lied = final_model(knn, X_aug, y_aug, digits.X_test, keep_model=False, known=(len(y), forged))
     assert (lied.neighbors.ids == 0).all()
+
+
+def test_an_error_during_the_search_stops_the_gathering_beside_it(client, digits, monkeypatch):
+    # The model's rows are gathered by a thread beside the test set's search; a search that
+    # fails (or a Ctrl-C) must end that thread too, not leave it waiting for the rows.
+    slow = dask.array.from_delayed(
+        dask.delayed(lambda: (time.sleep(12), np.zeros((1437, 64)))[1])(), (1437, 64), float
+    )
+
+    def failing_search(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(final_module, "_test_neighbors", failing_search)
+    t = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        final_model(KNNClassifier(n_neighbors=3), slow, digits.y_train, digits.X_test)
+    assert time.perf_counter() - t < 6
+    assert not [t for t in threading.enumerate() if t.name.startswith("mnistdist-gather")]
 
 
 def test_without_keeping_the_model(client, digits):

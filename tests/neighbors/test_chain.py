@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from dask.utils import key_split
 from numpy.testing import assert_array_equal
+from sklearn.neighbors import NearestNeighbors
 
 from mnistdist.neighbors import _chain as _ch
 from mnistdist.neighbors import bounded_kneighbors_dask, kneighbors, kneighbors_dask
@@ -153,6 +154,27 @@ def test_a_search_carries_its_queries_in_one_chain_a_worker_thread(client, digit
     assert_array_equal(dist, want_dist)
 
 
+@pytest.mark.parametrize("n_components", [0, 8])
+def test_chains_started_from_known_neighbours_find_those_of_all_the_rows(n_components):
+    # The known neighbours, among the first rows, are each query's limit from the first
+    # step on; ties (rows three times over) still go to the lower id, as one search's do.
+    query, ref = _ties()
+    m, k = 300, 7
+    keep = np.arange(len(ref)) >= m
+    known = kneighbors(query, ref[:m], k)
+    q, r = da.from_array(query, chunks=30), da.from_array(ref, chunks=200)
+    options = {"ref_keep": keep, "known": known, "chains": 3}
+    with dask.config.set(scheduler="sync"):
+        if n_components:
+            dist, ids, _ = dask.compute(*bounded_kneighbors_dask(q, r, k, n_components, **options))
+        else:
+            dist, ids = dask.compute(*kneighbors_dask(q, r, k, **options))
+    want_dist, want_ids = kneighbors(query, ref, k)
+    assert_array_equal(ids, want_ids)
+    assert_array_equal(dist, want_dist)
+    assert (ids < m).any() and (ids >= m).any()
+
+
 def test_a_search_keeps_its_name_whatever_its_chains(digits_arrays):
     # The journal keeps a finished search under its name: a run resumed on a cluster
     # of another size, which cuts the queries into other chains, must find it.
@@ -178,3 +200,25 @@ def test_a_search_of_no_queries_finds_none(digits_arrays):
         ):
             dist, ids = dask.compute(dist, ids)
             assert dist.shape == ids.shape == (0, 3)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_block_leaves_out_its_blank_columns_with_the_same_neighbours(compiled):
+    """Pixels blank in every row of a reference block (as MNIST's borders are) drop out of its
+    product, whatever the queries hold there; a block with none blank keeps every column."""
+    rng = np.random.default_rng(3)
+    ref = rng.integers(0, 256, size=(600, 64)).astype(np.uint8)
+    ref[:300, :10] = 0  # blank in the first block only
+    ref[300:, 50:] = 0  # and other columns in the second
+    query = rng.integers(0, 256, size=(90, 64)).astype(np.uint8)  # nothing blank
+    blocks = [prepare_reference(ref[:300], 0), prepare_reference(ref[300:], 300)]
+    assert_array_equal(blocks[0].columns, np.r_[10:65])
+    assert_array_equal(blocks[1].columns, np.r_[0:50, 64])
+    assert blocks[0].factors.shape == (300, 55)
+    assert prepare_reference(query, 0).columns is None
+    found = _chain(query, ref, 5, blocks=[0, 300, 600], compiled=compiled)
+    want = NearestNeighbors(n_neighbors=5).fit(ref.astype(np.float64))
+    want_dist, want_ids = want.kneighbors(query.astype(np.float64))
+    assert_array_equal(found.ids, want_ids)
+    np.testing.assert_allclose(found.dist, want_dist, rtol=1e-12)
+    assert_array_equal(kneighbors(query, ref, 5, ref_rows=300)[1], want_ids)
