@@ -15,6 +15,7 @@ import time
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
+from dask.base import tokenize
 from sklearn.base import BaseEstimator, clone
 
 from .. import config
@@ -40,6 +41,7 @@ from ._pipeline_tasks import (
     fit_task,
     reference_blocks,
     split_pipeline,
+    transform_blocks,
 )
 
 
@@ -59,6 +61,33 @@ def _neighbor_graph(n: int, k: int, folds, results) -> sp.csr_matrix:
     return sp.csr_matrix((data.ravel(), indices.ravel(), np.arange(0, n * k + 1, k)), shape=(n, n))
 
 
+def _all_rows_ids(ids: np.ndarray, train: np.ndarray, n: int) -> np.ndarray:
+    """Ids among a fold's training rows and their copies as ids among all ``n`` rows and theirs."""
+    copy, row = np.divmod(ids, len(train))
+    return copy * n + train[row]
+
+
+def _fitted_fold_search(
+    X: da.Array, fit: Preprocessing, fold, k: int, name: str, token: str, task_prefix: str, f: int
+) -> tuple[da.Array, da.Array]:
+    """A fold's search with its fitted steps: its validation rows among its training rows
+    and their copies, ids as among all of ``X``'s rows and their copies.
+
+    Only the training rows are copied and transformed: the validation rows'
+    copies would be a fifth of the work, for rows no search may use. The
+    reference keeps the order of all rows (each copy's rows in the images'
+    order), so ties fall to the same rows as among all of them.
+    """
+    train, test = (np.sort(rows) for rows in fold)
+    options = {"name": f"{task_prefix}preprocess-fold-{f}", "token": token}
+    reference = reference_blocks(fit, X[train], **options)
+    query = transform_blocks(fit, X[test], **options).rechunk({0: int(config.get("query-rows"))})
+    dist, ids = kneighbors_dask(query, reference, k, name=name)
+    n = X.shape[0]
+    renamed = f"{name}-ids-{tokenize(ids.name, train, n)}"
+    return dist, ids.map_blocks(_all_rows_ids, train, n, dtype=ids.dtype, name=renamed)
+
+
 def _fold_neighbors(
     X: da.Array,
     y: np.ndarray,
@@ -71,12 +100,12 @@ def _fold_neighbors(
 ) -> list[Neighbors]:
     """The neighbors of every fold's validation rows among its training rows (and their copies).
 
-    The reference of fold f is every image and every augmented copy of it,
-    with the validation images *and their copies* masked out: no version of
-    a validation image is ever a neighbor of one, and validation rows are
-    never augmented. Where no step is fitted per fold and the folds partition
-    the rows, the folds are searched together (:func:`mnistdist.neighbors.cv_kneighbors`:
-    bounded chains through the other folds, or each fold pair's distances once).
+    The reference of fold f is its training images and their augmented copies
+    alone: no version of a validation image is ever a neighbor of one, and
+    validation rows are never augmented. Where no step is fitted per fold and
+    the folds partition the rows, the folds are searched together
+    (:func:`mnistdist.neighbors.cv_kneighbors`: bounded chains through the other
+    folds, or each fold pair's distances once).
     Where steps are fitted per fold, each fold's search starts as soon as its own
     fit is done. ``task_prefix`` starts every task name, so that a caller running
     several searches (halving's rounds) tells them apart on the dashboard.
@@ -88,20 +117,14 @@ def _fold_neighbors(
     fits: list = []
 
     def search(f: int, fit: Preprocessing | None) -> tuple[da.Array, da.Array]:
+        name = f"{task_prefix}neighbors-fold-{f}{label}"
+        if fit is not None:
+            return _fitted_fold_search(X, fit, folds[f], k, name, fits[f].key, task_prefix, f)
         train, test = folds[f]
-        reference = (
-            X
-            if fit is None
-            else reference_blocks(
-                fit, X, name=f"{task_prefix}preprocess-fold-{f}", token=fits[f].key
-            )
-        )
         keep = np.zeros(n, dtype=bool)
         keep[train] = True
-        keep = np.tile(keep, reference.shape[0] // n)
-        query = reference[:n][np.sort(test)].rechunk({0: query_rows})
-        name = f"{task_prefix}neighbors-fold-{f}{label}"
-        return kneighbors_dask(query, reference, k, name=name, ref_keep=keep)
+        query = X[np.sort(test)].rechunk({0: query_rows})
+        return kneighbors_dask(query, X, k, name=name, ref_keep=keep)
 
     if prep is None:
         if fold_pairs_on() and folds_partition(folds, n):

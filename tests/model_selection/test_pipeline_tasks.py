@@ -114,3 +114,29 @@ def test_fit_on_the_cluster_and_transform_blockwise(client, digits_arrays):
     np.testing.assert_allclose(
         out.compute(), PCA(n_components=5, random_state=0).fit(X).transform(X), atol=1e-8
     )
+
+
+class _Poison(StandardScaler):
+    """A step that makes one value NaN, as a user's own step might."""
+
+    def fit_transform(self, X, y=None):
+        return self.fit(X).transform(X, poison=False)
+
+    def transform(self, X, poison=True):
+        out = np.array(super().transform(X), dtype=np.float64)
+        out[0, 0] = np.nan if poison else out[0, 0]
+        return out
+
+
+@pytest.mark.parametrize("where", ["input", "step"])
+def test_a_nan_from_the_rows_or_a_step_stops_the_transform(client, digits_arrays, where):
+    """The steps' own checks are off inside a transform task: the result's check stands for them."""
+    X = digits_arrays[0][:200].astype(np.float64)
+    steps = [("scale", StandardScaler()), ("pca", PCA(4, random_state=0))]
+    if where == "step":
+        steps.insert(1, ("poison", _Poison()))
+    else:
+        X[5, 3] = np.nan
+    fitted = Preprocessing(before=Pipeline(steps).fit(np.nan_to_num(X)))
+    with pytest.raises(ValueError, match=r"steps \(scale, .*pca\) gave values that are NaN"):
+        transform_blocks(fitted, da.from_array(X, chunks=100)).compute()

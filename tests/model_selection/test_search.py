@@ -14,8 +14,12 @@ from sklearn.preprocessing import StandardScaler
 from mnistdist.errors import OptionError
 from mnistdist.model_selection import DEFAULT_GRID, grid_file, neighbors_search
 from mnistdist.model_selection._group_neighbors import _fold_neighbors
-from mnistdist.model_selection._pipeline_tasks import Preprocessing
-from mnistdist.neighbors import KNNClassifier
+from mnistdist.model_selection._pipeline_tasks import (
+    Preprocessing,
+    fit_preprocessing,
+    reference_blocks,
+)
+from mnistdist.neighbors import KNNClassifier, kneighbors_dask
 from mnistdist.outputs import Journal
 from mnistdist.preprocessing import AUGMENTATIONS, Augment, Deskew
 from mnistdist.preprocessing._augment import make_copy
@@ -216,6 +220,24 @@ def test_copies_of_an_image_never_cross_a_split(client, digits):
         assert not np.isin(source, test).any()
         # A validation image's own copies are the nearest thing to it; they must not be found.
         assert (dist > 0).all()
+
+
+def test_a_fold_copies_only_its_training_rows_and_finds_what_all_rows_masked_give(client, digits):
+    """Each fold searches its training rows and their copies alone; the same neighbours, ties
+    and ids as a search among every row and every copy with the validation ones masked out."""
+    n, k = 600, 12
+    X, y = digits.X_train[:n], digits.y_train[:n]
+    folds = list(KFold(3, shuffle=True, random_state=1).split(np.zeros(n)))
+    steps = [("augment", Augment("shift8")), ("pca", PCA(6, random_state=0))]
+    prep = Preprocessing.from_steps(steps)
+    found = _fold_neighbors(X, y, prep, folds, k, "", journal=None)
+    for (train, test), got in zip(folds, found, strict=True):
+        fitted = fit_preprocessing(prep, X[np.sort(train)], y[np.sort(train)])
+        every = reference_blocks(fitted, X)
+        keep = np.tile(np.isin(np.arange(n), train), every.shape[0] // n)
+        dist, ids = kneighbors_dask(every[:n][np.sort(test)], every, k, ref_keep=keep)
+        np.testing.assert_array_equal(got.ids, ids.compute())
+        np.testing.assert_array_equal(got.dist, dist.compute())
 
 
 def test_augmented_grid_shares_deskewing(client, digits):
