@@ -68,7 +68,7 @@ def _all_rows_ids(ids: np.ndarray, train: np.ndarray, n: int) -> np.ndarray:
 
 
 def _fitted_fold_search(
-    X: da.Array, fit: Preprocessing, fold, k: int, name: str, token: str, task_prefix: str, f: int
+    X: da.Array, fit: Preprocessing, fold, k: int, query_rows: int, names: tuple, token: str
 ) -> tuple[da.Array, da.Array]:
     """A fold's search with its fitted steps: its validation rows among its training rows
     and their copies, ids as among all of ``X``'s rows and their copies.
@@ -76,12 +76,14 @@ def _fitted_fold_search(
     Only the training rows are copied and transformed: the validation rows'
     copies would be a fifth of the work, for rows no search may use. The
     reference keeps the order of all rows (each copy's rows in the images'
-    order), so ties fall to the same rows as among all of them.
+    order), so ties fall to the same rows as among all of them. ``names``: the
+    search's and the fold's steps' task names.
     """
+    name, prep_name = names
     train, test = (np.sort(rows) for rows in fold)
-    options = {"name": f"{task_prefix}preprocess-fold-{f}", "token": token}
+    options = {"name": prep_name, "token": token}
     reference = reference_blocks(fit, X[train], **options)
-    query = transform_blocks(fit, X[test], **options).rechunk({0: int(config.get("query-rows"))})
+    query = transform_blocks(fit, X[test], **options).rechunk({0: query_rows})
     dist, ids = kneighbors_dask(query, reference, k, name=name)
     n = X.shape[0]
     renamed = f"{name}-ids-{tokenize(ids.name, train, n)}"
@@ -119,7 +121,8 @@ def _fold_neighbors(
     def search(f: int, fit: Preprocessing | None) -> tuple[da.Array, da.Array]:
         name = f"{task_prefix}neighbors-fold-{f}{label}"
         if fit is not None:
-            return _fitted_fold_search(X, fit, folds[f], k, name, fits[f].key, task_prefix, f)
+            names = (name, f"{task_prefix}preprocess-fold-{f}")
+            return _fitted_fold_search(X, fit, folds[f], k, query_rows, names, fits[f].key)
         train, test = folds[f]
         keep = np.zeros(n, dtype=bool)
         keep[train] = True

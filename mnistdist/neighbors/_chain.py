@@ -49,6 +49,7 @@ from ._exact import (
     _select_rows,
     check_search,
     kept_chunks,
+    product_factors,
     screen,
     squared_norms,
     used_columns,
@@ -118,12 +119,8 @@ def prepare_reference(
         projected = project(rows, projection)
         return Reference(rows, ids, sq, projected.ext, projected)
     used = used_columns(rows)
-    width = rows.shape[1] if used is None else len(used)
-    factors = np.empty((len(rows), width + 1), dtype=np.float32)
-    factors[:, :-1] = rows if used is None else rows[:, used]
-    factors[:, -1] = sq
     columns = None if used is None else np.append(used, rows.shape[1])
-    return Reference(rows, ids, sq, factors, columns=columns)
+    return Reference(rows, ids, sq, product_factors(rows, sq, used), columns=columns)
 
 
 class Queries(NamedTuple):
@@ -142,11 +139,7 @@ def prepare_queries(query: np.ndarray, projection: Projection | None) -> Queries
     else:
         projected = project(query, projection)
         x = projected.ext[:, :-1]
-    factors = np.empty((len(query), x.shape[1] + 1), dtype=np.float32)
-    factors[:, :-1] = x
-    factors[:, :-1] *= -2.0
-    factors[:, -1] = 1.0
-    return Queries(factors, squared_norms(query), projected)
+    return Queries(product_factors(x, 1.0, scale=-2.0), squared_norms(query), projected)
 
 
 def query_factors(queries: Queries, ref: Reference) -> np.ndarray:

@@ -102,6 +102,21 @@ def used_columns(rows: np.ndarray) -> np.ndarray | None:
     return None if rows.shape[1] - len(used) < ZERO_COLUMNS_SHARE * rows.shape[1] else used
 
 
+def product_factors(rows: np.ndarray, last, cols=None, scale: float = 1.0) -> np.ndarray:
+    """One side of the float32 product ``||r||^2 - 2 q.r``: ``[scale * rows[:, cols], last]``.
+
+    The reference's side has its rows and their squared norms last, the queries'
+    their rows times -2 and ones; ``cols`` (:func:`used_columns`) leaves columns out.
+    """
+    width = rows.shape[1] if cols is None else len(cols)
+    out = np.empty((len(rows), width + 1), dtype=np.float32)
+    out[:, :width] = rows if cols is None else rows[:, cols]
+    if scale != 1.0:
+        out[:, :width] *= scale
+    out[:, width] = last
+    return out
+
+
 def _dot_dtype(query: np.ndarray, ref: np.ndarray):
     """The type the exact dot products sum in: int32 for bytes (pixels), else float64.
 
@@ -297,10 +312,7 @@ def block_kneighbors(
     r_sq = squared_norms(ref)
     r_sq_max = float(r_sq.max())
     cols = used_columns(ref)
-    width = d if cols is None else len(cols)
-    ref_ext = np.empty((ref.shape[0], width + 1), dtype=np.float32)
-    ref_ext[:, :width] = ref if cols is None else ref[:, cols]
-    ref_ext[:, width] = r_sq
+    ref_ext = product_factors(ref, r_sq, cols)
     q_sq = squared_norms(query)
     q_norm = np.sqrt(q_sq)
     delta = _approx_error_bound(q_norm, math.sqrt(r_sq_max), r_sq_max, d)
@@ -308,10 +320,7 @@ def block_kneighbors(
     dists, idx = [], []
     for q0 in range(0, n_q, query_rows):
         q = query[q0 : q0 + query_rows]
-        q_ext = np.empty((q.shape[0], width + 1), dtype=np.float32)
-        q_ext[:, :width] = q if cols is None else q[:, cols]
-        q_ext[:, :width] *= -2.0
-        q_ext[:, width] = 1.0
+        q_ext = product_factors(q, 1.0, cols, scale=-2.0)
         part = slice(q0, q0 + query_rows)
         dist, i = _block_pass(q, q_ext, ref, ref_ext, delta[part], k, ids, (q_sq[part], r_sq))
         dists.append(dist)
