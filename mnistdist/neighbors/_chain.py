@@ -38,7 +38,7 @@ from dask.core import flatten
 from dask.highlevelgraph import HighLevelGraph
 
 from ..runtime import worker_threads
-from ._compiled import compiled_take, worth_compiling
+from ._compiled import compiled_below, compiled_take, worth_compiling
 from ._exact import (
     _approx_error_bound,
     _at_least,
@@ -265,8 +265,12 @@ def _first_bound(ref: Reference, block, k: int, found: Found, take):
     return found, vals[np.searchsorted(rows, np.arange(len(block)), side="right") - 1]
 
 
-def _candidates(block, limit, j0: int = 0):
-    """The pairs of ``block`` at or below their query's ``limit``: ``(rows, cols + j0, values)``."""
+def _candidates(block, limit, j0: int = 0, compiled: bool = False):
+    """The pairs of ``block`` at or below their query's ``limit``: ``(rows, cols + j0, values)``,
+    row by row; ``compiled``: by :func:`~mnistdist.neighbors._compiled.compiled_below`."""
+    below = compiled_below() if compiled else None
+    if below is not None:
+        return below(block, limit, j0)
     n_q, n_r = block.shape
     width = max(n_r, SUB_ROWS)  # one reused buffer for the pieces, even the last and smaller
     mask = _scratch_like(f"mask-{width}", (n_q, width), bool)[:, :n_r]
@@ -276,8 +280,9 @@ def _candidates(block, limit, j0: int = 0):
     return rows, cols + j0, block.ravel()[flat]
 
 
-def _screened(queries: Queries, ref: Reference, limit) -> tuple:
-    """The candidates of the product of ``queries`` and ``ref`` under ``limit``, sorted by query.
+def _screened(queries: Queries, ref: Reference, limit, compiled: bool) -> tuple:
+    """The candidates of the product of ``queries`` and ``ref`` under ``limit``, sorted by query
+    (``compiled``: screened by the compiled pass).
 
     The product is made and screened :data:`SUB_ROWS` reference rows at a time,
     so that the comparison reads values still in the core's cache: a fifth less
@@ -291,7 +296,7 @@ def _screened(queries: Queries, ref: Reference, limit) -> tuple:
     for j0 in range(0, len(ref), width):
         factors = ref.factors[j0 : j0 + width]
         out = _scratch_block(len(left), len(factors))
-        parts.append(_candidates(np.matmul(left, factors.T, out=out), limit, j0))
+        parts.append(_candidates(np.matmul(left, factors.T, out=out), limit, j0, compiled))
     rows, cols, values = (np.concatenate(p) for p in zip(*parts, strict=True))
     order = np.argsort(rows, kind="stable")
     return rows[order], cols[order], values[order]
@@ -349,7 +354,7 @@ def _step(query, ref: Reference, k: int, found: Found, projection, compiled: boo
     take = _taker(query, ref, slack, compiled)
     if found.dist.shape[1] == k:  # a limit for every query: screened in cached pieces
         limit = _limits(found.dist[:, k - 1], queries, ref, slack)
-        return take(found, *_screened(queries, ref, limit), k)
+        return take(found, *_screened(queries, ref, limit, compiled), k)
     left = query_factors(queries, ref)
     block = np.matmul(left, ref.factors.T, out=_scratch_block(len(left), len(ref)))
     if projection is None:
@@ -358,7 +363,7 @@ def _step(query, ref: Reference, k: int, found: Found, projection, compiled: boo
     if taken is None or found.dist.shape[1] < k:
         return found
     limit = _limits(found.dist[:, k - 1], queries, ref, slack)
-    rows, cols, values = _candidates(block, limit)
+    rows, cols, values = _candidates(block, limit, compiled=compiled)
     later = values > taken[rows]
     return take(found, rows[later], cols[later], values[later], k)
 

@@ -9,7 +9,7 @@ with it). The product that gives every pair's projected distance has p + 1
 columns against the full distance's d + 1.
 
 It pays where a query's k-th nearest is small against most distances and p is
-a small share of d: on MNIST's 784 pixels with 96 components (docs/benchmark.md).
+a small share of d: on MNIST's 784 pixels with 64 components (docs/benchmark.md).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ def test_grid_rows_have_their_gemm_limit(client, small):
             row["seconds_neighbors"] / row["gemm_limit_s"]
         )
     assert "halving" not in report
-    # 96 components of 64 features would not pay: no lower bound anywhere
+    # 64 components of 64 features would not pay: no lower bound anywhere
     assert all("bound" not in row for row in report["final_searches"])
     text = format_table(report)
     assert "GEMM limit: float32 200 x 64 times 64 x 600 on 2 worker threads" in text

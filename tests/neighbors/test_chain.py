@@ -11,7 +11,7 @@ from sklearn.neighbors import NearestNeighbors
 from mnistdist.neighbors import _chain as _ch
 from mnistdist.neighbors import bounded_kneighbors_dask, kneighbors, kneighbors_dask
 from mnistdist.neighbors._chain import Found, prepare_reference, search_step
-from mnistdist.neighbors._compiled import compiled_take
+from mnistdist.neighbors._compiled import compiled_below, compiled_take
 from mnistdist.neighbors._lower_bound import fit_projection
 
 
@@ -98,6 +98,29 @@ def test_the_compiled_kernel_only_takes_bytes():
     assert compiled_take(u8, u8) is not None
     assert compiled_take(u8, f32) is None and compiled_take(f32, f32) is None
     assert compiled_take(np.zeros((2, 40000), np.uint8), np.zeros((2, 40000), np.uint8)) is None
+
+
+@pytest.mark.parametrize("shape", [(300, 512), (70, 500), (9, 63), (1, 1), (0, 5), (5, 0)])
+def test_the_compiled_screen_finds_numpys_pairs_in_numpys_order(shape):
+    rng = np.random.default_rng(shape[1])
+    block = rng.standard_normal(shape).astype(np.float32)
+    if block.size:
+        block.flat[rng.integers(0, block.size, 5)] = np.nan
+        block.flat[rng.integers(0, block.size, 5)] = -0.0
+    assert compiled_below() is not None
+    for share in (0.0, 0.001, 0.05, 1.0):  # none, a few a row, many, all but NaN
+        limit = (
+            np.nanquantile(block, share, axis=1, method="lower")
+            if block.shape[1]
+            else np.zeros(shape[0])
+        )
+        limit = limit.astype(np.float32)
+        limit[::7] = -np.inf  # rows with no candidate among rows with some
+        want = _ch._candidates(block, limit, 7)
+        got = _ch._candidates(block, limit, 7, compiled=True)
+        for w, g in zip(want, got, strict=True):
+            assert g.dtype == w.dtype
+            assert_array_equal(g, w)
 
 
 def test_a_block_smaller_than_k_and_an_empty_block():

@@ -72,7 +72,7 @@ def test_the_search_takes_chains_where_the_bound_applies_tiles_elsewhere(digits_
         names = [key[0] if isinstance(key, tuple) else key for key in lazy[0][0].__dask_graph__()]
         return all(any(n.startswith(p) for n in names) for p in prefixes)
 
-    assert has(5, "distances-folds-0-1-")  # 64 features: 96 components would not pay
+    assert has(5, "distances-folds-0-1-")  # 64 features: 64 components would not pay
     assert cv_method(64, 5) == "fold-pair tiles"  # the bound does not apply
     assert cv_method(784, 5) == "bounded chains"
     with dask.config.set({"mnistdist.bound-components": 16}):
