@@ -38,6 +38,7 @@ from ._candidates import Group
 from ._pipeline_tasks import (
     Preprocessing,
     apply_stateless_before,
+    fit_after_augment_task,
     fit_task,
     reference_blocks,
     split_pipeline,
@@ -98,6 +99,7 @@ def _fold_neighbors(
     k: int,
     label: str,
     journal: Journal | None,
+    shared: dict,
     task_prefix: str = "",
 ) -> list[Neighbors]:
     """The neighbors of every fold's validation rows among its training rows (and their copies).
@@ -109,8 +111,11 @@ def _fold_neighbors(
     (:func:`mnistdist.neighbors.cv_kneighbors`: bounded chains through the other
     folds, or each fold pair's distances once).
     Where steps are fitted per fold, each fold's search starts as soon as its own
-    fit is done. ``task_prefix`` starts every task name, so that a caller running
-    several searches (halving's rounds) tells them apart on the dashboard.
+    fit is done; the steps after an augmentation, which see the original rows
+    alone, are fitted once a fold for the groups that differ only in the
+    augmentation, the fit kept in ``shared``. ``task_prefix`` starts every task
+    name, so that a caller running several searches (halving's rounds) tells
+    them apart on the dashboard.
     """
     query_rows = int(config.get("query-rows"))
     n = X.shape[0]
@@ -137,10 +142,10 @@ def _fold_neighbors(
         else:
             lazy = [search(f, None) for f in range(len(folds))]
         return compute_journaled(lazy, journal, label=progress)
-    fits += [
-        fit_task(prep, X[rows], y[rows], name=f"{task_prefix}fit-preprocessing-fold-{f}")
-        for f, rows in enumerate(np.sort(train) for train, _ in folds)
-    ]
+    for f, rows in enumerate(np.sort(train) for train, _ in folds):
+        names = (f"{task_prefix}fit-preprocessing-fold-{f}", f"{task_prefix}fit-after-fold-{f}")
+        fit = fit_after_augment_task(prep, X[rows], y[rows], names=names, shared=shared)
+        fits.append(fit if fit is not None else fit_task(prep, X[rows], y[rows], name=names[0]))
     return compute_journaled_after(fits, search, journal, label=progress)
 
 
@@ -205,7 +210,7 @@ def group_neighbors(
     if found is None:
         searches = len(folds)
         with eta.step(step) if eta else contextlib.nullcontext():
-            found = _fold_neighbors(X_group, y, prep, folds, k, label, journal, task_prefix)
+            found = _fold_neighbors(X_group, y, prep, folds, k, label, journal, shared, task_prefix)
         if key is not None:
             shared[key] = found
     elif eta is not None:

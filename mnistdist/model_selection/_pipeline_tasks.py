@@ -160,10 +160,14 @@ def _fit(prep: Preprocessing, X: np.ndarray, y: np.ndarray | None) -> Preprocess
     if prep.augment is not None:
         augment = clone(prep.augment).fit(X)
     if prep.after is not None:
-        # Fitted on the original rows only, to keep it one task of bounded
-        # memory: with all its copies, MNIST's training set is 2 GB of float32.
-        after = clone(prep.after).fit(X, y)
+        after = _fit_after(prep.after, X, y)
     return Preprocessing(before, augment, after)
+
+
+def _fit_after(after: Pipeline, X: np.ndarray, y: np.ndarray | None) -> Pipeline:
+    # Fitted on the original rows only, to keep it one task of bounded
+    # memory: with all its copies, MNIST's training set is 2 GB of float32.
+    return clone(after).fit(X, y)
 
 
 def fit_task(
@@ -177,6 +181,36 @@ def fit_task(
     if isinstance(prep, Pipeline):
         prep = Preprocessing.from_steps(prep.steps)
     return dask.delayed(_fit, pure=True)(prep, X, y, dask_key_name=f"{name}-{tokenize(prep, X, y)}")
+
+
+def fit_after_augment_task(
+    prep: Preprocessing, X: da.Array, y: np.ndarray | None, *, names: tuple[str, str], shared: dict
+):
+    """A lazy fit of ``prep`` on the rows of ``X`` whose steps after its augmentation are
+    fitted once for every preprocessing that differs from it only in the augmentation.
+
+    Those steps see the original rows alone, so an augmentation grid's groups
+    fit the same: their fit is a task of its own (named ``names[1]``), keyed
+    by those steps and the rows, persisted and kept in ``shared`` for the
+    groups after this one. The augmentation, which learns nothing, is fitted
+    here on a blank row, as :func:`split_stateless` fits stateless steps.
+    Returns the lazy :class:`Preprocessing` (named ``names[0]``), or None
+    where ``prep`` has a fitted step before the augmentation or none after it.
+    """
+    augment = prep.augment
+    if prep.before is not None or prep.after is None or augment is None:
+        return None
+    if get_tags(augment).requires_fit:
+        return None
+    fit_name, after_name = names
+    key = f"{after_name}-{tokenize(prep.after, X, y)}"
+    if ("fitted", key) not in shared:
+        after = dask.delayed(_fit_after, pure=True)(prep.after, X, y, dask_key_name=key)
+        shared[("fitted", key)] = after.persist()
+    augment = clone(augment).fit(np.zeros((1, X.shape[1]), dtype=X.dtype))
+    return dask.delayed(Preprocessing, pure=True)(
+        None, augment, shared[("fitted", key)], dask_key_name=f"{fit_name}-{tokenize(prep, key)}"
+    )
 
 
 def fit_preprocessing(

@@ -21,6 +21,7 @@ from Dask's own ``distributed.comm.tls`` settings.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import logging
@@ -29,6 +30,7 @@ import pathlib
 import ssl
 import stat
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
 
@@ -297,6 +299,7 @@ def _embedded(
     if dashboard:
         connect_on_first_request(cluster.scheduler)
     with (
+        _feeds_closed_quietly(),
         cluster,
         # A worker process's BLAS runs one thread a call (the nanny sees to it);
         # worker threads share this process's BLAS, so it runs one thread a call too.
@@ -304,6 +307,33 @@ def _embedded(
         Client(cluster, set_as_default=True) as client,
     ):
         yield client
+
+
+class _CancelledFeed(logging.Filter):
+    """Drops the scheduler's record of a feed cancelled by its close: not an error.
+
+    A progress bar's feed (``Scheduler.feed``) sleeps between its updates; a
+    scheduler closed within that sleep cancels it, and Distributed logs the
+    ``CancelledError`` as an ERROR with a traceback (python/cpython#115842
+    reports it): in every log of a job whose cluster closes as its last bar ends.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if not isinstance(error, asyncio.CancelledError):
+            return True
+        return not any(frame.name == "feed" for frame in traceback.extract_tb(error.__traceback__))
+
+
+@contextlib.contextmanager
+def _feeds_closed_quietly() -> Iterator[None]:
+    """The block, its scheduler's cancelled feeds left out of the log (:class:`_CancelledFeed`)."""
+    scheduler_log, quiet = logging.getLogger("distributed.scheduler"), _CancelledFeed()
+    scheduler_log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        scheduler_log.removeFilter(quiet)
 
 
 #: How the embedded cluster's scheduler moves tasks between its worker threads. Distributed

@@ -9,7 +9,7 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import GridSearchCV, KFold, ParameterSampler, RandomizedSearchCV
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import Normalizer, StandardScaler
 
 from mnistdist.errors import OptionError
 from mnistdist.model_selection import DEFAULT_GRID, grid_file, neighbors_search
@@ -212,7 +212,7 @@ def test_copies_of_an_image_never_cross_a_split(client, digits):
     X, y = digits.X_train[:n], digits.y_train[:n]
     folds = [(tr, te) for tr, te in KFold(3, shuffle=True, random_state=0).split(np.zeros(n))]
     prep = Preprocessing(augment=Augment("shift8+rotate").fit(np.zeros((1, 64))))
-    found = _fold_neighbors(X, y, prep, folds, 30, "", journal=None)
+    found = _fold_neighbors(X, y, prep, folds, 30, "", journal=None, shared={})
     for (train, test), (dist, ids) in zip(folds, ((f.dist, f.ids) for f in found), strict=True):
         assert ids.max() >= n  # copies are there...
         source = ids % n
@@ -230,7 +230,7 @@ def test_a_fold_copies_only_its_training_rows_and_finds_what_all_rows_masked_giv
     folds = list(KFold(3, shuffle=True, random_state=1).split(np.zeros(n)))
     steps = [("augment", Augment("shift8")), ("pca", PCA(6, random_state=0))]
     prep = Preprocessing.from_steps(steps)
-    found = _fold_neighbors(X, y, prep, folds, k, "", journal=None)
+    found = _fold_neighbors(X, y, prep, folds, k, "", journal=None, shared={})
     for (train, test), got in zip(folds, found, strict=True):
         fitted = fit_preprocessing(prep, X[np.sort(train)], y[np.sort(train)])
         every = reference_blocks(fitted, X)
@@ -238,6 +238,31 @@ def test_a_fold_copies_only_its_training_rows_and_finds_what_all_rows_masked_giv
         dist, ids = kneighbors_dask(every[:n][np.sort(test)], every, k, ref_keep=keep)
         np.testing.assert_array_equal(got.ids, ids.compute())
         np.testing.assert_array_equal(got.dist, dist.compute())
+
+
+def test_groups_differing_only_in_augmentation_fit_the_steps_after_it_once(client, digits):
+    """The steps after Augment see the original rows alone: one fit a fold for every kind,
+    and each kind's scores those of its search alone."""
+    pipe = Pipeline(
+        [
+            ("augment", Augment("none")),
+            ("normalize", Normalizer()),
+            ("pca", PCA(8, random_state=0)),
+            ("knn", KNNClassifier(n_neighbors=3)),
+        ]
+    )
+    kinds = ["none", "shift4", "rotate"]
+    X, y = digits.X_train, digits.y_train
+    with get_task_stream(client) as stream:
+        together = neighbors_search(X, y, estimator=pipe, param_grid={"augment__kind": kinds}, cv=3)
+    names = [key_split(t["key"]) for t in stream.data]
+    assert sum(n.startswith("fit-after-fold") for n in names) == 3  # one a fold
+    assert sum(n.startswith("fit-preprocessing-fold") for n in names) == 3 * len(kinds)
+    for i, kind in enumerate(kinds):
+        alone = neighbors_search(X, y, estimator=pipe, param_grid={"augment__kind": [kind]}, cv=3)
+        np.testing.assert_array_equal(
+            _split_scores(alone.cv_results, 3)[0], _split_scores(together.cv_results, 3)[i]
+        )
 
 
 def test_augmented_grid_shares_deskewing(client, digits):

@@ -1,5 +1,6 @@
 import contextlib
 import json
+import logging
 import os
 import pathlib
 import shutil
@@ -11,6 +12,7 @@ import time
 import urllib.request
 
 import dask
+import dask.array as da
 import pytest
 from threadpoolctl import threadpool_info
 
@@ -18,6 +20,7 @@ from mnistdist.errors import ClusterError
 from mnistdist.outputs import staging_path
 from mnistdist.runtime import (
     _cluster,
+    compute,
     connect,
     describe,
     embedded_processes,
@@ -245,3 +248,16 @@ def test_an_interrupted_start_that_cannot_finish_does_not_hang_the_job(monkeypat
         _cluster._local_cluster(StuckStart, {}, None, interrupted)
     assert time.monotonic() - began < 10
     release.set()
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_a_cluster_closed_right_after_a_progress_bar_logs_no_error(caplog, processes):
+    # Distributed's scheduler sleeps between a progress bar's updates and, closed within
+    # that sleep, logged the cancelled feed as an ERROR with a traceback: in every
+    # `mnistdist search` log, whose cluster closes as its last bar ends.
+    with dask.config.set({"mnistdist.progress": True}), caplog.at_level(logging.INFO):
+        for _ in range(3):
+            with connect(n_workers=1, processes=processes, dashboard_address=":0"):
+                compute(da.ones(100, chunks=10).sum(), label="a sum")
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [(r.name, r.getMessage(), r.exc_info) for r in errors]
