@@ -200,7 +200,7 @@ def fit_after_augment_task(
     augment = prep.augment
     if prep.before is not None or prep.after is None or augment is None:
         return None
-    if get_tags(augment).requires_fit:
+    if get_tags(augment).requires_fit:  # what it learns may differ from one kind to another
         return None
     fit_name, after_name = names
     key = f"{after_name}-{tokenize(prep.after, X, y)}"

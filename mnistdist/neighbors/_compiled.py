@@ -6,13 +6,14 @@ each query's limit, which leaves a query a few candidate pairs.
 
 * **The screen** (:func:`compiled_below`): NumPy compares the whole block
   into a mask, then finds the mask's few true values in a second pass, and
-  divides their flat positions into rows and columns: 0.25 to 0.35 ns a
+  divides their flat positions into rows and columns: 0.24 to 0.44 ns a
   value, 15 s of thread time against the 37 s of the 51-column products in
   ``--preset best``'s last round. Compiled, one pass counts each row's values
   at or below its limit, vectorised, and only the rows that have any are read
   again, 64 values at a time: a quarter of that time where, as in MNIST's
-  searches, 3% of a block's rows have a candidate (docs/benchmark.md). The
-  same pairs in the same order, row by row.
+  searches, 3% of a block's rows have a candidate; slower than NumPy where
+  most rows have many (docs/benchmark.md). The same pairs in the same order,
+  row by row.
 * **The candidates** (:func:`compiled_take`), for rows of bytes (pixels): with
   NumPy, every candidate's rows are gathered, its exact distance computed, and
   all merged with the k nearest so far by a sort: per candidate, several times

@@ -152,19 +152,31 @@ def _spawn_ignoring_sigint(stderr_path: str | os.PathLike | None = None) -> Iter
     sends their stderr to ``stderr_path``: this process's own stderr stays
     as it is, whichever thread starts them.
     """
-    python = spawn.get_executable()
     redirect = "" if stderr_path is None else f" 2>>{shlex.quote(os.fsdecode(stderr_path))}"
     with tempfile.TemporaryDirectory(prefix="mnistdist-") as tmp:
-        wrapper = pathlib.Path(tmp) / "python"
-        wrapper.write_text(
-            f"#!/bin/sh\ntrap '' INT\nexec {shlex.quote(os.fsdecode(python))} \"$@\"{redirect}\n"
-        )
-        wrapper.chmod(0o700)
-        spawn.set_executable(str(wrapper))
+        wrapper = str(pathlib.Path(tmp) / "python")
+        with _spawning["lock"]:
+            if not _spawning["scripts"]:
+                _spawning["python"] = spawn.get_executable()
+            python = os.fsdecode(_spawning["python"])
+            pathlib.Path(wrapper).write_text(
+                f"#!/bin/sh\ntrap '' INT\nexec {shlex.quote(python)} \"$@\"{redirect}\n"
+            )
+            os.chmod(wrapper, 0o700)
+            _spawning["scripts"].append(wrapper)
+            spawn.set_executable(wrapper)
         try:
             yield
         finally:
-            spawn.set_executable(python)
+            with _spawning["lock"]:
+                _spawning["scripts"].remove(wrapper)
+                spawn.set_executable((_spawning["scripts"] or [_spawning["python"]])[-1])
+
+
+#: The blocks of :func:`_spawn_ignoring_sigint` running at once (clusters starting in several
+#: threads): each script execs the Python found before the first, never another's script,
+#: which its block deletes; the executable left is a running block's script, or that Python.
+_spawning: dict = {"lock": threading.Lock(), "scripts": [], "python": None}
 
 
 @contextlib.contextmanager

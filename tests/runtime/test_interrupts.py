@@ -1,6 +1,13 @@
 """Ctrl-C inside the job's process: raised once, never lost where Python cannot raise it."""
 
+import os
+import pathlib
 import textwrap
+from multiprocessing import spawn
+
+import pytest
+
+from mnistdist.runtime import _interrupts
 
 from helpers import python_code
 
@@ -63,3 +70,24 @@ LEAKED_IMPORT_LOCK = textwrap.dedent(
 def test_a_cleanup_releases_the_import_lock_a_ctrl_c_left_held():
     proc = python_code(LEAKED_IMPORT_LOCK)
     assert proc.stdout.strip() == "imported", proc.stderr
+
+
+@pytest.mark.parametrize("first_out", ["first in", "second in"])
+def test_two_starts_at_once_leave_multiprocessing_as_they_found_it(first_out):
+    # Two clusters starting in two threads (a test's stuck start and the next test's
+    # start did): the second must not wrap the first's script, which the first deletes,
+    # nor be left with it as the executable when both are done.
+    python = spawn.get_executable()
+    a, b = _interrupts._spawn_ignoring_sigint(), _interrupts._spawn_ignoring_sigint()
+    try:
+        a.__enter__()
+        b.__enter__()
+        wrapper = pathlib.Path(os.fsdecode(spawn.get_executable()))
+        assert os.fsdecode(python) in wrapper.read_text()  # the real Python, not a script
+        outer, inner = (a, b) if first_out == "first in" else (b, a)
+        outer.__exit__(None, None, None)
+        assert pathlib.Path(os.fsdecode(spawn.get_executable())).exists()  # in use, or Python
+        inner.__exit__(None, None, None)
+        assert spawn.get_executable() == python
+    finally:
+        spawn.set_executable(python)
