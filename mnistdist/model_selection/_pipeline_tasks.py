@@ -224,16 +224,28 @@ def fit_preprocessing(
     return fit_task(prep, X, y, name=name).compute()
 
 
+#: Rows a pipeline's steps transform at once. Their copies of a 10,000-row chunk of MNIST
+#: (31 MB of float32, a Normalizer's, say) are pages the kernel maps and zeroes afresh
+#: on every chunk; those of 2,048 rows are memory malloc keeps and reuses, in cache.
+TRANSFORM_ROWS = 2048
+
+
 def _transform(block: np.ndarray, prep: Pipeline) -> np.ndarray:
-    """``prep``'s transform of ``block``, whose values must all come out finite.
+    """``prep``'s transform of ``block``, :data:`TRANSFORM_ROWS` rows at a time, whose values
+    must all come out finite.
 
     Each step checks that its input is finite, a pass over the block as long
     as a Normalizer's work. One check of what comes out, which a NaN or an
     infinity in the block or made by a step reaches, takes their place: a
-    quarter off a Normalizer and PCA's transform of MNIST images.
+    quarter off a Normalizer and PCA's transform of MNIST images. The steps
+    transform each row alone, as Dask's chunks already need.
     """
     with sklearn.config_context(assume_finite=True):
-        out = np.asarray(prep.transform(block))
+        parts = [
+            np.asarray(prep.transform(block[lo : lo + TRANSFORM_ROWS]))
+            for lo in range(0, max(len(block), 1), TRANSFORM_ROWS)
+        ]
+    out = parts[0] if len(parts) == 1 else np.concatenate(parts)
     if np.issubdtype(out.dtype, np.floating) and not np.isfinite(out).all():
         steps = ", ".join(name for name, _ in prep.steps)
         raise ValueError(f"the pipeline's steps ({steps}) gave values that are NaN or infinite")

@@ -77,6 +77,14 @@ WIDE = 256
 #: at least this many beyond k (and twice k), nearest by the bound.
 PILOT_EXTRA = 8
 
+#: Values a reference block merged from smaller chunks may hold: 32 MB of float32, a
+#: chunk of 10,000 MNIST images (:func:`merged_chunks`).
+MERGED_BLOCK_VALUES = 2**23
+
+#: Values of a merged block's product with a step's queries: 64 MB of float32, about
+#: what 2,048 queries and a 10,000-row chunk make.
+MERGED_STEP_VALUES = 2**24
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -377,6 +385,29 @@ def _rows_between(chunks: list, lo: int, hi: int) -> np.ndarray:
     return chunks[0][lo:hi] if len(chunks) == 1 else np.concatenate(chunks)[lo:hi]
 
 
+def merged_chunks(chunks: tuple[int, ...], n_cols: int, share_rows: int) -> tuple[int, ...]:
+    """A reference's row ``chunks`` with runs of small ones merged, for chains of at most
+    ``share_rows`` queries.
+
+    Every step is a task whose overhead (a few milliseconds of scheduling) outweighs
+    the product of a few hundred queries with a small chunk, as a halving round's
+    first images and their augmented copies make: eleven chunks of 1,778 rows took
+    eleven steps a chain. Consecutive chunks are merged while the block holds at most
+    :data:`MERGED_BLOCK_VALUES` and its product with a step's queries at most
+    :data:`MERGED_STEP_VALUES`; a chunk is never cut, so one beyond either stays as it is.
+    The neighbours do not depend on the blocks (ties fall to the lower id in any).
+    """
+    step_rows = min(max(share_rows, 1), FULL_SUB_QUERIES)
+    limit = min(MERGED_BLOCK_VALUES // max(n_cols, 1), MERGED_STEP_VALUES // step_rows)
+    merged: list[int] = []
+    for rows in chunks:
+        if merged and merged[-1] + rows <= limit:
+            merged[-1] += rows
+        else:
+            merged.append(rows)
+    return tuple(merged)
+
+
 def query_shares(query: da.Array, n_chains: int) -> tuple[list, tuple[int, ...]]:
     """``query``'s rows in ``n_chains`` even shares (at least one, at most a row each): each
     share's rows as a task argument, taken from ``query``'s own chunks, and the shares' sizes.
@@ -508,16 +539,21 @@ def chained_kneighbors(
     check_search(query, ref, k, ref_keep)
     query, ref = query.rechunk({1: -1}), ref.rechunk({1: -1})
     shares, rows = query_shares(query, chains or worker_threads())
+    # The results are named by the search alone (the journal finds them under that name
+    # whatever the blocks); the prepared blocks by the blocks too.
     token = tokenize(query, ref, k, n_components, ref_keep, known)
+    blocks = merged_chunks(ref.chunks[0], ref.shape[1], max(rows))
+    ref = ref if blocks == ref.chunks[0] else ref.rechunk({0: blocks})
+    blocks_token = tokenize(token, blocks)
     base = f"{name}-bound" if n_components > 0 else name
     names = chain_names(base, token, len(shares))
     layer, projection = {}, None
     if n_components > 0:
-        projection = (f"{name}-bound-fit-{token}",)
+        projection = (f"{name}-bound-fit-{blocks_token}",)
         layer[projection] = (fit_projection, (ref.name, 0, 0), n_components)
     refs = []
     for rj, lo, keep in kept_chunks(ref, ref_keep):
-        key = (f"{base}-reference-{token}", rj)
+        key = (f"{base}-reference-{blocks_token}", rj)
         layer[key] = (prepare_reference, (ref.name, rj, 0), lo, keep, projection)
         refs.append(key)
     n_ref = ref.shape[0] if ref_keep is None else int(np.count_nonzero(ref_keep))

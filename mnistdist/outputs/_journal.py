@@ -21,6 +21,7 @@ holds rows of the wrong shape or type, is refused with one line
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -55,7 +56,10 @@ _TABLES = {"neighbors", "sources", "meta"}
 _ROW_COLUMNS = {"key", "label", "dist", "ids", "finished"}
 
 
+@functools.cache
 def _version() -> str:
+    # Read from the installed metadata (a scan of the path, about a millisecond) once, not
+    # at every row a search saves.
     from .. import __version__
 
     return __version__

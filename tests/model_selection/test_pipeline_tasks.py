@@ -7,6 +7,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mnistdist.errors import OptionError
+from mnistdist.model_selection import _pipeline_tasks
 from mnistdist.model_selection._pipeline_tasks import (
     Preprocessing,
     apply_stateless_before,
@@ -114,6 +115,24 @@ def test_fit_on_the_cluster_and_transform_blockwise(client, digits_arrays):
     np.testing.assert_allclose(
         out.compute(), PCA(n_components=5, random_state=0).fit(X).transform(X), atol=1e-8
     )
+
+
+def test_a_chunk_larger_than_a_transform_is_transformed_in_pieces_the_same(monkeypatch):
+    # Pieces of 7 rows: a chunk of 200 takes 29, the last of 4 rows.
+    monkeypatch.setattr(_pipeline_tasks, "TRANSFORM_ROWS", 7)
+    calls = []
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 30)).astype(np.float32)
+    steps = Pipeline([("scale", StandardScaler()), ("pca", PCA(6, random_state=0))]).fit(X)
+    transform = steps.transform
+    monkeypatch.setattr(steps, "transform", lambda b: calls.append(len(b)) or transform(b))
+    out = transform_blocks(Preprocessing(after=steps), da.from_array(X, chunks=200))
+    out = out.compute(scheduler="sync")
+    assert max(calls) == 7 and (calls.count(7), calls.count(4)) == (2 * 28, 2)
+    np.testing.assert_array_equal(out, transform(X))
+    with pytest.raises(ValueError, match="NaN or infinite"):  # in the last piece
+        X[-1, 0] = np.nan
+        transform_blocks(Preprocessing(after=steps), da.from_array(X, chunks=200)).compute()
 
 
 class _Poison(StandardScaler):

@@ -164,7 +164,10 @@ def test_dask_searches_rechunk_their_queries_and_give_back_their_chunks(digits_a
     assert pairs.shape == (3, 1) and 0 < pairs.sum() < len(Q) * len(X)
 
 
-def test_a_search_carries_its_queries_in_one_chain_a_worker_thread(client, digits_arrays):
+def test_a_search_carries_its_queries_in_one_chain_a_worker_thread(
+    client, digits_arrays, monkeypatch
+):
+    monkeypatch.setattr(_ch, "MERGED_BLOCK_VALUES", 0)  # a step a chunk
     X, _, Q, _ = digits_arrays
     query, ref = da.from_array(Q, chunks=90), da.from_array(X, chunks=400)
     dist, ids, pairs = bounded_kneighbors_dask(query, ref, 5, 16, name="nb")
@@ -175,6 +178,40 @@ def test_a_search_carries_its_queries_in_one_chain_a_worker_thread(client, digit
     want_dist, want_ids = kneighbors(Q, X, 5)
     assert_array_equal(ids, want_ids)
     assert_array_equal(dist, want_dist)
+
+
+@pytest.mark.parametrize("n_components", [0, 8])
+def test_small_reference_chunks_are_searched_in_few_steps_with_the_same_neighbours(n_components):
+    query, ref = _ties()
+    q, r = da.from_array(query, chunks=40), da.from_array(ref, chunks=60)
+    keep = np.arange(len(ref)) % 5 != 0
+    if n_components:
+        lazy = bounded_kneighbors_dask(q, r, 7, n_components, name="nb", ref_keep=keep, chains=2)
+    else:
+        lazy = kneighbors_dask(q, r, 7, name="nb", ref_keep=keep, chains=2)
+    step = "nb-bound" if n_components else "nb"
+    steps = [key for key in dict(lazy[0].__dask_graph__()) if key_split(key) == step]
+    with dask.config.set(scheduler="sync"):
+        dist, ids = dask.compute(*lazy[:2])
+    assert len(steps) == 2 < 2 * r.numblocks[0]  # 15 chunks, one block
+    want_dist, want_ids = kneighbors(query, ref[keep], 7)
+    assert_array_equal(ids, np.flatnonzero(keep)[want_ids])
+    assert_array_equal(dist, want_dist)
+
+
+def test_merged_blocks_stay_within_their_bounds_and_chunks_are_never_cut():
+    merged = _ch.merged_chunks
+    assert merged((1778,) * 11, 51, 222) == (1778 * 11,)
+    # Blocks of 10,000 rows with 2,048-query steps, or of MNIST's 785 columns, stay.
+    assert merged((10_000,) * 4 + (7_995,), 51, 6_000) == (10_000,) * 4 + (7_995,)
+    assert merged((5_000,) * 4, 785, 100) == (10_000, 10_000)
+    assert merged((3, 40_000, 2, 2), 51, 2_048) == (3, 40_000, 4)
+    rows = (0, 1_000, 0, 2_500, 700) * 30
+    for n_cols, share in [(1, 1), (51, 222), (785, 3_000), (10_000, 50)]:
+        blocks = merged(rows, n_cols, share)
+        assert sum(blocks) == sum(rows)
+        limit = min(_ch.MERGED_BLOCK_VALUES // n_cols, _ch.MERGED_STEP_VALUES // min(share, 2048))
+        assert all(b <= max(limit, 2_500) for b in blocks)
 
 
 @pytest.mark.parametrize("n_components", [0, 8])
