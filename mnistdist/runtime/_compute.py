@@ -29,7 +29,9 @@ Work in the background
 :class:`Background` runs a function in a thread while the caller's own
 computations go on. Its graphs go to the scheduler at a lower priority, so
 its tasks run where the caller's leave a worker idle (the tail of a graph,
-the client's own work between graphs) rather than delaying them.
+the client's own work between graphs) rather than delaying them. Its
+computations report their start and end, but draw no bar: a terminal's
+line holds the caller's.
 """
 
 from __future__ import annotations
@@ -186,9 +188,9 @@ def _reported(label: str, futures: list) -> Iterator[None]:
     start = time.perf_counter()
     watcher = None
     if futures:
-        watcher = threading.Thread(
-            target=_watch, args=(futures, label, eta, _on_terminal()), daemon=True
-        )
+        # Work in the background draws no bar: a terminal's line holds one, the caller's.
+        terminal = _on_terminal() and _background.get() is None
+        watcher = threading.Thread(target=_watch, args=(futures, label, eta, terminal), daemon=True)
         watcher.start()
     outcome = "stopped after"
     try:

@@ -43,6 +43,20 @@ def test_progress_bar_only_on_a_terminal(client, capsys, monkeypatch):
     assert "100% | 0:0" in out and "left" in out
 
 
+def test_work_in_the_background_draws_no_bar_on_the_terminal(client, capsys, caplog, monkeypatch):
+    # One line holds one bar: the caller's, not that of work beside it (a report's models).
+    caplog.set_level(logging.INFO, logger=PROGRESS)
+    monkeypatch.setattr(compute_module, "_on_terminal", lambda: True)
+    slow = dask.delayed(time.sleep)(0.5, dask_key_name=f"sleep-{time.time_ns()}")
+    with (
+        dask.config.set({"mnistdist.progress": True}),
+        Background(compute, slow, label="beside") as work,
+    ):
+        work.result()
+    assert capsys.readouterr().out == ""
+    assert _progress_lines(caplog)[0] == "beside: started"
+
+
 def test_a_failed_phase_is_reported_as_stopped(client, caplog):
     caplog.set_level(logging.INFO, logger=PROGRESS)
 
