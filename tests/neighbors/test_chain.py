@@ -210,7 +210,8 @@ def test_merged_blocks_stay_within_their_bounds_and_chunks_are_never_cut():
     for n_cols, share in [(1, 1), (51, 222), (785, 3_000), (10_000, 50)]:
         blocks = merged(rows, n_cols, share)
         assert sum(blocks) == sum(rows)
-        limit = min(_ch.MERGED_BLOCK_VALUES // n_cols, _ch.MERGED_STEP_VALUES // min(share, 2048))
+        step_rows = min(share, _ch.FULL_SUB_QUERIES)
+        limit = min(_ch.MERGED_BLOCK_VALUES // n_cols, _ch.MERGED_STEP_VALUES // step_rows)
         assert all(b <= max(limit, 2_500) for b in blocks)
 
 
