@@ -243,3 +243,27 @@ def peak_rss_mb(args: list, env: dict | None = None, timeout: float = 300):
     proc.returncode = os.waitstatus_to_exitcode(done[1])  # reaped here: Popen will not wait
     result = subprocess.CompletedProcess(args, proc.returncode, out["stdout"], out["stderr"])
     return result, done[2].ru_maxrss / 1024
+
+
+def counted_deskew(X: np.ndarray, log: str) -> np.ndarray:
+    """Deskewed ``X``, its row count appended to the file ``log`` when a worker runs it: a
+    stateless step (in a ``FunctionTransformer``) whose work a test can count."""
+    from distributed import get_worker
+
+    from mnistdist.preprocessing import Deskew
+
+    try:
+        get_worker()
+    except ValueError:  # the client's probe of the output's shape
+        pass
+    else:
+        with open(log, "a") as f:
+            f.write(f"{len(X)}\n")
+    return Deskew().fit_transform(X)
+
+
+def counted_rows(log: pathlib.Path) -> int:
+    """The rows :func:`counted_deskew` logged in ``log`` (emptied)."""
+    rows = sum(int(n) for n in log.read_text().split()) if log.exists() else 0
+    log.unlink(missing_ok=True)
+    return rows

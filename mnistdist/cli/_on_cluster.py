@@ -140,11 +140,16 @@ def chosen_preset(run: JobRun, dataset: Dataset) -> Preset:
     return preset_from_args(run.args, dataset.X_train.shape[1])
 
 
-def run_search(run: JobRun, dataset: Dataset, journal: Journal, preset: Preset) -> SearchResult:
-    """The cross-validated search of ``preset`` on the current client; prints its result."""
+def run_search(
+    run: JobRun, dataset: Dataset, journal: Journal, preset: Preset, shared: dict | None = None
+) -> SearchResult:
+    """The cross-validated search of ``preset`` on the current client; prints its result.
+
+    ``shared``: :func:`~mnistdist.model_selection.search`'s.
+    """
     spec = spec_from_args(run.args, preset)
     print(f"search ({preset.name}): {preset.description}, {run.args.cv} folds{_how(spec)}")
-    result = search(dataset.X_train, dataset.y_train, spec, journal=journal)
+    result = search(dataset.X_train, dataset.y_train, spec, journal=journal, shared=shared)
     if spec.strategy == "halving":
         sizes = zip(result.n_candidates, result.n_resources, strict=True)
         for i, (n, n_resources) in enumerate(sizes):

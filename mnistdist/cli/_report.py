@@ -138,9 +138,11 @@ def _on_cluster(run: JobRun, client, journal, seconds, pool) -> _Work:
     )
     # Models that need nothing from the search are fitted beside it, in the background:
     # their tasks fill the workers it leaves idle (between its rounds and groups).
+    # The chosen pipeline's refit takes the images the search's stateless steps made.
+    shared: dict = {}
     with Background(fit, BOOK_BEST, beside) as early:
-        result = _search(run, dataset, journal, preset, seconds)
-        models = {**early.result(), **fit(result.best_params, after)}
+        result = _search(run, dataset, journal, preset, seconds, shared)
+        models = {**early.result(), **fit(result.best_params, after, shared=shared)}
     for name, model in models.items():
         seconds[f"final_{name}"] = model.seconds
     return _Work(
@@ -156,9 +158,9 @@ def _on_cluster(run: JobRun, client, journal, seconds, pool) -> _Work:
     )
 
 
-def _search(run: JobRun, dataset, journal, preset, seconds) -> SearchResult:
+def _search(run: JobRun, dataset, journal, preset, seconds, shared: dict) -> SearchResult:
     """The preset's search, its ``cv_results.csv`` written and its times in ``seconds``."""
-    result = run_search(run, dataset, journal, preset)
+    result = run_search(run, dataset, journal, preset, shared)
     result.write_csv(run.staging / "cv_results.csv")
     seconds["search_neighbors"] = result.seconds["neighbors"]
     seconds["search_scoring"] = result.seconds["scoring"]

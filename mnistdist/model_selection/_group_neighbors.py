@@ -37,11 +37,11 @@ from ..runtime import Eta
 from ._candidates import Group
 from ._pipeline_tasks import (
     Preprocessing,
-    apply_stateless_before,
     fit_after_augment_task,
     fit_task,
     reference_blocks,
     split_pipeline,
+    stateless_rows,
     transform_blocks,
 )
 
@@ -149,26 +149,6 @@ def _fold_neighbors(
     return compute_journaled_after(fits, search, journal, label=progress)
 
 
-def _stateless_rows(prep: Preprocessing | None, X: da.Array, rows, shared: dict):
-    """``prep``'s steps still to fit, and ``X``'s ``rows`` (all for None) through its stateless
-    steps, persisted and kept in ``shared`` by those steps, so that the groups and rounds
-    after transform only the rows they add."""
-    rest, whole = apply_stateless_before(prep, X)
-    if whole is X:  # no stateless steps: the rows as they are
-        return rest, X if rows is None else X[rows]
-    key = ("stateless", whole.name)
-    wanted = np.arange(X.shape[0]) if rows is None else rows
-    done = shared.get(key)
-    if done is not None and np.array_equal(done[0], wanted):
-        return rest, done[1]
-    if done is None and rows is None:  # every row, in X's own chunks
-        transformed = whole
-    else:
-        transformed = apply_stateless_before(prep, X, wanted, done)[1]
-    shared[key] = (wanted, transformed.persist())
-    return rest, shared[key][1]
-
-
 def group_neighbors(
     estimator: BaseEstimator,
     X: da.Array,
@@ -199,7 +179,7 @@ def group_neighbors(
     ``<task_prefix>rerank<label>``.
     """
     prep, _, knn = split_pipeline(clone(estimator).set_params(**group.rest))
-    prep, X_group = _stateless_rows(prep, X, rows, shared)
+    prep, X_group = stateless_rows(prep, X, rows, shared)
     k = candidates_needed(knn, group.k)
     # Groups that differ only in the re-ranking (warp, say) search the same images for the
     # same k: the Euclidean candidates are found once and shared. The prefix keeps another

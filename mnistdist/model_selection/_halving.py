@@ -398,7 +398,9 @@ def _result(
     )
 
 
-def halving_search(X: da.Array, y, *, journal: Journal | None = None, **params) -> HalvingResult:
+def halving_search(
+    X: da.Array, y, *, journal: Journal | None = None, shared: dict | None = None, **params
+) -> HalvingResult:
     """Successive halving over a KNN grid on the cluster (scikit-learn's ``HalvingGridSearchCV``).
 
     Parameters
@@ -410,6 +412,9 @@ def halving_search(X: da.Array, y, *, journal: Journal | None = None, **params) 
     journal : Journal, optional
         Saves each round's fold neighbours and scores as they finish and reads back
         those already there.
+    shared : dict, optional
+        As :func:`~mnistdist.model_selection.search`'s: what the rounds share,
+        left in it for a refit of the best pipeline.
     **params
         :class:`SearchSpec`'s: ``estimator``, ``param_grid``, ``cv`` (an int or a
         splitter: each round's images are split anew), ``scoring``, ``refit`` (the
@@ -443,7 +448,7 @@ def halving_search(X: da.Array, y, *, journal: Journal | None = None, **params) 
         aggressive_elimination=spec.aggressive_elimination,
         random_state=spec.random_state,
     )
-    rounds, shared = [], {}
+    rounds, shared = [], {} if shared is None else shared
     with estimating() as eta:
         _plan_later_rounds(eta, estimator, candidates, schedule, subsets, _n_splits(spec.cv, y), X)
         for iteration, rows in enumerate(subsets):

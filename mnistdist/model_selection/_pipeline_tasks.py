@@ -125,6 +125,26 @@ def apply_stateless_before(
     return rest, merged.rechunk({0: X.chunks[0][0]})
 
 
+def stateless_rows(prep: Preprocessing | None, X: da.Array, rows, shared: dict):
+    """``prep``'s steps still to fit, and ``X``'s ``rows`` (all for None) through its stateless
+    steps, persisted and kept in ``shared`` by those steps, so that the groups and rounds
+    after transform only the rows they add."""
+    rest, whole = apply_stateless_before(prep, X)
+    if whole is X:  # no stateless steps: the rows as they are
+        return rest, X if rows is None else X[rows]
+    key = ("stateless", whole.name)
+    wanted = np.arange(X.shape[0]) if rows is None else rows
+    done = shared.get(key)
+    if done is not None and np.array_equal(done[0], wanted):
+        return rest, done[1]
+    if done is None and rows is None:  # every row, in X's own chunks
+        transformed = whole
+    else:
+        transformed = apply_stateless_before(prep, X, wanted, done)[1]
+    shared[key] = (wanted, transformed.persist())
+    return rest, shared[key][1]
+
+
 def split_pipeline(estimator: BaseEstimator) -> tuple[Preprocessing | None, str, BaseEstimator]:
     """Split an estimator into ``(preprocessing or None, knn parameter prefix, knn step)``."""
     if isinstance(estimator, Pipeline):

@@ -46,6 +46,7 @@ from ._pipeline_tasks import (
     reference_blocks,
     split_pipeline,
     split_stateless,
+    stateless_rows,
     transform_blocks,
 )
 from ._presets import Preset
@@ -70,22 +71,26 @@ class FinalModel:
         return float(np.mean(self.y_pred == np.asarray(y_true)))
 
 
-def _preprocessed(estimator: BaseEstimator, X_train, y_train, X_test, name: str):
+def _preprocessed(estimator: BaseEstimator, X_train, y_train, X_test, name: str, shared: dict):
     """The pipeline's preprocessing fitted on the training rows (or None), and the rows it makes.
 
     Training rows gain the augmented copies (and their labels); test rows
     only go through the steps. Steps that learn nothing (deskewing) run chunk
     by chunk on every worker before the fit: inside the fit's single task one
-    worker deskewed the whole training set while the others waited, and the
-    chunks were deskewed again after it.
+    worker deskewed the whole training set while the others waited. Their rows
+    are kept on the workers (:func:`_stateless_train`) for the fit and the
+    reference after it, which would otherwise make them twice; the test rows'
+    are made beside the fit.
     """
     prep, _, _ = split_pipeline(estimator)
     ready, rest = split_stateless(prep, X_train)
     if ready is not None:
-        X_train = transform_blocks(ready, X_train)
+        X_train = _stateless_train(prep, ready, X_train, shared)
         X_test = transform_blocks(ready, X_test)
     if rest is None:
         return ready, X_train, y_train, X_test
+    if ready is not None:
+        X_test = X_test.persist()
     fitted = fit_preprocessing(rest, X_train, y_train, name=f"fit-preprocessing-{name}")
     return (
         fitted if ready is None else dataclasses.replace(fitted, before=ready.before),
@@ -93,6 +98,26 @@ def _preprocessed(estimator: BaseEstimator, X_train, y_train, X_test, name: str)
         np.tile(y_train, 1 + fitted.copies_per_image),
         transform_blocks(fitted, X_test, name=f"preprocess-{name}-test"),
     )
+
+
+def _stateless_train(prep, ready, X_train: da.Array, shared: dict) -> da.Array:
+    """``X_train`` through ``prep``'s stateless steps (``ready``), persisted: made only for the
+    rows that ``shared`` (a search's, say) does not hold already.
+
+    Named as though made at once from ``X_train``: the test set's neighbours, journaled by
+    name, are then found again by a rerun, whatever a search made before it.
+    """
+    whole = transform_blocks(ready, X_train)
+    rows = stateless_rows(prep, X_train, None, shared)[1]
+    if rows.name == whole.name:
+        return rows
+    return (
+        rows.rechunk(whole.chunks).map_blocks(_same, dtype=whole.dtype, name=whole.name).persist()
+    )
+
+
+def _same(block: np.ndarray) -> np.ndarray:
+    return block
 
 
 def _test_neighbors(
@@ -163,6 +188,7 @@ def final_model(
     keep_model: bool = True,
     journal: Journal | None = None,
     known: tuple[int, Neighbors] | None = None,
+    shared: dict | None = None,
 ) -> FinalModel:
     """Refit ``estimator``'s parameters on ``X_train`` and predict ``X_test`` on the cluster.
 
@@ -190,6 +216,10 @@ def final_model(
         rows, as a model on those rows alone found them (the book's plain model,
         for the augmented one, whose training set starts with the plain one's):
         only the other rows are searched. Not with preprocessing steps.
+    shared : dict, optional
+        The search's (:func:`~mnistdist.model_selection.search`): the training
+        images its stateless steps made (deskewed, say) are taken from it, and
+        only the rows it did not hold are made here.
 
     Returns
     -------
@@ -207,7 +237,7 @@ def final_model(
     _, _, knn = split_pipeline(estimator)
     params = {p: knn.get_params()[p] for p in KNN_PARAMS}
     fitted_prep, X_train, y_train, X_test = _preprocessed(
-        estimator, X_train, np.asarray(y_train), X_test, name
+        estimator, X_train, np.asarray(y_train), X_test, name, {} if shared is None else shared
     )
     model = None
     if keep_model:
@@ -264,6 +294,7 @@ def fit_report_models(
     *,
     journal: Journal | None = None,
     on_done: Callable[[str, FinalModel], None] | None = None,
+    shared: dict | None = None,
 ) -> dict[str, FinalModel]:
     """The report's models ``names`` with ``params``, each refit and evaluated on the cluster.
 
@@ -282,6 +313,8 @@ def fit_report_models(
         As for :func:`final_model`.
     on_done : callable ``(name, FinalModel)``, optional
         Called as each model is done.
+    shared : dict, optional
+        As for :func:`final_model`.
 
     Returns
     -------
@@ -302,6 +335,7 @@ def fit_report_models(
             keep_model=keep,
             journal=journal,
             known=known,
+            shared=shared,
         )
         if on_done is not None:
             on_done(name, models[name])

@@ -400,7 +400,9 @@ def checked_inputs(X: da.Array, y, spec: SearchSpec) -> tuple[BaseEstimator, np.
     return estimator, y, search_candidates(spec)
 
 
-def neighbors_search(X: da.Array, y, *, journal: Journal | None = None, **params) -> SearchResult:
+def neighbors_search(
+    X: da.Array, y, *, journal: Journal | None = None, shared: dict | None = None, **params
+) -> SearchResult:
     """Grid-search (or random-search) a KNN classifier, or a pipeline ending in one, by
     cross-validation.
 
@@ -420,6 +422,8 @@ def neighbors_search(X: da.Array, y, *, journal: Journal | None = None, **params
         Saves each fold's neighbors and each group's scores as they finish and
         reads back those already there, so an interrupted search can resume
         and a finished one be extended.
+    shared : dict, optional
+        As :func:`~mnistdist.model_selection.search`'s.
     **params
         :class:`SearchSpec`'s: ``estimator``, ``param_grid``, ``cv``,
         ``scoring``, ``refit``, ``strategy`` (``"grid"`` or ``"random"``),
@@ -447,7 +451,7 @@ def neighbors_search(X: da.Array, y, *, journal: Journal | None = None, **params
     folds = cv_folds(spec.cv, y)
     with estimating():
         scores = score_candidates(
-            estimator, X, y, candidates, folds, metrics=metrics, journal=journal
+            estimator, X, y, candidates, folds, metrics=metrics, journal=journal, shared=shared
         )
     cv_results, best = assemble_cv_results(candidates, scores.split_scores, metrics)
     return SearchResult(

@@ -4,15 +4,20 @@ import time
 import dask
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from mnistdist.model_selection import _refit as final_module
-from mnistdist.model_selection import final_model
+from mnistdist.model_selection import final_model, halving_search
 from mnistdist.neighbors import KNNClassifier, Neighbors
+from mnistdist.outputs import Journal
 from mnistdist.preprocessing import AUGMENTATIONS, Augment, Deskew, augment_shifts
 from mnistdist.preprocessing._augment import make_copy
+
+from helpers import counted_deskew, counted_rows
 
 
 def assert_differences_are_distance_ties(X, Q, ours, theirs, k: int) -> None:
@@ -158,6 +163,53 @@ def test_augmented_pipeline_adds_copies_to_training_rows_only(client, digits, di
     queries = pca.transform(Deskew().fit_transform(Q))
     ref = KNeighborsClassifier(n_neighbors=3, weights="distance").fit(rows, np.tile(y, 9))
     assert_differences_are_distance_ties(rows, queries, final.y_pred, ref.predict(queries), k=3)
+
+
+def _counted_pipeline(log) -> Pipeline:
+    """Deskewing, shifts and a PCA, whose stateless deskewing counts the rows it makes."""
+    deskew = FunctionTransformer(counted_deskew, kw_args={"log": str(log)})
+    return Pipeline(
+        [
+            ("deskew", deskew),
+            ("augment", Augment("shift4")),
+            ("pca", PCA(10, random_state=0)),
+            ("knn", KNNClassifier(n_neighbors=3)),
+        ]
+    )
+
+
+def test_stateless_steps_run_once_where_a_fitted_step_follows(client, digits, tmp_path):
+    # The fit of the PCA and the reference after it read the same deskewed rows: made once.
+    log = tmp_path / "deskewed"
+    pipe = _counted_pipeline(log)
+    final_model(pipe, digits.X_train, digits.y_train, digits.X_test, keep_model=False)
+    assert counted_rows(log) == len(digits.y_train) + len(digits.y_test)
+
+
+def test_a_refit_deskews_only_the_images_its_search_did_not(client, digits, tmp_path):
+    log = tmp_path / "deskewed"
+    pipe = _counted_pipeline(log)
+    grid = {"pca__n_components": [8, 16], "knn__n_neighbors": [1, 3, 5]}
+    X, y = digits.X_train, digits.y_train
+    shared = {}
+    result = halving_search(
+        X, y, estimator=pipe, param_grid=grid, cv=3, min_resources=150, shared=shared
+    )
+    last = len(result.rounds[-1].rows)
+    assert last < len(y)  # the last round held some of the images
+    assert counted_rows(log) == last
+    chosen = clone(pipe).set_params(**result.best_params)
+    with Journal(tmp_path / "journal.sqlite") as journal:
+        taken = final_model(chosen, X, y, digits.X_test, shared=shared, journal=journal)
+        assert counted_rows(log) == len(y) - last + len(digits.y_test)
+        # The same neighbours by the same names: a refit without the search finds them.
+        again = final_model(chosen, X, y, digits.X_test, journal=journal)
+    assert again.loaded and not taken.loaded
+    alone = final_model(chosen, X, y, digits.X_test)
+    for final in (taken, again):
+        np.testing.assert_array_equal(final.y_pred, alone.y_pred)
+        np.testing.assert_array_equal(final.proba, alone.proba)
+        np.testing.assert_array_equal(final.model.predict(digits.X_test), alone.y_pred)
 
 
 def test_test_set_search_screened_by_the_bound_where_asked(client, digits, monkeypatch):
