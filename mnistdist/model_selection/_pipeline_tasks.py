@@ -26,7 +26,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import get_tags
 
 from ..errors import OptionError
-from ..preprocessing import Augment, augmented_copies, check_augmentation
+from ..preprocessing import Augment, augmented_copies, check_augmentation, make_copy
 
 KNN_PARAMS = ("n_neighbors", "weights")
 
@@ -320,3 +320,27 @@ def reference_blocks(
             [X, *augmented_copies(X, fitted.augment.kind, random_state=seed)], axis=0
         )
     return X if fitted.after is None else _map(fitted.after, X, name, token)
+
+
+def transform_rows(fitted: Preprocessing, X: np.ndarray) -> np.ndarray:
+    """:func:`transform_blocks` of rows held here: the same values (the steps transform each
+    row alone)."""
+    for steps in (fitted.before, fitted.after):
+        X = X if steps is None else _transform(X, steps)
+    return X
+
+
+def reference_rows(fitted: Preprocessing, X: np.ndarray) -> np.ndarray:
+    """:func:`reference_blocks` of rows held here: the same rows in the same order, each copy
+    transformed as it is made."""
+    X = X if fitted.before is None else _transform(X, fitted.before)
+
+    def after(rows: np.ndarray) -> np.ndarray:
+        return rows if fitted.after is None else _transform(rows, fitted.after)
+
+    parts = [after(X)]
+    if fitted.augment is not None:
+        seed = getattr(fitted.augment, "random_state", 0)
+        copies = check_augmentation(fitted.augment.kind)
+        parts += [after(make_copy(X, how, 0, seed)) for _, how in copies]
+    return np.concatenate(parts)

@@ -2,7 +2,7 @@
 tiles, the lower-bound search, the KNN classifier, and the image distortion model (IDM) with its
 re-ranking classifier and tasks."""
 
-from ._chain import FULL_SUB_QUERIES, bounded_kneighbors_dask, kneighbors_dask
+from ._chain import FULL_SUB_QUERIES, bounded_kneighbors_dask, kneighbors_dask, local_kneighbors
 from ._classification import WEIGHTS, KNNClassifier, check_knn_params, predict_from_neighbors, vote
 from ._cv import CHAIN_MAX_K, cv_kneighbors, cv_method, fold_chain_kneighbors
 from ._exact import block_kneighbors, kneighbors, merge_kneighbors
@@ -52,6 +52,7 @@ __all__ = [
     "is_reranking",
     "kneighbors",
     "kneighbors_dask",
+    "local_kneighbors",
     "merge_kneighbors",
     "predict_from_neighbors",
     "reference_copies",

@@ -566,6 +566,24 @@ def chained_kneighbors(
     return chain_arrays(layer, rows, k, names, [query, ref], query.chunks[0])
 
 
+def local_kneighbors(query: np.ndarray, ref: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The exact k nearest rows of ``ref`` for every row of ``query``, in this process.
+
+    One chain through ``ref`` in the blocks :func:`merged_chunks` would make of it,
+    for searches too small to pay for their tasks (a halving round's first folds).
+    The same neighbours and distances as :func:`kneighbors_dask`, which do not depend on
+    the blocks or the chains. Returns ``(dist, ids)`` of shape ``(n_query, k)``.
+    """
+    step_rows = min(max(len(query), 1), FULL_SUB_QUERIES)
+    size = min(MERGED_BLOCK_VALUES // max(ref.shape[1], 1), MERGED_STEP_VALUES // step_rows)
+    compiled = worth_compiling(len(query) * len(ref), k)
+    found = None
+    for lo in range(0, len(ref), max(size, 1)):
+        block = prepare_reference(ref[lo : lo + max(size, 1)], lo)
+        found = search_step(query, block, k, found, None, compiled)
+    return found.dist, found.ids
+
+
 def kneighbors_dask(
     query: da.Array,
     ref: da.Array,

@@ -12,6 +12,7 @@ from ._augment import (
     augment_shifts,
     augmented_copies,
     check_augmentation,
+    make_copy,
     rotate_images,
     shift_images,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "check_augmentation",
     "distort_images",
     "image_moments",
+    "make_copy",
     "rotate_images",
     "shift_images",
 ]

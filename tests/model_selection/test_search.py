@@ -13,6 +13,7 @@ from sklearn.preprocessing import Normalizer, StandardScaler
 
 from mnistdist.errors import OptionError
 from mnistdist.model_selection import DEFAULT_GRID, grid_file, neighbors_search
+from mnistdist.model_selection import _group_neighbors as group_neighbors_module
 from mnistdist.model_selection._group_neighbors import _fold_neighbors
 from mnistdist.model_selection._pipeline_tasks import (
     Preprocessing,
@@ -240,6 +241,30 @@ def test_a_fold_copies_only_its_training_rows_and_finds_what_all_rows_masked_giv
         np.testing.assert_array_equal(got.dist, dist.compute())
 
 
+@pytest.mark.parametrize("kind", ["shift8+rotate", "elastic2"])
+def test_a_small_fold_searched_in_one_task_finds_what_its_tasks_find(
+    client, digits, monkeypatch, kind
+):
+    """Small folds' searches (halving's first rounds) run in one task a fold: the same
+    neighbours, distances and ids, bit for bit, as the tasks of the larger folds' way."""
+    n, k = 600, 6
+    X, y = digits.X_train[:n].rechunk({0: 150}), digits.y_train[:n]
+    folds = list(KFold(3, shuffle=True, random_state=2).split(np.zeros(n)))
+    steps = [("augment", Augment(kind)), ("pca", PCA(8, random_state=0))]
+    prep = Preprocessing.from_steps(steps)
+    found = {}
+    for way, pairs in (("one task", 2**40), ("tasks", 0)):
+        monkeypatch.setattr(group_neighbors_module, "LOCAL_PAIRS", pairs)
+        with get_task_stream(client) as stream:
+            found[way] = _fold_neighbors(X, y, prep, folds, k, "", journal=None, shared={})
+        names = [t["key"][0] if isinstance(t["key"], tuple) else t["key"] for t in stream.data]
+        local = [name for name in names if "-local-" in name]
+        assert len(local) == (len(folds) if way == "one task" else 0)
+    for ours, theirs in zip(found["one task"], found["tasks"], strict=True):
+        np.testing.assert_array_equal(ours.ids, theirs.ids)
+        np.testing.assert_array_equal(ours.dist, theirs.dist)
+
+
 def test_groups_differing_only_in_augmentation_fit_the_steps_after_it_once(client, digits):
     """The steps after Augment see the original rows alone: one fit a fold for every kind,
     and each kind's scores those of its search alone."""
@@ -265,10 +290,11 @@ def test_groups_differing_only_in_augmentation_fit_the_steps_after_it_once(clien
         )
 
 
-def test_augmented_grid_shares_deskewing(client, digits):
+def test_augmented_grid_shares_deskewing(client, digits, monkeypatch):
     """Deskewing runs once for all folds and groups.
 
-    Candidates differing in KNN params share each group's search.
+    Candidates differing in KNN params share each group's search. The folds are searched
+    by tasks, as larger ones are (small ones are one task a fold).
     """
     pipe = Pipeline(
         [
@@ -284,6 +310,7 @@ def test_augmented_grid_shares_deskewing(client, digits):
         "knn__weights": ["uniform", "distance"],
     }
     X = digits.X_train
+    monkeypatch.setattr(group_neighbors_module, "LOCAL_PAIRS", 0)
     with get_task_stream(client) as stream:
         result = neighbors_search(X, digits.y_train, estimator=pipe, param_grid=grid, cv=3)
     prefixes = [key_split(t["key"]) for t in stream.data]
