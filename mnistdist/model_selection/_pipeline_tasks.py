@@ -27,6 +27,7 @@ from sklearn.utils import get_tags
 
 from ..errors import OptionError
 from ..preprocessing import Augment, augmented_copies, check_augmentation, make_copy
+from ..runtime import renamed
 
 KNN_PARAMS = ("n_neighbors", "weights")
 
@@ -127,8 +128,12 @@ def apply_stateless_before(
 
 def stateless_rows(prep: Preprocessing | None, X: da.Array, rows, shared: dict):
     """``prep``'s steps still to fit, and ``X``'s ``rows`` (all for None) through its stateless
-    steps, persisted and kept in ``shared`` by those steps, so that the groups and rounds
-    after transform only the rows they add."""
+    steps, persisted and kept in ``shared`` by those steps, so that the groups, rounds and
+    refits after transform only the rows they add.
+
+    All the rows are named as though made at once, whatever earlier calls made: what is
+    searched on them, journaled by name, is then found again by a rerun that makes them so.
+    """
     rest, whole = apply_stateless_before(prep, X)
     if whole is X:  # no stateless steps: the rows as they are
         return rest, X if rows is None else X[rows]
@@ -141,6 +146,8 @@ def stateless_rows(prep: Preprocessing | None, X: da.Array, rows, shared: dict):
         transformed = whole
     else:
         transformed = apply_stateless_before(prep, X, wanted, done)[1]
+        if rows is None:
+            transformed = renamed(transformed.rechunk(whole.chunks), whole.name)
     shared[key] = (wanted, transformed.persist())
     return rest, shared[key][1]
 

@@ -78,14 +78,15 @@ def _preprocessed(estimator: BaseEstimator, X_train, y_train, X_test, name: str,
     only go through the steps. Steps that learn nothing (deskewing) run chunk
     by chunk on every worker before the fit: inside the fit's single task one
     worker deskewed the whole training set while the others waited. Their rows
-    are kept on the workers (:func:`_stateless_train`) for the fit and the
-    reference after it, which would otherwise make them twice; the test rows'
-    are made beside the fit.
+    are kept on the workers, and in ``shared`` (:func:`stateless_rows`: made
+    only where a search there did not make them), for the fit and the reference
+    after it, which would otherwise make them twice; the test rows' are made
+    beside the fit.
     """
     prep, _, _ = split_pipeline(estimator)
     ready, rest = split_stateless(prep, X_train)
     if ready is not None:
-        X_train = _stateless_train(prep, ready, X_train, shared)
+        X_train = stateless_rows(prep, X_train, None, shared)[1]
         X_test = transform_blocks(ready, X_test)
     if rest is None:
         return ready, X_train, y_train, X_test
@@ -98,26 +99,6 @@ def _preprocessed(estimator: BaseEstimator, X_train, y_train, X_test, name: str,
         np.tile(y_train, 1 + fitted.copies_per_image),
         transform_blocks(fitted, X_test, name=f"preprocess-{name}-test"),
     )
-
-
-def _stateless_train(prep, ready, X_train: da.Array, shared: dict) -> da.Array:
-    """``X_train`` through ``prep``'s stateless steps (``ready``), persisted: made only for the
-    rows that ``shared`` (a search's, say) does not hold already.
-
-    Named as though made at once from ``X_train``: the test set's neighbours, journaled by
-    name, are then found again by a rerun, whatever a search made before it.
-    """
-    whole = transform_blocks(ready, X_train)
-    rows = stateless_rows(prep, X_train, None, shared)[1]
-    if rows.name == whole.name:
-        return rows
-    return (
-        rows.rechunk(whole.chunks).map_blocks(_same, dtype=whole.dtype, name=whole.name).persist()
-    )
-
-
-def _same(block: np.ndarray) -> np.ndarray:
-    return block
 
 
 def _test_neighbors(

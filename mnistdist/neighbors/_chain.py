@@ -34,10 +34,9 @@ from typing import NamedTuple
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
-from dask.core import flatten
 from dask.highlevelgraph import HighLevelGraph
 
-from ..runtime import worker_threads
+from ..runtime import renamed, worker_threads
 from ._compiled import compiled_below, compiled_take, worth_compiling
 from ._exact import (
     _approx_error_bound,
@@ -385,6 +384,13 @@ def _rows_between(chunks: list, lo: int, hi: int) -> np.ndarray:
     return chunks[0][lo:hi] if len(chunks) == 1 else np.concatenate(chunks)[lo:hi]
 
 
+def _block_rows(n_cols: int, n_queries: int) -> int:
+    """The rows a merged block may hold (:data:`MERGED_BLOCK_VALUES`, :data:`MERGED_STEP_VALUES`)
+    for chains of ``n_queries`` queries: at least one."""
+    step_rows = min(max(n_queries, 1), FULL_SUB_QUERIES)
+    return max(1, min(MERGED_BLOCK_VALUES // max(n_cols, 1), MERGED_STEP_VALUES // step_rows))
+
+
 def merged_chunks(chunks: tuple[int, ...], n_cols: int, share_rows: int) -> tuple[int, ...]:
     """A reference's row ``chunks`` with runs of small ones merged, for chains of at most
     ``share_rows`` queries.
@@ -397,8 +403,7 @@ def merged_chunks(chunks: tuple[int, ...], n_cols: int, share_rows: int) -> tupl
     :data:`MERGED_STEP_VALUES`; a chunk is never cut, so one beyond either stays as it is.
     The neighbours do not depend on the blocks (ties fall to the lower id in any).
     """
-    step_rows = min(max(share_rows, 1), FULL_SUB_QUERIES)
-    limit = min(MERGED_BLOCK_VALUES // max(n_cols, 1), MERGED_STEP_VALUES // step_rows)
+    limit = _block_rows(n_cols, share_rows)
     merged: list[int] = []
     for rows in chunks:
         if merged and merged[-1] + rows <= limit:
@@ -467,13 +472,6 @@ def chain_layer(
     return layer
 
 
-def _renamed(x: da.Array, name: str) -> da.Array:
-    """``x`` under another name: a layer of aliases, computing nothing."""
-    layer = {(name, *key[1:]): key for key in flatten(x.__dask_keys__())}
-    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x])
-    return da.Array(graph, name, chunks=x.chunks, meta=x._meta)
-
-
 def chain_arrays(
     layer: dict, rows: tuple, k: int, names: dict, dependencies: list, out_rows: tuple
 ) -> tuple[da.Array, da.Array, da.Array]:
@@ -491,7 +489,7 @@ def chain_arrays(
     for i, dtype in enumerate((np.float64, np.int64)):
         part = found.map_blocks(_part, i, dtype=dtype, meta=np.empty((0, 0), dtype))
         part = part if rows == tuple(out_rows) else part.rechunk({0: tuple(out_rows)})
-        parts.append(_renamed(part, names[("dist", "ids")[i]]))
+        parts.append(renamed(part, names[("dist", "ids")[i]]))
     pairs_graph = HighLevelGraph.from_collections(names["pairs"], layer, dependencies=dependencies)
     pairs = da.Array(pairs_graph, names["pairs"], chunks=((1,) * len(rows), (1,)), dtype=np.int64)
     return *parts, pairs
@@ -574,13 +572,13 @@ def local_kneighbors(query: np.ndarray, ref: np.ndarray, k: int) -> tuple[np.nda
     The same neighbours and distances as :func:`kneighbors_dask`, which do not depend on
     the blocks or the chains. Returns ``(dist, ids)`` of shape ``(n_query, k)``.
     """
-    step_rows = min(max(len(query), 1), FULL_SUB_QUERIES)
-    size = min(MERGED_BLOCK_VALUES // max(ref.shape[1], 1), MERGED_STEP_VALUES // step_rows)
+    size = _block_rows(ref.shape[1], len(query))
     compiled = worth_compiling(len(query) * len(ref), k)
     found = None
-    for lo in range(0, len(ref), max(size, 1)):
-        block = prepare_reference(ref[lo : lo + max(size, 1)], lo)
-        found = search_step(query, block, k, found, None, compiled)
+    for lo in range(0, len(ref), size):
+        found = search_step(
+            query, prepare_reference(ref[lo : lo + size], lo), k, found, None, compiled
+        )
     return found.dist, found.ids
 
 

@@ -20,6 +20,7 @@ from ._compute import (
     compute_each,
     compute_each_after,
     current_client,
+    renamed,
     show_progress,
     worker_threads,
 )
@@ -74,6 +75,7 @@ __all__ = [
     "read_cluster_spec",
     "read_scheduler_file",
     "record_tasks",
+    "renamed",
     "scheduler_address",
     "ship_code",
     "shipped_specs",

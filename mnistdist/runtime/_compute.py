@@ -49,6 +49,8 @@ from concurrent.futures import CancelledError, ThreadPoolExecutor
 from typing import TextIO
 
 import dask
+from dask.core import flatten
+from dask.highlevelgraph import HighLevelGraph
 from distributed import Client, as_completed, get_client
 from distributed.comm.core import CommClosedError
 from distributed.diagnostics.progressbar import TextProgressBar
@@ -373,6 +375,13 @@ def _each_as_values_finish(client, values: list, then, on_done) -> list[tuple]:
             if on_done is not None:
                 on_done(i, results[i])
     return [results[i] for i in range(len(parts))]
+
+
+def renamed(x, name: str):
+    """The Dask array ``x`` under another name: a layer of aliases, computing nothing."""
+    layer = {(name, *key[1:]): key for key in flatten(x.__dask_keys__())}
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[x])
+    return type(x)(graph, name, chunks=x.chunks, meta=x._meta)
 
 
 def compute(*collections, label: str = "compute") -> tuple:
