@@ -46,6 +46,60 @@ def test_deskew_leaves_blank_and_upright_centred_images_alone():
     np.testing.assert_allclose(out[0], upright.ravel(), atol=1.0)
 
 
+def ndimage_deskew(images: np.ndarray) -> np.ndarray:
+    """Deskewing as it was written first: ``scipy.ndimage.affine_transform`` an image."""
+    side = images.shape[1]
+    mass, centre, var_r, cov_rc = image_moments(images)
+    out = images.copy()
+    for i in np.flatnonzero((mass > 0) & (var_r > 1e-12)):
+        shear = np.array([[1.0, 0.0], [cov_rc[i] / var_r[i], 1.0]])
+        offset = centre[i] - shear @ np.full(2, (side - 1) / 2.0)
+        out[i] = scipy.ndimage.affine_transform(
+            images[i], shear, offset=offset, order=1, mode="constant", cval=0.0
+        )
+    return out
+
+
+def strokes(n: int, side: int, seed: int = 0) -> np.ndarray:
+    """Random slanted strokes, some touching the edges, some blank, as float32 images."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, side, side), dtype=np.float32)
+    for image in images[1:]:
+        for _ in range(rng.integers(1, 4)):
+            r = rng.integers(0, side, size=2)
+            c = rng.integers(0, side, size=2)
+            rows = np.linspace(r[0], r[1], 3 * side).round().astype(int)
+            cols = np.linspace(c[0], c[1], 3 * side).round().astype(int)
+            image[rows, cols] = rng.uniform(1, 255)
+    return images
+
+
+@pytest.mark.parametrize("side", [8, 28])
+def test_deskew_gives_ndimage_numbers_to_the_bit(side):
+    images = strokes(300, side)
+    images[5, :, side - 1] = 200.0  # mass on the last column: reads at the very edge
+    images[6, side - 1, :] = 200.0
+    straight = Deskew().fit_transform(images.reshape(len(images), -1))
+    np.testing.assert_array_equal(straight.reshape(images.shape), ndimage_deskew(images))
+
+
+def test_deskew_gives_ndimage_numbers_on_the_digits():
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data.astype(np.float32)
+    expected = ndimage_deskew(X.reshape(-1, 8, 8)).reshape(len(X), -1)
+    np.testing.assert_array_equal(Deskew().fit_transform(X), expected)
+
+
+@pytest.mark.slow
+def test_deskew_gives_ndimage_numbers_on_mnist(mnist_dir):
+    from mnistdist.data import load_dataset
+
+    X = load_dataset("mnist", data_dir=mnist_dir, train_size=10000).X_train.compute()
+    expected = ndimage_deskew(X.astype(np.float32).reshape(-1, 28, 28)).reshape(len(X), -1)
+    np.testing.assert_array_equal(Deskew().fit_transform(X), expected)
+
+
 def test_deskew_works_row_by_row_on_any_square_side():
     rng = np.random.default_rng(0)
     block = rng.integers(0, 256, size=(6, 64)).astype(np.uint8)
