@@ -26,9 +26,15 @@ if TYPE_CHECKING:
     from ..drawing import DrawingProcess
 
 
+#: Whether the command's own SIGINT handler ran: a library whose import catches every
+#: exception may swallow its KeyboardInterrupt, and SIGINT is ignored from then on.
+_interrupted = {"seen": False}
+
+
 def _interrupt_once(signum, frame) -> None:
     # Later Ctrl-Cs would cut short the shutdown that the first one starts.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _interrupted["seen"] = True
     raise KeyboardInterrupt
 
 
@@ -98,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         atexit.register(_exit_without_teardown, exit_code)
     previous = signal.getsignal(signal.SIGINT)
+    _interrupted["seen"] = False
     if previous is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, _interrupt_once)
     code, lock = 1, None
@@ -116,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 ignore_after_job()
                 parsed.job.load()  # the job's imports, timed as the command's
+                if _interrupted["seen"]:  # a Ctrl-C that an import swallowed
+                    raise KeyboardInterrupt
                 code = run(parsed, started=started, lock=lock, drawing=drawing)
     except KeyboardInterrupt:  # before a job's own handler took over: nothing was started
         print(f"{PROG}: interrupted; nothing was finished", file=sys.stderr)
