@@ -59,6 +59,12 @@ class Preprocessing:
         )
 
     @property
+    def copy_seed(self) -> int:
+        """The seed the augmentation's drawn copies (distortions) are drawn under; models
+        saved by mnistdist 0.1 have none: 0."""
+        return getattr(self.augment, "random_state", 0)
+
+    @property
     def copies_per_image(self) -> int:
         """How many augmented copies each training image adds."""
         return 0 if self.augment is None else len(check_augmentation(self.augment.kind))
@@ -322,10 +328,8 @@ def reference_blocks(
     """
     X = _before(fitted, X, token)
     if fitted.augment is not None:
-        seed = getattr(fitted.augment, "random_state", 0)  # 0.1 models have none
-        X = da.concatenate(
-            [X, *augmented_copies(X, fitted.augment.kind, random_state=seed)], axis=0
-        )
+        copies = augmented_copies(X, fitted.augment.kind, random_state=fitted.copy_seed)
+        X = da.concatenate([X, *copies], axis=0)
     return X if fitted.after is None else _map(fitted.after, X, name, token)
 
 
@@ -347,7 +351,6 @@ def reference_rows(fitted: Preprocessing, X: np.ndarray) -> np.ndarray:
 
     parts = [after(X)]
     if fitted.augment is not None:
-        seed = getattr(fitted.augment, "random_state", 0)
         copies = check_augmentation(fitted.augment.kind)
-        parts += [after(make_copy(X, how, 0, seed)) for _, how in copies]
+        parts += [after(make_copy(X, how, 0, fitted.copy_seed)) for _, how in copies]
     return np.concatenate(parts)

@@ -124,15 +124,16 @@ class Deskew(_ImageTransformer):
         side = images.shape[1]
         mass, centre, var_r, cov_rc = image_moments(images)
         todo = np.flatnonzero((mass > 0) & (var_r > 1e-12))
+        alphas = cov_rc[todo] / var_r[todo]
         shears = np.zeros((len(todo), 2, 2))
         shears[:, 0, 0] = shears[:, 1, 1] = 1.0
-        shears[:, 1, 0] = cov_rc[todo] / var_r[todo]
+        shears[:, 1, 0] = alphas
         # Each output pixel o reads the input at shear @ o + offset: the output's middle
         # reads the input's centre of mass. One stacked product gives the offsets that each
         # image's own shear @ middle gives (an einsum rounds some of them differently).
         offsets = centre[todo] - shears @ np.full(2, (side - 1) / 2.0)
         out = images.copy()
-        _sheared(images, todo, shears[:, 1, 0].copy(), offsets, out)
+        _sheared(images, todo, alphas, offsets, out)
         return out
 
 
